@@ -1,0 +1,108 @@
+package switchboard
+
+import (
+	"context"
+	"time"
+)
+
+// CRM is where client data lives: the built-in CRM (crm/builtin) or
+// Salesforce (crm/salesforce). Every call takes the org it acts for.
+type CRM interface {
+	// WriteMessages creates message records (CRMMessageID empty) and updates
+	// existing ones, as few calls as the CRM allows. Results are in the order
+	// of msgs. A non-nil error means nothing is known to have been written
+	// (for example the CRM is down or the authorization was revoked: a
+	// *CRMError with Offline set).
+	WriteMessages(ctx context.Context, org *Org, msgs []CRMMessage) ([]CRMResult, error)
+	// GetRecords returns the records with the given ids; missing ids are left
+	// out.
+	GetRecords(ctx context.Context, org *Org, ids []string) ([]CRMRecord, error)
+	// FindByPhone returns records (contacts, leads) whose phone is the E.164
+	// number.
+	FindByPhone(ctx context.Context, org *Org, phone string) ([]CRMRecord, error)
+	// FindContactsByEmail returns contacts with the email address.
+	FindContactsByEmail(ctx context.Context, org *Org, email string) ([]CRMRecord, error)
+	// SaveContactAndTask creates (ID empty) or updates the contact, then
+	// creates the task for it (the task's WhoID is set to the contact). A CRM
+	// that can, does both in one request.
+	SaveContactAndTask(ctx context.Context, org *Org, c *CRMRecord, t *CRMTask) (contactID, taskID string, err error)
+}
+
+// CRMMessage is one message as written to the CRM.
+type CRMMessage struct {
+	MessageID         string
+	CRMMessageID      string
+	Direction         Direction
+	Status            Status
+	Debug             string
+	Segments          int
+	ProviderMessageID string
+	BatchID           string
+	GatewayID         string
+	GatewayNumber     string
+	RecordID          string
+	OwnerID           string
+	CreatedByID       string
+	// Phone and Body are set when the record is created, never on updates.
+	Phone     string
+	Body      string
+	MediaURLs []string
+	CreatedAt time.Time
+	StatusAt  time.Time
+}
+
+// CRMResult is the outcome of writing one record.
+type CRMResult struct {
+	CRMMessageID string
+	// Err is nil on success, else a *CRMError.
+	Err error
+}
+
+// CRMError is an error from the CRM with the CRM's own code.
+type CRMError struct {
+	Code    string // e.g. REQUIRED_FIELD_MISSING, UNABLE_TO_LOCK_ROW, invalid_grant
+	Message string
+	Fields  []string
+	// Retryable: lock errors, 5xx, timeouts, limits.
+	Retryable bool
+	// Offline: the authorization is gone (revoked, expired refresh token);
+	// write-backs are held until an admin authorizes again.
+	Offline bool
+	// RetryAfter asks callers to wait before the next call (limits).
+	RetryAfter time.Duration
+}
+
+func (e *CRMError) Error() string {
+	if e.Code != "" {
+		return "crm: " + e.Code + ": " + e.Message
+	}
+	return "crm: " + e.Message
+}
+
+// CRMRecord is a contact, lead or any integrated record with a phone.
+type CRMRecord struct {
+	ID        string            `json:"id"`
+	Type      string            `json:"type"` // Contact, Lead, …
+	FirstName string            `json:"first_name,omitempty"`
+	LastName  string            `json:"last_name,omitempty"`
+	Email     string            `json:"email,omitempty"`
+	Phone     string            `json:"phone,omitempty"`
+	OwnerID   string            `json:"owner_id,omitempty"`
+	OptOut    bool              `json:"opt_out"`
+	Fields    map[string]string `json:"fields,omitempty"`
+	CreatedAt time.Time         `json:"created_at,omitzero"`
+}
+
+// CRMTask is an activity on a record (the chat transcript).
+type CRMTask struct {
+	ID           string `json:"id,omitempty"`
+	Subject      string `json:"subject"`
+	Status       string `json:"status"`
+	ActivityDate string `json:"activity_date"` // YYYY-MM-DD
+	WhoID        string `json:"who_id"`
+	OwnerID      string `json:"owner_id,omitempty"`
+	Description  string `json:"description"`
+	// ExternalID makes the create idempotent: a second create with the same
+	// id returns the first task.
+	ExternalID string `json:"external_id,omitempty"`
+}

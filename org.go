@@ -1,0 +1,71 @@
+package switchboard
+
+import "time"
+
+// OptInMode decides what a phone number with no subscription record means.
+type OptInMode string
+
+const (
+	// OptInDefault: every number is opted in until it opts out.
+	OptInDefault OptInMode = "default"
+	// OptInMandatory: every number is "No Opt-In" until it opts in.
+	OptInMandatory OptInMode = "mandatory"
+)
+
+// CRM kinds an org can be connected to.
+const (
+	CRMBuiltin    = "builtin"
+	CRMSalesforce = "salesforce"
+)
+
+// Org is one tenant: its CRM connection, gateways, users and settings.
+type Org struct {
+	ID        string      `json:"id"`
+	Name      string      `json:"name"`
+	Settings  OrgSettings `json:"settings"`
+	CreatedAt time.Time   `json:"created_at"`
+}
+
+// OrgSettings are the org's application settings.
+type OrgSettings struct {
+	OptInMode OptInMode `json:"opt_in_mode"`
+	// CreateOptInOnIncoming opts a number in on the receiving gateway when it
+	// texts in and is not opted in (mandatory mode).
+	CreateOptInOnIncoming bool `json:"create_opt_in_on_incoming"`
+	// CRM is "builtin" or "salesforce".
+	CRM string `json:"crm"`
+	// DefaultRegion is the ISO 3166 region used to read numbers written
+	// without a country code (e.g. "US").
+	DefaultRegion string `json:"default_region"`
+	// IntegrationUserID is the user the CRM connection acts as (the user who
+	// authorized most recently); it owns incoming messages with no previous
+	// outgoing message.
+	IntegrationUserID string `json:"integration_user_id,omitempty"`
+	// One-way toggles: an org admin may enable them; only a service operator
+	// may disable them.
+	MessagingAPIForBulk     bool `json:"messaging_api_for_bulk"`
+	ConnectedAppForIncoming bool `json:"connected_app_for_incoming"`
+}
+
+// Normalize fills defaults and checks the settings.
+func (s *OrgSettings) Normalize() error {
+	if s.OptInMode == "" {
+		s.OptInMode = OptInDefault
+	}
+	if s.OptInMode != OptInDefault && s.OptInMode != OptInMandatory {
+		return FieldError("opt_in_mode", "opt_in_mode must be %q or %q, not %q", OptInDefault, OptInMandatory, s.OptInMode)
+	}
+	if s.CRM == "" {
+		s.CRM = CRMBuiltin
+	}
+	if s.CRM != CRMBuiltin && s.CRM != CRMSalesforce {
+		return FieldError("crm", "crm must be %q or %q, not %q", CRMBuiltin, CRMSalesforce, s.CRM)
+	}
+	if s.DefaultRegion == "" {
+		s.DefaultRegion = "US"
+	}
+	if len(s.DefaultRegion) != 2 {
+		return FieldError("default_region", "default_region must be a two-letter region code such as US, not %q", s.DefaultRegion)
+	}
+	return nil
+}

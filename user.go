@@ -1,0 +1,74 @@
+package switchboard
+
+import (
+	"slices"
+	"time"
+)
+
+// Permission is a permission set assigned to a user, named as in the CRM
+// package the product follows.
+type Permission string
+
+const (
+	PermSystemAdmin    Permission = "System Admin"
+	PermLimitedAccess  Permission = "Limited Access"
+	PermBulkSMS        Permission = "Feature: Bulk SMS"
+	PermInbox          Permission = "Feature: Inbox"
+	PermManualOptInOut Permission = "Feature: Manual Opt-In/Opt-Out"
+)
+
+// Permissions lists every known permission set.
+var Permissions = []Permission{PermSystemAdmin, PermLimitedAccess, PermBulkSMS, PermInbox, PermManualOptInOut}
+
+// ParsePermission returns the permission named s.
+func ParsePermission(s string) (Permission, error) {
+	for _, p := range Permissions {
+		if string(p) == s {
+			return p, nil
+		}
+	}
+	return "", FieldError("permissions", "unknown permission set %q (known: System Admin, Limited Access, Feature: Bulk SMS, Feature: Inbox, Feature: Manual Opt-In/Opt-Out)", s)
+}
+
+// User is a person (or the integration identity) in an org.
+type User struct {
+	ID          string       `json:"id"`
+	OrgID       string       `json:"org_id"`
+	Email       string       `json:"email"`
+	Name        string       `json:"name"`
+	Permissions []Permission `json:"permissions"`
+	// CRMUserID is the user's id in the CRM, used for owner and created-by
+	// fields; empty means the same as ID (built-in CRM).
+	CRMUserID string    `json:"crm_user_id,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	// Operator marks a service operator: may change settings an org admin
+	// cannot undo (the one-way toggles).
+	Operator bool `json:"operator,omitempty"`
+}
+
+// Has reports whether the user holds p directly.
+func (u *User) Has(p Permission) bool { return slices.Contains(u.Permissions, p) }
+
+// IsAdmin reports whether the user is a System Admin.
+func (u *User) IsAdmin() bool { return u.Has(PermSystemAdmin) }
+
+// Can reports whether the user may use a feature guarded by p: System Admin
+// grants every feature; Limited Access alone grants none of the Feature sets.
+func (u *User) Can(p Permission) bool { return u.IsAdmin() || u.Has(p) }
+
+// CRMID returns the id to write into CRM owner / created-by fields.
+func (u *User) CRMID() string {
+	if u.CRMUserID != "" {
+		return u.CRMUserID
+	}
+	return u.ID
+}
+
+// Require returns a forbidden error naming the permission when the user
+// lacks it.
+func (u *User) Require(p Permission) error {
+	if u.Can(p) {
+		return nil
+	}
+	return Errorf(EForbidden, "this needs the %q or %q permission set", PermSystemAdmin, p)
+}
