@@ -78,6 +78,9 @@ type OutboundMessage struct {
 	// StatusCallback is the absolute URL for status callbacks of this message.
 	StatusCallback string
 	Segments       SegmentInfo
+	// LastInboundAt is when the recipient last texted this gateway (zero if
+	// never); WhatsApp allows free-form messages only within 24 hours of it.
+	LastInboundAt time.Time
 }
 
 // SendResult is the partner's answer to an accepted send.
