@@ -30,25 +30,25 @@ type CRM interface {
 
 // CRMMessage is one message as written to the CRM.
 type CRMMessage struct {
-	MessageID         string
-	CRMMessageID      string
-	Direction         Direction
-	Status            Status
-	Debug             string
-	Segments          int
-	ProviderMessageID string
-	BatchID           string
-	GatewayID         string
-	GatewayNumber     string
-	RecordID          string
-	OwnerID           string
-	CreatedByID       string
+	MessageID         string    `json:"message_id"`
+	CRMMessageID      string    `json:"crm_message_id,omitempty"`
+	Direction         Direction `json:"direction"`
+	Status            Status    `json:"status"`
+	Debug             string    `json:"debug,omitempty"`
+	Segments          int       `json:"segments"`
+	ProviderMessageID string    `json:"provider_message_id,omitempty"`
+	BatchID           string    `json:"batch_id,omitempty"`
+	GatewayID         string    `json:"gateway_id"`
+	GatewayNumber     string    `json:"gateway_number"`
+	RecordID          string    `json:"record_id,omitempty"`
+	OwnerID           string    `json:"owner_id,omitempty"`
+	CreatedByID       string    `json:"created_by_id,omitempty"`
 	// Phone and Body are set when the record is created, never on updates.
-	Phone     string
-	Body      string
-	MediaURLs []string
-	CreatedAt time.Time
-	StatusAt  time.Time
+	Phone     string    `json:"phone,omitempty"`
+	Body      string    `json:"body,omitempty"`
+	MediaURLs []string  `json:"media_urls,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	StatusAt  time.Time `json:"status_at"`
 }
 
 // CRMResult is the outcome of writing one record.

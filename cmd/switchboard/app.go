@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	sb "github.com/switchboard/switchboard"
+	"github.com/switchboard/switchboard/crm/builtin"
+	sbhttp "github.com/switchboard/switchboard/http"
+	"github.com/switchboard/switchboard/hub"
+	"github.com/switchboard/switchboard/logging"
+	"github.com/switchboard/switchboard/provider"
+	"github.com/switchboard/switchboard/provider/sim"
+	"github.com/switchboard/switchboard/store"
+)
+
+// App is a running Switchboard: store, hub, job workers, HTTP server and,
+// by default, the simulated carrier.
+type App struct {
+	Cfg     *Config
+	Log     *slog.Logger
+	DB      *store.DB
+	Hub     *hub.Hub
+	Queue   *store.Queue
+	Server  *sbhttp.Server
+	Carrier *sim.Carrier
+	Builtin *builtin.CRM
+	// CRMWrites counts CRM write calls (for the benchmark figure).
+	CRMWrites atomic.Int64
+
+	http    *http.Server
+	ln      net.Listener
+	ready   atomic.Bool
+	started bool
+}
+
+// crms picks each org's CRM.
+type crms struct{ builtin *builtin.CRM }
+
+func (c crms) For(ctx context.Context, org *sb.Org) (sb.CRM, error) {
+	switch org.Settings.CRM {
+	case sb.CRMBuiltin, "":
+		return c.builtin, nil
+	}
+	return nil, &sb.CRMError{Code: "not_connected", Message: fmt.Sprintf("the org's CRM %q is not connected", org.Settings.CRM), Offline: true}
+}
+
+// openStore opens and migrates the store.
+func openStore(ctx context.Context, cfg *Config, log *slog.Logger) (*store.DB, error) {
+	ring, hasher, err := cfg.keys()
+	if err != nil {
+		return nil, err
+	}
+	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{Keyring: ring, Hasher: hasher})
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx, log); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	return db, nil
+}
+
+// newApp wires the service. workers=false builds an insert-only queue (admin
+// commands).
+func newApp(ctx context.Context, cfg *Config, log *slog.Logger, workers bool) (*App, error) {
+	db, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{Cfg: cfg, Log: log, DB: db}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := hub.NewMetrics(reg)
+
+	a.Builtin = builtin.New(db)
+	a.Builtin.Calls = func() { a.CRMWrites.Add(1) }
+	providers := provider.NewRegistry(sim.New(cfg.simURL(), nil))
+	a.Hub = hub.New(db, providers, crms{builtin: a.Builtin}, cfg.public, log, metrics)
+
+	qcfg := a.Hub.QueueConfig(cfg.SendWorkers, logging.AtLeast(log, slog.LevelWarn))
+	if !workers {
+		qcfg.Workers, qcfg.Queues, qcfg.PeriodicJobs = nil, nil, nil
+	}
+	if a.Queue, err = db.NewQueue(qcfg); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("job queue: %w", err)
+	}
+	if cfg.SimURL == "" && workers {
+		a.Carrier = sim.NewCarrier(log)
+	}
+	a.Server = &sbhttp.Server{Hub: a.Hub, DB: db, Builtin: a.Builtin, Log: log, Gatherer: reg, Ready: a.ready.Load}
+	if a.Carrier != nil {
+		a.Server.Sim = a.Carrier
+	}
+	return a, nil
+}
+
+// Start listens, starts the job workers and registers gateways' webhooks.
+func (a *App) Start(ctx context.Context) error {
+	ln, err := net.Listen("tcp", a.Cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", a.Cfg.Addr, err)
+	}
+	a.ln = ln
+	a.http = &http.Server{Handler: a.Server.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute}
+	go func() {
+		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.Log.Error("http server stopped", "err", err)
+		}
+	}()
+	if err := a.Queue.Start(ctx); err != nil {
+		return fmt.Errorf("start job workers: %w", err)
+	}
+	a.started = true
+	a.ready.Store(true)
+	a.Hub.RegisterAll(ctx)
+	return nil
+}
+
+// Addr returns the address the server listens on.
+func (a *App) Addr() string { return a.ln.Addr().String() }
+
+// Stop shuts down gracefully: no new requests, in-flight jobs finish (up to
+// grace, then they are cancelled and retried later by any process).
+func (a *App) Stop(grace time.Duration) {
+	a.ready.Store(false)
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if a.http != nil {
+		_ = a.http.Shutdown(ctx)
+	}
+	if a.started {
+		if err := a.Queue.Stop(ctx); err != nil {
+			a.Log.Warn("job workers did not stop in time; cancelling", "err", err)
+		}
+	}
+	if a.Carrier != nil {
+		a.Carrier.Close()
+	}
+	a.DB.Close()
+}

@@ -1,0 +1,217 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	sb "github.com/switchboard/switchboard"
+	"github.com/switchboard/switchboard/store"
+)
+
+// MaxBulkRecipients bounds one bulk send.
+const MaxBulkRecipients = 200_000
+
+// Recipient is one addressee of a bulk send: a phone number, a CRM record
+// (whose phone is looked up), or both.
+type Recipient struct {
+	To       string `json:"to,omitempty"`
+	RecordID string `json:"record_id,omitempty"`
+}
+
+// BulkRequest is a bulk send.
+type BulkRequest struct {
+	GatewayID  string      `json:"gateway_id"`
+	Body       string      `json:"body"`
+	MediaURLs  []string    `json:"media_urls,omitempty"`
+	Recipients []Recipient `json:"recipients"`
+}
+
+// Excluded is a recipient left out of a bulk send, with the reason.
+type Excluded struct {
+	Index    int    `json:"index"`
+	RecordID string `json:"record_id,omitempty"`
+	// To is masked: only the country code and last two digits.
+	To     string `json:"to,omitempty"`
+	Reason string `json:"reason"`
+}
+
+// BulkResult describes an accepted bulk send.
+type BulkResult struct {
+	BatchID  string     `json:"batch_id"`
+	Accepted int        `json:"accepted"`
+	Queued   int        `json:"queued"`
+	Blocked  int        `json:"blocked"`
+	Excluded []Excluded `json:"excluded"`
+	Segments int        `json:"segments_per_message"`
+}
+
+// Bulk accepts a bulk send. Records with the global opt-out flag, missing or
+// invalid numbers and duplicates are left out and reported. Numbers that are
+// opted out (or not opted in, in mandatory mode) on the gateway get a message
+// with Status Error and Debug "Previous Opt-out" / "No Opt-In" and reach no
+// provider. The check is one set-based lookup for the whole send.
+func (h *Hub) Bulk(ctx context.Context, user *sb.User, req BulkRequest) (*BulkResult, error) {
+	if err := user.Require(sb.PermBulkSMS); err != nil {
+		return nil, err
+	}
+	org, err := h.DB.Org(ctx, user.OrgID)
+	if err != nil {
+		return nil, err
+	}
+	gw, err := h.Gateway(ctx, org.ID, req.GatewayID)
+	if err != nil {
+		return nil, err
+	}
+	if !gw.Active {
+		return nil, sb.Errorf(sb.EConflict, "gateway %s is inactive", gw.ID)
+	}
+	if err := checkContent(req.Body, req.MediaURLs, ""); err != nil {
+		return nil, err
+	}
+	if len(req.Recipients) == 0 {
+		return nil, sb.FieldError("recipients", "recipients is empty")
+	}
+	if len(req.Recipients) > MaxBulkRecipients {
+		return nil, sb.FieldError("recipients", "a bulk send has at most %d recipients, got %d", MaxBulkRecipients, len(req.Recipients))
+	}
+	res := &BulkResult{BatchID: store.NewID(), Excluded: []Excluded{}, Segments: sb.CountSegments(req.Body).Segments}
+
+	// Records: look up phones and global opt-out flags in one CRM call.
+	var recordIDs []string
+	for _, r := range req.Recipients {
+		if r.RecordID != "" {
+			recordIDs = append(recordIDs, r.RecordID)
+		}
+	}
+	records := map[string]sb.CRMRecord{}
+	if len(recordIDs) > 0 {
+		crm, err := h.CRMs.For(ctx, org)
+		if err != nil {
+			return nil, err
+		}
+		recs, err := crm.GetRecords(ctx, org, recordIDs)
+		if err != nil {
+			return nil, sb.Wrap(err, sb.EUnavailable, "the CRM could not be asked about the recipients' records")
+		}
+		for _, r := range recs {
+			records[r.ID] = r
+		}
+	}
+
+	type target struct {
+		phone, recordID string
+		hash            []byte
+	}
+	targets := make([]target, 0, len(req.Recipients))
+	seen := make(map[string]bool, len(req.Recipients))
+	for i, r := range req.Recipients {
+		to := r.To
+		if r.RecordID != "" {
+			rec, ok := records[r.RecordID]
+			if !ok {
+				res.Excluded = append(res.Excluded, Excluded{Index: i, RecordID: r.RecordID, Reason: "CRM record not found"})
+				continue
+			}
+			if rec.OptOut {
+				res.Excluded = append(res.Excluded, Excluded{Index: i, RecordID: r.RecordID, Reason: "Global opt-out"})
+				continue
+			}
+			if to == "" {
+				to = rec.Phone
+			}
+		}
+		if to == "" {
+			res.Excluded = append(res.Excluded, Excluded{Index: i, RecordID: r.RecordID, Reason: "no phone number"})
+			continue
+		}
+		phone, err := sb.ParsePhone(to, org.Settings.DefaultRegion)
+		if err != nil {
+			res.Excluded = append(res.Excluded, Excluded{Index: i, RecordID: r.RecordID, Reason: "invalid phone number: " + sb.ErrorMessage(err)})
+			continue
+		}
+		if seen[phone] {
+			res.Excluded = append(res.Excluded, Excluded{Index: i, RecordID: r.RecordID, To: sb.MaskPhone(phone), Reason: "duplicate phone number"})
+			continue
+		}
+		seen[phone] = true
+		targets = append(targets, target{phone: phone, recordID: r.RecordID, hash: h.hash(phone)})
+	}
+	if len(targets) == 0 {
+		return nil, sb.Errorf(sb.EInvalid, "no recipient can be texted: all %d were excluded (first reason: %s)", len(res.Excluded), res.Excluded[0].Reason)
+	}
+
+	now := h.DB.Now().UTC()
+	excluded, _ := json.Marshal(res.Excluded)
+	err = h.DB.Tx(ctx, func(tx *store.Tx) error {
+		hashes := make([][]byte, len(targets))
+		for i, t := range targets {
+			hashes[i] = t.hash
+		}
+		statuses, err := tx.SubscriptionStatuses(ctx, gw.ID, hashes)
+		if err != nil {
+			return err
+		}
+		if err := tx.CreateBatch(ctx, store.Batch{ID: res.BatchID, OrgID: org.ID, GatewayID: gw.ID, CreatedBy: user.ID, Total: len(req.Recipients), Excluded: string(excluded), CreatedAt: now}); err != nil {
+			return err
+		}
+		msgs := make([]store.NewMessage, 0, len(targets))
+		var queued []string
+		res.Queued, res.Blocked = 0, 0
+		for i, t := range targets {
+			st, ok := statuses[string(t.hash)]
+			var sub *sb.Subscription
+			if ok {
+				sub = &sb.Subscription{Status: st}
+			}
+			m := &sb.Message{
+				ID: store.NewID(), OrgID: org.ID, GatewayID: gw.ID, Direction: sb.Outgoing, Status: sb.StatusQueued,
+				Segments: res.Segments, BatchID: res.BatchID, RecordID: t.recordID, OwnerID: user.ID, CreatedByID: user.ID,
+				PhoneHash: t.hash, Source: sb.SourceBulk, CreatedAt: now.Add(time.Duration(i)), UpdatedAt: now,
+			}
+			if block := sb.BlockDebug(sb.EffectiveStatus(sub, org.Settings.OptInMode)); block != "" {
+				m.Status, m.Debug = sb.StatusError, block
+				res.Blocked++
+			} else {
+				queued = append(queued, m.ID)
+				res.Queued++
+			}
+			msgs = append(msgs, store.NewMessage{Msg: m, Content: &sb.Content{Phone: t.phone, Body: req.Body, MediaURLs: req.MediaURLs}})
+		}
+		if err := tx.InsertMessages(ctx, msgs); err != nil {
+			return err
+		}
+		for start := 0; start < len(queued); start += h.ChunkSize {
+			tx.AddJob(SendChunkArgs{OrgID: org.ID, GatewayID: gw.ID, MessageIDs: queued[start:min(start+h.ChunkSize, len(queued))]}, sendJobOpts())
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	res.Accepted = len(targets)
+	h.Metrics.MessagesAccepted.WithLabelValues(sb.SourceBulk).Add(float64(res.Accepted))
+	return res, nil
+}
+
+// BatchStatus is a bulk send's progress.
+type BatchStatus struct {
+	store.Batch
+	Counts map[sb.Status]int `json:"counts"`
+	// Done is true when no message of the batch is still Queued.
+	Done bool `json:"done"`
+}
+
+// Batch returns a bulk send's progress and results by status.
+func (h *Hub) Batch(ctx context.Context, user *sb.User, id string) (*BatchStatus, error) {
+	b, err := h.DB.BulkBatch(ctx, user.OrgID, id)
+	if err != nil {
+		return nil, err
+	}
+	counts, err := h.DB.BatchCounts(ctx, user.OrgID, id)
+	if err != nil {
+		return nil, fmt.Errorf("batch counts: %w", err)
+	}
+	return &BatchStatus{Batch: *b, Counts: counts, Done: counts[sb.StatusQueued] == 0}, nil
+}

@@ -1,0 +1,105 @@
+// Package hub holds Switchboard's use cases: sending (1:1, automation,
+// bulk), receiving, status tracking, keyword and subscription rules, and
+// writing everything back to the CRM. It ties the store, the job queue, the
+// providers and the CRMs together and holds no state of its own that other
+// processes would need: several hubs on one PostgreSQL share the work.
+package hub
+
+import (
+	"context"
+	"log/slog"
+	"net/url"
+	"sync"
+	"time"
+
+	sb "github.com/switchboard/switchboard"
+	"github.com/switchboard/switchboard/provider"
+	"github.com/switchboard/switchboard/store"
+)
+
+// CRMs picks the CRM of an org.
+type CRMs interface {
+	For(ctx context.Context, org *sb.Org) (sb.CRM, error)
+}
+
+// Hub is the application core.
+type Hub struct {
+	DB        *store.DB
+	Providers *provider.Registry
+	CRMs      CRMs
+	// PublicURL is the service's public origin, used to build webhook URLs.
+	PublicURL *url.URL
+	Log       *slog.Logger
+	Metrics   *Metrics
+	// ChunkSize is how many messages of a bulk send one send job carries.
+	ChunkSize int
+	// MaxPacingWait is the longest a send job waits for a gateway slot
+	// before it snoozes and frees its worker.
+	MaxPacingWait time.Duration
+	// SendTimeout bounds one provider call.
+	SendTimeout time.Duration
+
+	gwMu    sync.Mutex
+	gwCache map[string]cachedGateway
+}
+
+type cachedGateway struct {
+	gw *sb.Gateway
+	at time.Time
+}
+
+// gatewayCacheTTL bounds how stale a cached gateway may be in this process
+// (other processes' edits show up within it).
+const gatewayCacheTTL = 5 * time.Second
+
+// New returns a hub with defaults filled.
+func New(db *store.DB, providers *provider.Registry, crms CRMs, publicURL *url.URL, log *slog.Logger, metrics *Metrics) *Hub {
+	if log == nil {
+		log = slog.Default()
+	}
+	if metrics == nil {
+		metrics = NewMetrics(nil)
+	}
+	return &Hub{DB: db, Providers: providers, CRMs: crms, PublicURL: publicURL, Log: log, Metrics: metrics,
+		ChunkSize: 100, MaxPacingWait: 5 * time.Second, SendTimeout: 30 * time.Second, gwCache: map[string]cachedGateway{}}
+}
+
+// Gateway returns a gateway by id from a short-lived cache. orgID "" finds
+// it in any org.
+func (h *Hub) Gateway(ctx context.Context, orgID, id string) (*sb.Gateway, error) {
+	h.gwMu.Lock()
+	c, ok := h.gwCache[id]
+	h.gwMu.Unlock()
+	if ok && h.DB.Now().Sub(c.at) < gatewayCacheTTL && (orgID == "" || c.gw.OrgID == orgID) {
+		return c.gw, nil
+	}
+	gw, err := h.DB.Gateway(ctx, orgID, id)
+	if err != nil {
+		return nil, err
+	}
+	h.gwMu.Lock()
+	h.gwCache[id] = cachedGateway{gw: gw, at: h.DB.Now()}
+	h.gwMu.Unlock()
+	return gw, nil
+}
+
+func (h *Hub) forgetGateway(id string) {
+	h.gwMu.Lock()
+	delete(h.gwCache, id)
+	h.gwMu.Unlock()
+}
+
+// WebhookURLs returns the URLs a partner calls for a gateway.
+func (h *Hub) WebhookURLs(gw *sb.Gateway) sb.WebhookURLs {
+	base := h.PublicURL.JoinPath("webhooks", gw.Provider, gw.ID)
+	return sb.WebhookURLs{Incoming: base.JoinPath("incoming").String(), Status: base.JoinPath("status").String()}
+}
+
+// statusCallback returns the status URL for one message.
+func (h *Hub) statusCallback(gw *sb.Gateway, messageID string) string {
+	u := h.PublicURL.JoinPath("webhooks", gw.Provider, gw.ID, "status")
+	u.RawQuery = url.Values{"m": {messageID}}.Encode()
+	return u.String()
+}
+
+func (h *Hub) hash(phone string) []byte { return h.DB.Hasher().Phone(phone) }

@@ -1,0 +1,205 @@
+package hub
+
+import (
+	"context"
+	"net/http"
+
+	sb "github.com/switchboard/switchboard"
+	"github.com/switchboard/switchboard/provider"
+	"github.com/switchboard/switchboard/store"
+)
+
+// Webhook handles one request a partner made to
+// /webhooks/{provider}/{gatewayID}/{action}: it finds the gateway, lets the
+// provider verify and parse the request, stores what it carries durably, and
+// returns the answer to give the partner. Nothing is stored when the
+// signature is wrong.
+func (h *Hub) Webhook(ctx context.Context, providerName, gatewayID, action string, r *http.Request) (*sb.Response, error) {
+	gw, err := h.Gateway(ctx, "", gatewayID)
+	if err != nil || gw.Provider != providerName {
+		h.Metrics.Webhooks.WithLabelValues(providerName, "unknown_gateway").Inc()
+		return nil, sb.Errorf(sb.ENotFound, "no %s gateway %s", providerName, gatewayID)
+	}
+	p, err := h.Providers.Get(gw.Provider)
+	if err != nil {
+		return nil, err
+	}
+	req, err := provider.ReadWebhook(r, h.PublicURL, action)
+	if err != nil {
+		h.Metrics.Webhooks.WithLabelValues(providerName, sb.ErrorCode(err)).Inc()
+		return nil, err
+	}
+	ev, err := p.HandleWebhook(ctx, gw, req)
+	if err != nil {
+		h.Metrics.Webhooks.WithLabelValues(providerName, sb.ErrorCode(err)).Inc()
+		return nil, err
+	}
+	if err := h.Deliver(ctx, gw, ev); err != nil {
+		h.Metrics.Webhooks.WithLabelValues(providerName, "store_failed").Inc()
+		return nil, err
+	}
+	h.Metrics.Webhooks.WithLabelValues(providerName, "ok").Inc()
+	resp := ev.Response
+	if resp.StatusCode == 0 {
+		resp.StatusCode = http.StatusOK
+	}
+	return &resp, nil
+}
+
+// Deliver stores incoming messages and status updates of a gateway in one
+// group-committed transaction; when it returns nil they are durable and the
+// partner may be told so. A repeated delivery changes nothing.
+func (h *Hub) Deliver(ctx context.Context, gw *sb.Gateway, ev *sb.Events) error {
+	if len(ev.Incoming) == 0 && len(ev.Statuses) == 0 {
+		return nil
+	}
+	org, err := h.DB.Org(ctx, gw.OrgID)
+	if err != nil {
+		return err
+	}
+	var kinds []sb.KeywordKind
+	var applied []sb.StatusUpdate
+	err = h.DB.Batch(ctx, func(tx *store.Tx) error {
+		kinds, applied = kinds[:0], applied[:0]
+		for _, in := range ev.Incoming {
+			kind, err := h.receive(ctx, tx, org, gw, in)
+			if err != nil {
+				return err
+			}
+			kinds = append(kinds, kind)
+		}
+		for _, st := range ev.Statuses {
+			res, err := tx.ApplyStatus(ctx, gw.ID, st)
+			if sb.IsCode(err, sb.ENotFound) || sb.IsCode(err, sb.EInvalid) {
+				// A signed report for a message this gateway does not know:
+				// acknowledge it so the partner does not resend for ever.
+				h.Log.Warn("status report ignored", "gateway", gw.ID, "err", err)
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if !res.Applied {
+				continue
+			}
+			applied = append(applied, st)
+			if st.OptedOut {
+				if err := h.setSubscriptionTx(ctx, tx, &sb.Subscription{OrgID: res.OrgID, GatewayID: gw.ID, PhoneHash: res.PhoneHash,
+					Status: sb.OptedOut, Detail: sb.DetailProviderOptOut, Via: sb.ViaProvider}); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range kinds {
+		kk := string(k)
+		if kk == "" {
+			kk = "none"
+		}
+		h.Metrics.Incoming.WithLabelValues(gw.Provider, kk).Inc()
+	}
+	for _, st := range applied {
+		h.Metrics.StatusUpdates.WithLabelValues(gw.Provider, string(st.Status)).Inc()
+	}
+	return nil
+}
+
+// receive stores one incoming message and applies the keyword and
+// subscription rules. It returns the keyword kind the message was.
+func (h *Hub) receive(ctx context.Context, tx *store.Tx, org *sb.Org, gw *sb.Gateway, in sb.InboundMessage) (sb.KeywordKind, error) {
+	from := in.From
+	if p, err := sb.ParsePhone(in.From, org.Settings.DefaultRegion); err == nil {
+		from = p
+	}
+	if from == "" {
+		return "", sb.FieldError("from", "incoming message has no sender")
+	}
+	hash := h.hash(from)
+	now := h.DB.Now().UTC()
+	// Owner: the owner of the last outgoing message to this number on this
+	// gateway, otherwise the org's integration user.
+	owner, record, err := tx.LastOutgoing(ctx, org.ID, gw.ID, hash)
+	if err != nil {
+		return "", err
+	}
+	integration := org.Settings.IntegrationUserID
+	if owner == "" {
+		owner = integration
+	}
+	m := &sb.Message{
+		ID: store.NewID(), OrgID: org.ID, GatewayID: gw.ID, Direction: sb.Incoming, Status: sb.StatusReceived,
+		Segments: sb.CountSegments(in.Body).Segments, ProviderMessageID: in.ProviderMessageID, RecordID: record,
+		OwnerID: owner, CreatedByID: integration, PhoneHash: hash, CreatedAt: now, UpdatedAt: now,
+	}
+	if !in.ReceivedAt.IsZero() {
+		t := in.ReceivedAt.UTC()
+		m.ReceivedAt = &t
+	}
+	if m.ProviderMessageID == "" {
+		m.ProviderMessageID = "local:" + m.ID
+	}
+	isNew, err := tx.InsertIncoming(ctx, m, &sb.Content{Phone: from, Body: in.Body, MediaURLs: in.MediaURLs})
+	if err != nil || !isNew {
+		return "", err // a replayed webhook changes nothing
+	}
+	kind, word := gw.Keywords.Match(in.Body)
+	sub, err := tx.Subscription(ctx, gw.ID, hash)
+	if err != nil {
+		return "", err
+	}
+	reply := ""
+	switch kind {
+	case sb.KeywordOptOut:
+		if err := h.setSubscriptionTx(ctx, tx, &sb.Subscription{OrgID: org.ID, GatewayID: gw.ID, PhoneHash: hash, Status: sb.OptedOut,
+			Detail: sb.DetailKeyword(sb.OptedOut, word), Via: sb.ViaKeyword, ByKeyword: true}); err != nil {
+			return "", err
+		}
+		reply = gw.OptOutReply
+	case sb.KeywordOptIn:
+		if err := h.setSubscriptionTx(ctx, tx, &sb.Subscription{OrgID: org.ID, GatewayID: gw.ID, PhoneHash: hash, Status: sb.OptedIn,
+			Detail: sb.DetailKeyword(sb.OptedIn, word), Via: sb.ViaKeyword}); err != nil {
+			return "", err
+		}
+		reply = gw.OptInReply
+	case sb.KeywordHelp:
+		reply = gw.HelpText
+	default:
+		// "Create Opt-in for Incoming SMS": a number that is not opted in is
+		// opted in by texting — except after an opt-out keyword, which only
+		// an opt-in keyword reverses.
+		status := sb.EffectiveStatus(sub, org.Settings.OptInMode)
+		if org.Settings.CreateOptInOnIncoming && status != sb.OptedIn && (sub == nil || !sub.ByKeyword) {
+			if err := h.setSubscriptionTx(ctx, tx, &sb.Subscription{OrgID: org.ID, GatewayID: gw.ID, PhoneHash: hash, Status: sb.OptedIn,
+				Detail: sb.DetailOptInFromIncoming, Via: sb.ViaIncoming}); err != nil {
+				return "", err
+			}
+		}
+	}
+	if reply != "" {
+		if err := h.queueSystemReply(ctx, tx, org, gw, from, hash, owner, record, reply); err != nil {
+			return "", err
+		}
+	}
+	return kind, nil
+}
+
+// queueSystemReply queues a keyword confirmation or HELP answer. It is the
+// one message sent even to a number that has just opted out. Created by the
+// integration user and owned like the incoming message it answers.
+func (h *Hub) queueSystemReply(ctx context.Context, tx *store.Tx, org *sb.Org, gw *sb.Gateway, to string, hash []byte, owner, record, body string) error {
+	now := h.DB.Now().UTC()
+	m := &sb.Message{
+		ID: store.NewID(), OrgID: org.ID, GatewayID: gw.ID, Direction: sb.Outgoing, Status: sb.StatusQueued,
+		Segments: sb.CountSegments(body).Segments, RecordID: record, OwnerID: owner, CreatedByID: org.Settings.IntegrationUserID,
+		PhoneHash: hash, Source: sb.SourceSystem, CreatedAt: now, UpdatedAt: now,
+	}
+	if err := tx.InsertMessages(ctx, []store.NewMessage{{Msg: m, Content: &sb.Content{Phone: to, Body: body}}}); err != nil {
+		return err
+	}
+	tx.AddJob(SendChunkArgs{OrgID: org.ID, GatewayID: gw.ID, MessageIDs: []string{m.ID}}, sendJobOpts())
+	return nil
+}

@@ -1,0 +1,195 @@
+package hub
+
+import (
+	"context"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/riverqueue/river"
+
+	sb "github.com/switchboard/switchboard"
+	"github.com/switchboard/switchboard/store"
+)
+
+// MaxBodyChars is the longest message body accepted (ten GSM-7 parts).
+const MaxBodyChars = 1600
+
+// Send modes: a 1:1 send to a number that may not be texted is refused
+// before it is queued; an automation send creates the message with Status
+// Error and a Debug text saying why.
+const (
+	ModeOneToOne   = "one_to_one"
+	ModeAutomation = "automation"
+)
+
+// SendRequest is one outgoing message.
+type SendRequest struct {
+	GatewayID string   `json:"gateway_id"`
+	To        string   `json:"to"`
+	Body      string   `json:"body"`
+	MediaURLs []string `json:"media_urls,omitempty"`
+	// RecordID is the CRM record (contact, lead, …) the message belongs to.
+	RecordID string `json:"record_id,omitempty"`
+	// CRMMessageID is set when the caller already created the message's
+	// record in the CRM: Switchboard then only updates it.
+	CRMMessageID   string   `json:"crm_message_id,omitempty"`
+	Template       string   `json:"template,omitempty"`
+	TemplateLang   string   `json:"template_language,omitempty"`
+	TemplateParams []string `json:"template_params,omitempty"`
+	// Mode is one_to_one (default) or automation.
+	Mode           string `json:"mode,omitempty"`
+	IdempotencyKey string `json:"-"`
+}
+
+// SendChunkArgs is a send job: messages of one gateway to hand to its
+// provider. Bulk sends are split into chunks; a 1:1 send is a chunk of one.
+type SendChunkArgs struct {
+	OrgID      string   `json:"org_id"`
+	GatewayID  string   `json:"gateway_id"`
+	MessageIDs []string `json:"message_ids"`
+}
+
+// Kind implements river.JobArgs.
+func (SendChunkArgs) Kind() string { return "send_chunk" }
+
+func sendJobOpts() *river.InsertOpts {
+	return &river.InsertOpts{Queue: store.QueueSend, MaxAttempts: 12}
+}
+
+// checkContent validates a body / media / template combination.
+func checkContent(body string, media []string, template string) error {
+	if strings.TrimSpace(body) == "" && len(media) == 0 && template == "" {
+		return sb.FieldError("body", "body is required (or media_urls, or a template)")
+	}
+	if n := utf8.RuneCountInString(body); n > MaxBodyChars {
+		return sb.FieldError("body", "body is %d characters; the most is %d", n, MaxBodyChars)
+	}
+	if !utf8.ValidString(body) {
+		return sb.FieldError("body", "body is not valid UTF-8")
+	}
+	for _, u := range media {
+		if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+			return sb.FieldError("media_urls", "media URL must be http(s)")
+		}
+	}
+	if len(media) > 10 {
+		return sb.FieldError("media_urls", "at most 10 media URLs per message")
+	}
+	return nil
+}
+
+// Send accepts one outgoing message from a user: it is stored with its send
+// job in one transaction. With an idempotency key a repeated request returns
+// the first message and created=false.
+func (h *Hub) Send(ctx context.Context, user *sb.User, req SendRequest) (msg *sb.Message, created bool, err error) {
+	if req.Mode == "" {
+		req.Mode = ModeOneToOne
+	}
+	if req.Mode != ModeOneToOne && req.Mode != ModeAutomation {
+		return nil, false, sb.FieldError("mode", "mode must be %q or %q", ModeOneToOne, ModeAutomation)
+	}
+	if len(req.IdempotencyKey) > 200 {
+		return nil, false, sb.FieldError("idempotency_key", "idempotency key is longer than 200 characters")
+	}
+	org, err := h.DB.Org(ctx, user.OrgID)
+	if err != nil {
+		return nil, false, err
+	}
+	if req.GatewayID == "" {
+		return nil, false, sb.FieldError("gateway_id", "gateway_id is required")
+	}
+	gw, err := h.Gateway(ctx, org.ID, req.GatewayID)
+	if err != nil {
+		return nil, false, err
+	}
+	if !gw.Active {
+		return nil, false, sb.Errorf(sb.EConflict, "gateway %s is inactive", gw.ID)
+	}
+	to, err := sb.ParsePhone(req.To, org.Settings.DefaultRegion)
+	if err != nil {
+		return nil, false, &sb.Error{Code: sb.EInvalid, Field: "to", Message: "to: " + sb.ErrorMessage(err)}
+	}
+	if err := checkContent(req.Body, req.MediaURLs, req.Template); err != nil {
+		return nil, false, err
+	}
+	// Global opt-out on the CRM record overrides subscriptions.
+	globalOptOut := false
+	if req.RecordID != "" {
+		crm, err := h.CRMs.For(ctx, org)
+		if err != nil {
+			return nil, false, err
+		}
+		recs, err := crm.GetRecords(ctx, org, []string{req.RecordID})
+		if err != nil {
+			return nil, false, sb.Wrap(err, sb.EUnavailable, "the CRM could not be asked about record %s", req.RecordID)
+		}
+		if len(recs) == 0 {
+			return nil, false, sb.Errorf(sb.ENotFound, "CRM record %s not found", req.RecordID)
+		}
+		globalOptOut = recs[0].OptOut
+	}
+	source := sb.SourceAPI
+	if req.Mode == ModeAutomation {
+		source = sb.SourceAutomation
+	}
+	now := h.DB.Now().UTC()
+	seg := sb.CountSegments(req.Body)
+	m := &sb.Message{
+		ID: store.NewID(), OrgID: org.ID, GatewayID: gw.ID, Direction: sb.Outgoing, Status: sb.StatusQueued,
+		Segments: seg.Segments, RecordID: req.RecordID, CRMMessageID: req.CRMMessageID, OwnerID: user.ID, CreatedByID: user.ID,
+		PhoneHash: h.hash(to), IdempotencyKey: req.IdempotencyKey, Source: source, CreatedAt: now, UpdatedAt: now,
+	}
+	content := &sb.Content{Phone: to, Body: req.Body, MediaURLs: req.MediaURLs, Template: req.Template, TemplateLang: req.TemplateLang, TemplateParams: req.TemplateParams}
+	err = h.DB.Batch(ctx, func(tx *store.Tx) error {
+		msg, created = nil, false
+		if req.IdempotencyKey != "" {
+			prev, err := tx.MessageByIdempotencyKey(ctx, org.ID, req.IdempotencyKey)
+			if err != nil {
+				return err
+			}
+			if prev != nil {
+				msg = prev
+				return nil
+			}
+		}
+		block := ""
+		if globalOptOut {
+			block = sb.DebugGlobalOptOut
+		} else {
+			sub, err := tx.Subscription(ctx, gw.ID, m.PhoneHash)
+			if err != nil {
+				return err
+			}
+			block = sb.BlockDebug(sb.EffectiveStatus(sub, org.Settings.OptInMode))
+			if block != "" && req.Mode == ModeOneToOne {
+				detail := ""
+				if sub != nil && sub.Detail != "" {
+					detail = " (" + sub.Detail + ")"
+				}
+				return sb.Errorf(sb.EConflict, "not sent: the recipient is %s on this gateway%s; 1:1 messages to numbers that are not opted in are refused", strings.ToLower(string(sb.EffectiveStatus(sub, org.Settings.OptInMode))), detail)
+			}
+		}
+		if block != "" && req.Mode == ModeOneToOne {
+			return sb.Errorf(sb.EConflict, "not sent: the CRM record has the global opt-out flag set")
+		}
+		mm := *m
+		if block != "" {
+			mm.Status, mm.Debug = sb.StatusError, block
+		}
+		if err := tx.InsertMessages(ctx, []store.NewMessage{{Msg: &mm, Content: content}}); err != nil {
+			return err
+		}
+		if block == "" {
+			tx.AddJob(SendChunkArgs{OrgID: org.ID, GatewayID: gw.ID, MessageIDs: []string{mm.ID}}, sendJobOpts())
+		}
+		msg, created = &mm, true
+		return nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if created {
+		h.Metrics.MessagesAccepted.WithLabelValues(source).Inc()
+	}
+	return msg, created, nil
+}

@@ -1,0 +1,177 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	sb "github.com/switchboard/switchboard"
+	"github.com/switchboard/switchboard/store"
+)
+
+// CRMBatchSize is how many message changes one CRM write carries; the CRM
+// client splits it further to its own limits (200 per Salesforce call).
+const CRMBatchSize = 1000
+
+// Throttler is implemented by CRMs that ask non-urgent writes to slow down
+// when the org's API budget runs low.
+type Throttler interface {
+	Throttle(orgID string) bool
+}
+
+// CRMWorker writes an org's pending message changes to its CRM in batches:
+// new records are created with their latest status, existing ones updated.
+// Several changes of one message since the last write become one write.
+type CRMWorker struct {
+	river.WorkerDefaults[store.CRMWritebackArgs]
+	Hub *Hub
+}
+
+// Work drains the org's pending changes.
+func (w *CRMWorker) Work(ctx context.Context, job *river.Job[store.CRMWritebackArgs]) error {
+	h := w.Hub
+	org, err := h.DB.Org(ctx, job.Args.OrgID)
+	if err != nil {
+		if sb.IsCode(err, sb.ENotFound) {
+			return river.JobCancel(err)
+		}
+		return err
+	}
+	crm, err := h.CRMs.For(ctx, org)
+	if err != nil {
+		var ce *sb.CRMError
+		if errors.As(err, &ce) && ce.Offline {
+			// Held: the changes stay pending until an admin authorizes again.
+			h.Log.Warn("CRM offline; write-backs held", "org", org.ID, "reason", ce.Message)
+			return nil
+		}
+		return err
+	}
+	if t, ok := crm.(Throttler); ok && t.Throttle(org.ID) {
+		return river.JobSnooze(30 * time.Second)
+	}
+	// Let changes gather so they share CRM calls.
+	if err := sleepFor(ctx, store.CRMWritebackDelay); err != nil {
+		return err
+	}
+	users := map[string]string{}
+	for {
+		pend, err := h.DB.ClaimCRM(ctx, org.ID, CRMBatchSize, 2*time.Minute)
+		if err != nil {
+			return err
+		}
+		if len(pend) == 0 {
+			return nil
+		}
+		if err := h.writeCRM(ctx, crm, org, pend, users); err != nil {
+			return err
+		}
+	}
+}
+
+func (h *Hub) writeCRM(ctx context.Context, crm sb.CRM, org *sb.Org, pend []store.CRMPending, users map[string]string) error {
+	msgs := make([]sb.CRMMessage, 0, len(pend))
+	gateways := map[string]*sb.Gateway{}
+	for _, p := range pend {
+		m := p.Msg
+		gw := gateways[m.GatewayID]
+		if gw == nil {
+			var err error
+			if gw, err = h.Gateway(ctx, org.ID, m.GatewayID); err != nil {
+				return err
+			}
+			gateways[m.GatewayID] = gw
+		}
+		cm := sb.CRMMessage{
+			MessageID: m.ID, CRMMessageID: m.CRMMessageID, Direction: m.Direction, Status: m.Status, Debug: m.Debug,
+			Segments: m.Segments, ProviderMessageID: m.ProviderMessageID, BatchID: m.BatchID, GatewayID: gw.ID,
+			GatewayNumber: gw.Number, RecordID: m.RecordID, OwnerID: h.crmUserID(ctx, org, m.OwnerID, users),
+			CreatedByID: h.crmUserID(ctx, org, m.CreatedByID, users), CreatedAt: m.CreatedAt, StatusAt: m.UpdatedAt,
+		}
+		if strings.HasPrefix(cm.ProviderMessageID, "local:") || strings.HasPrefix(cm.ProviderMessageID, "none:") {
+			cm.ProviderMessageID = ""
+		}
+		if m.CRMMessageID == "" && p.Content != nil {
+			cm.Phone, cm.Body, cm.MediaURLs = p.Content.Phone, p.Content.Body, p.Content.MediaURLs
+			if cm.RecordID == "" && m.Direction == sb.Incoming {
+				// Attach an incoming message from a number we never texted
+				// to the CRM record that has that number, if any.
+				if recs, err := crm.FindByPhone(ctx, org, p.Content.Phone); err == nil && len(recs) > 0 {
+					cm.RecordID = recs[0].ID
+				}
+			}
+		}
+		msgs = append(msgs, cm)
+	}
+	kind := org.Settings.CRM
+	results, err := crm.WriteMessages(ctx, org, msgs)
+	if err != nil {
+		h.Metrics.CRMCalls.WithLabelValues(kind, "error").Inc()
+		var ce *sb.CRMError
+		retryAt := time.Time{}
+		if errors.As(err, &ce) && ce.RetryAfter > 0 {
+			retryAt = h.DB.Now().Add(ce.RetryAfter)
+		}
+		outs := make([]store.CRMOutcome, len(pend))
+		for i, p := range pend {
+			outs[i] = store.CRMOutcome{MessageID: p.Msg.ID, Version: p.Version, Retry: true, RetryAt: retryAt}
+		}
+		if ferr := h.DB.Tx(context.WithoutCancel(ctx), func(tx *store.Tx) error { return tx.FinishCRM(ctx, outs) }); ferr != nil {
+			return ferr
+		}
+		if errors.As(err, &ce) && ce.Offline {
+			h.Log.Warn("CRM authorization lost; write-backs held until it is renewed", "org", org.ID, "code", ce.Code)
+			return nil
+		}
+		return err
+	}
+	h.Metrics.CRMCalls.WithLabelValues(kind, "ok").Inc()
+	outs := make([]store.CRMOutcome, len(pend))
+	for i, p := range pend {
+		o := store.CRMOutcome{MessageID: p.Msg.ID, Version: p.Version}
+		var r sb.CRMResult
+		if i < len(results) {
+			r = results[i]
+		} else {
+			r.Err = &sb.CRMError{Message: "no result for this record", Retryable: true}
+		}
+		var ce *sb.CRMError
+		switch {
+		case r.Err == nil:
+			o.CRMMessageID = r.CRMMessageID
+			h.Metrics.CRMRecords.WithLabelValues(kind, "ok").Inc()
+		case errors.As(r.Err, &ce) && (ce.Retryable || ce.Offline):
+			o.Retry = true
+			o.RetryAt = h.DB.Now().Add(time.Duration(1000+rand.IntN(4000)) * time.Millisecond)
+			h.Metrics.CRMRecords.WithLabelValues(kind, "retry").Inc()
+		default:
+			o.Err = r.Err.Error()
+			h.Metrics.CRMRecords.WithLabelValues(kind, "failed").Inc()
+			h.Log.Warn("CRM rejected a message record", "org", org.ID, "message", p.Msg.ID, "err", r.Err)
+		}
+		outs[i] = o
+	}
+	// Records to retry stay leased until their retry time; the periodic
+	// sweep starts a write-back for them then.
+	return h.DB.Tx(context.WithoutCancel(ctx), func(tx *store.Tx) error { return tx.FinishCRM(ctx, outs) })
+}
+
+// crmUserID maps a Switchboard user id to the user's CRM id.
+func (h *Hub) crmUserID(ctx context.Context, org *sb.Org, userID string, cache map[string]string) string {
+	if userID == "" {
+		return ""
+	}
+	if v, ok := cache[userID]; ok {
+		return v
+	}
+	v := userID
+	if u, err := h.DB.User(ctx, org.ID, userID); err == nil {
+		v = u.CRMID()
+	}
+	cache[userID] = v
+	return v
+}

@@ -1,0 +1,326 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	sb "github.com/switchboard/switchboard"
+	"github.com/switchboard/switchboard/store"
+)
+
+// SendWorker hands chunks of queued messages to their gateway's provider,
+// paced to the gateway's rate across every process that shares the
+// database.
+type SendWorker struct {
+	river.WorkerDefaults[SendChunkArgs]
+	Hub *Hub
+	// MaxRun bounds one run of a job; a paced chunk that is not done by then
+	// snoozes and continues later, so workers are not held for hours.
+	MaxRun time.Duration
+	// Parallel is how many messages of one chunk are in flight at once on a
+	// gateway without a rate limit.
+	Parallel int
+}
+
+// Timeout leaves room for MaxRun plus the provider calls in flight.
+func (w *SendWorker) Timeout(*river.Job[SendChunkArgs]) time.Duration {
+	return w.maxRun() + 2*w.Hub.SendTimeout
+}
+
+func (w *SendWorker) maxRun() time.Duration {
+	if w.MaxRun <= 0 {
+		return 2 * time.Minute
+	}
+	return w.MaxRun
+}
+
+// errSnooze carries a snooze request out of the send loop.
+type errSnooze struct{ d time.Duration }
+
+func (e errSnooze) Error() string { return "snooze" }
+
+// Work sends the chunk's messages that are still waiting.
+func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendChunkArgs]) error {
+	h := w.Hub
+	gw, err := h.Gateway(ctx, job.Args.OrgID, job.Args.GatewayID)
+	if err != nil {
+		if sb.IsCode(err, sb.ENotFound) {
+			return river.JobCancel(err)
+		}
+		return err
+	}
+	items, err := h.DB.MessagesToSend(ctx, job.Args.MessageIDs)
+	if err != nil || len(items) == 0 {
+		return err
+	}
+	lastAttempt := job.Attempt >= job.MaxAttempts
+	if !gw.Active {
+		return h.failItems(ctx, items, sb.StatusError, "", "Gateway is inactive")
+	}
+	p, err := h.Providers.Get(gw.Provider)
+	if err != nil {
+		return h.failItems(ctx, items, sb.StatusError, "", "Unknown provider "+gw.Provider)
+	}
+	org, err := h.DB.Org(ctx, gw.OrgID)
+	if err != nil {
+		return err
+	}
+	// Re-check subscriptions at send time, set-based: a STOP that arrived
+	// after the send was accepted still wins.
+	items, err = h.dropBlocked(ctx, org, gw, items)
+	if err != nil || len(items) == 0 {
+		return err
+	}
+
+	deadline := time.Now().Add(w.maxRun())
+	parallel := 1
+	if gw.Rate == 0 {
+		parallel = max(1, w.Parallel)
+	}
+	var (
+		mu      sync.Mutex
+		stopErr error
+		wg      sync.WaitGroup
+		next    = make(chan store.SendItem)
+	)
+	stop := func(err error) {
+		mu.Lock()
+		if stopErr == nil {
+			stopErr = err
+		}
+		mu.Unlock()
+	}
+	stopped := func() bool { mu.Lock(); defer mu.Unlock(); return stopErr != nil }
+	for range parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for it := range next {
+				if stopped() {
+					continue
+				}
+				if err := h.pace(ctx, gw, it); err != nil {
+					stop(err)
+					continue
+				}
+				if err := h.sendOne(ctx, p, gw, it); err != nil {
+					stop(err)
+				}
+			}
+		}()
+	}
+	for _, it := range items {
+		if stopped() {
+			break
+		}
+		if ctx.Err() != nil {
+			stop(ctx.Err())
+			break
+		}
+		if time.Now().After(deadline) {
+			stop(errSnooze{0})
+			break
+		}
+		next <- it
+	}
+	close(next)
+	wg.Wait()
+
+	var snooze errSnooze
+	switch {
+	case stopErr == nil:
+		return nil
+	case errors.As(stopErr, &snooze):
+		return river.JobSnooze(snooze.d)
+	case lastAttempt:
+		// Out of attempts: fail what is left, with the reason, rather than
+		// leave it Queued for ever.
+		ids := make([]string, len(items))
+		for i, it := range items {
+			ids[i] = it.Msg.ID
+		}
+		debug := "Not sent after repeated provider errors: " + stopErr.Error()
+		var se *sb.SendError
+		if errors.As(stopErr, &se) && se.Debug != "" {
+			debug = "Not sent after repeated provider errors: " + se.Debug
+		}
+		return h.DB.Tx(ctx, func(tx *store.Tx) error {
+			_, err := tx.FailQueued(ctx, ids, sb.StatusFailed, "", debug)
+			return err
+		})
+	default:
+		return stopErr
+	}
+}
+
+// pace waits for the gateway's next free slot. A gateway without a rate
+// limit still honours a provider's throttling pause.
+func (h *Hub) pace(ctx context.Context, gw *sb.Gateway, it store.SendItem) error {
+	if gw.Rate <= 0 {
+		next, err := h.DB.PacingNext(ctx, gw.ID)
+		if err != nil {
+			return err
+		}
+		if wait := time.Duration(next-h.DB.Now().UnixMicro()) * time.Microsecond; wait > h.MaxPacingWait {
+			return errSnooze{wait}
+		}
+		return sleepUntil(ctx, h.DB, next)
+	}
+	units := 1
+	if gw.RateUnit == sb.RatePerSegment {
+		units = max(1, it.Msg.Segments)
+	}
+	cost := int64(math.Ceil(float64(units) * 1e6 / gw.Rate))
+	next, err := h.DB.PacingNext(ctx, gw.ID)
+	if err != nil {
+		return err
+	}
+	now := h.DB.Now().UnixMicro()
+	if wait := time.Duration(next-now) * time.Microsecond; wait > h.MaxPacingWait {
+		return errSnooze{wait - h.MaxPacingWait/2}
+	}
+	start, err := h.DB.ReserveSendSlots(ctx, gw.ID, 1, cost)
+	if err != nil {
+		return err
+	}
+	return sleepUntil(ctx, h.DB, start)
+}
+
+func sleepUntil(ctx context.Context, db *store.DB, atMicros int64) error {
+	return sleepFor(ctx, time.Duration(atMicros-db.Now().UnixMicro())*time.Microsecond)
+}
+
+// sleepFor waits d or until ctx ends.
+func sleepFor(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// sendOne hands one message to the provider and records the outcome. It
+// returns an error only when the chunk must stop (retry or snooze).
+func (h *Hub) sendOne(ctx context.Context, p sb.Provider, gw *sb.Gateway, it store.SendItem) error {
+	out := &sb.OutboundMessage{
+		ID: it.Msg.ID, From: gw.Number, To: it.Content.Phone, Body: it.Content.Body, MediaURLs: it.Content.MediaURLs,
+		Template: it.Content.Template, TemplateLang: it.Content.TemplateLang, TemplateParams: it.Content.TemplateParams,
+		StatusCallback: h.statusCallback(gw, it.Msg.ID), Segments: sb.CountSegments(it.Content.Body),
+	}
+	if gw.Provider == sb.ProviderWhatsApp {
+		at, err := h.DB.LastIncomingAt(ctx, gw.ID, it.Msg.PhoneHash)
+		if err != nil {
+			return err
+		}
+		out.LastInboundAt = at
+	}
+	// A provider call in flight is never cut short by shutdown: cancelling
+	// it half-way would leave us not knowing whether the message went out.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.SendTimeout)
+	began := time.Now()
+	res, err := p.Send(sctx, gw, out)
+	cancel()
+	h.Metrics.SendLatency.Observe(time.Since(began).Seconds())
+
+	o := store.SendOutcome{MessageID: it.Msg.ID}
+	var se *sb.SendError
+	switch {
+	case err == nil:
+		o.ProviderMessageID, o.Status = res.ProviderMessageID, res.Status
+		if o.Status != sb.StatusSent {
+			o.Status = sb.StatusQueued
+		}
+		if o.ProviderMessageID == "" {
+			o.ProviderMessageID = "none:" + it.Msg.ID
+		}
+		h.Metrics.SendResults.WithLabelValues(gw.Provider, "ok").Inc()
+	case errors.As(err, &se) && !se.Retryable():
+		o.Status, o.ErrorCode, o.Debug = sb.StatusFailed, se.Code, se.Debug
+		if o.Debug == "" {
+			o.Debug = se.Error()
+		}
+		h.Metrics.SendResults.WithLabelValues(gw.Provider, string(se.Kind)).Inc()
+	case errors.As(err, &se) && se.Kind == sb.SendThrottled:
+		h.Metrics.SendResults.WithLabelValues(gw.Provider, string(se.Kind)).Inc()
+		pause := se.RetryAfter
+		if pause <= 0 {
+			pause = time.Second
+		}
+		if err := h.DB.DelayGateway(context.WithoutCancel(ctx), gw.ID, h.DB.Now().Add(pause)); err != nil {
+			return err
+		}
+		return errSnooze{pause}
+	default:
+		kind := "transient"
+		if se != nil {
+			kind = string(se.Kind)
+		}
+		h.Metrics.SendResults.WithLabelValues(gw.Provider, kind).Inc()
+		h.Log.Warn("send failed; will retry", "gateway", gw.ID, "message", it.Msg.ID, "err", err)
+		return err
+	}
+	return h.DB.Batch(context.WithoutCancel(ctx), func(tx *store.Tx) error {
+		orgID, hash, err := tx.RecordSend(ctx, o)
+		if err != nil || se == nil || se.Kind != sb.SendOptedOut || orgID == "" {
+			return err
+		}
+		return h.setSubscriptionTx(ctx, tx, &sb.Subscription{OrgID: orgID, GatewayID: gw.ID, PhoneHash: hash, Status: sb.OptedOut,
+			Detail: sb.DetailProviderOptOut, Via: sb.ViaProvider})
+	})
+}
+
+// dropBlocked records Status Error for items whose number may not be texted
+// now and returns the rest.
+func (h *Hub) dropBlocked(ctx context.Context, org *sb.Org, gw *sb.Gateway, items []store.SendItem) ([]store.SendItem, error) {
+	keep := items[:0:0]
+	err := h.DB.Tx(ctx, func(tx *store.Tx) error {
+		keep = keep[:0]
+		hashes := make([][]byte, len(items))
+		for i, it := range items {
+			hashes[i] = it.Msg.PhoneHash
+		}
+		statuses, err := tx.SubscriptionStatuses(ctx, gw.ID, hashes)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			var sub *sb.Subscription
+			if st, ok := statuses[string(it.Msg.PhoneHash)]; ok {
+				sub = &sb.Subscription{Status: st}
+			}
+			// System replies (keyword confirmations, HELP) are the one
+			// message allowed to a number that has just opted out.
+			if block := sb.BlockDebug(sb.EffectiveStatus(sub, org.Settings.OptInMode)); block != "" && it.Msg.Source != sb.SourceSystem {
+				if _, _, err := tx.RecordSend(ctx, store.SendOutcome{MessageID: it.Msg.ID, Status: sb.StatusError, Debug: block}); err != nil {
+					return err
+				}
+				continue
+			}
+			keep = append(keep, it)
+		}
+		return nil
+	})
+	return keep, err
+}
+
+func (h *Hub) failItems(ctx context.Context, items []store.SendItem, status sb.Status, code, debug string) error {
+	ids := make([]string, len(items))
+	for i, it := range items {
+		ids[i] = it.Msg.ID
+	}
+	return h.DB.Tx(ctx, func(tx *store.Tx) error {
+		_, err := tx.FailQueued(ctx, ids, status, code, debug)
+		return err
+	})
+}

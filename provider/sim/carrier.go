@@ -1,0 +1,484 @@
+// Package sim is Switchboard's simulated carrier: a real HTTP messaging
+// partner for local use and tests (Carrier) and the provider adapter that
+// talks to it (Provider). The carrier accepts sends with message ids, posts
+// signed status callbacks (sent, then delivered — or undelivered / failed for
+// handsets configured so), and lets a simulated handset text a gateway.
+package sim
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// SignatureHeader carries base64(HMAC-SHA256(secret, URL + body)) on every
+// request the carrier makes.
+const SignatureHeader = "X-Sim-Signature"
+
+// Sign returns the signature of a request to url with body.
+func Sign(secret, url string, body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(url))
+	m.Write(body)
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+// Handset behaviours.
+const (
+	Deliver      = "deliver"      // sent, then delivered
+	Undeliver    = "undelivered"  // sent, then undelivered (30003)
+	Fail         = "fail"         // failed (30008)
+	Reject       = "reject"       // the send is refused: invalid number (21211)
+	Unsubscribed = "unsubscribed" // the send is refused: unsubscribed (21610)
+)
+
+// Handset is a simulated phone's configuration.
+type Handset struct {
+	Behaviour string `json:"behaviour"`
+	// AutoReply, when set, is texted back to the gateway after each message
+	// the handset receives.
+	AutoReply string `json:"auto_reply,omitempty"`
+}
+
+// Received is a message a handset got.
+type Received struct {
+	ID   string    `json:"id"`
+	From string    `json:"from"`
+	Body string    `json:"body"`
+	At   time.Time `json:"at"`
+}
+
+// Stats counts what the carrier did.
+type Stats struct {
+	Accepted        int64 `json:"accepted"`
+	Duplicates      int64 `json:"duplicates"`
+	Rejected        int64 `json:"rejected"`
+	CallbacksSent   int64 `json:"callbacks_sent"`
+	CallbackRetries int64 `json:"callback_retries"`
+	CallbacksQueued int64 `json:"callbacks_queued"`
+	Inbound         int64 `json:"inbound"`
+}
+
+// Carrier is the simulated carrier's HTTP server side.
+type Carrier struct {
+	log    *slog.Logger
+	client *http.Client
+	// RetryFor is how long a failing callback is retried (default 1 hour).
+	RetryFor time.Duration
+	// KeepPerHandset bounds the messages remembered per handset.
+	KeepPerHandset int
+
+	mu       sync.Mutex
+	numbers  map[string]registration // gateway number → webhook
+	handsets map[string]Handset
+	inbox    map[string][]Received
+	byRef    map[string]string // account+client_ref → message id
+
+	stats     Stats
+	queue     chan callback
+	wg        sync.WaitGroup
+	quit      chan struct{}
+	closeOnce sync.Once
+	pending   atomic.Int64
+	idle      chan struct{}
+}
+
+type registration struct {
+	URL    string
+	Secret string
+}
+
+type callback struct {
+	url, secret string
+	events      [][]byte
+	first       time.Time
+	attempt     int
+}
+
+// NewCarrier starts a carrier with workers posting callbacks.
+func NewCarrier(log *slog.Logger) *Carrier {
+	if log == nil {
+		log = slog.Default()
+	}
+	c := &Carrier{
+		log: log, RetryFor: time.Hour, KeepPerHandset: 50,
+		client:  &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxIdleConns: 256, IdleConnTimeout: 90 * time.Second}},
+		numbers: map[string]registration{}, handsets: map[string]Handset{}, inbox: map[string][]Received{},
+		byRef: map[string]string{},
+		queue: make(chan callback, 1<<16), quit: make(chan struct{}), idle: make(chan struct{}, 1),
+	}
+	for range 64 {
+		c.wg.Add(1)
+		go c.worker()
+	}
+	return c
+}
+
+// Close stops the callback workers; callbacks still queued are dropped.
+func (c *Carrier) Close() {
+	c.closeOnce.Do(func() { close(c.quit) })
+	c.wg.Wait()
+}
+
+// SetHandset configures a simulated phone.
+func (c *Carrier) SetHandset(number string, h Handset) error {
+	switch h.Behaviour {
+	case "":
+		h.Behaviour = Deliver
+	case Deliver, Undeliver, Fail, Reject, Unsubscribed:
+	default:
+		return fmt.Errorf("unknown handset behaviour %q (deliver, undelivered, fail, reject, unsubscribed)", h.Behaviour)
+	}
+	c.mu.Lock()
+	c.handsets[number] = h
+	c.mu.Unlock()
+	return nil
+}
+
+// Stats returns the counters.
+func (c *Carrier) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.stats
+	s.CallbacksQueued = c.pending.Load()
+	return s
+}
+
+// Inbox returns what a handset received, oldest first.
+func (c *Carrier) Inbox(number string) []Received {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Received(nil), c.inbox[number]...)
+}
+
+// ServeHTTP routes the carrier's API:
+//
+//	POST /v1/accounts/{account}/messages   send (basic auth account:secret)
+//	POST /v1/accounts/{account}/numbers    register a number's incoming URL
+//	POST /v1/inbound                       a handset texts a number
+//	PUT  /v1/handsets/{number}             configure a handset
+//	GET  /v1/handsets/{number}/messages    what a handset received
+//	GET  /v1/stats                         counters
+func (c *Carrier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.mux().ServeHTTP(w, r)
+}
+
+func (c *Carrier) mux() *http.ServeMux {
+	m := http.NewServeMux()
+	m.HandleFunc("POST /v1/accounts/{account}/messages", c.handleSend)
+	m.HandleFunc("POST /v1/accounts/{account}/numbers", c.handleRegister)
+	m.HandleFunc("POST /v1/inbound", c.handleInbound)
+	m.HandleFunc("PUT /v1/handsets/{number}", c.handleHandset)
+	m.HandleFunc("GET /v1/handsets/{number}/messages", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, c.Inbox(r.PathValue("number")))
+	})
+	m.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, c.Stats()) })
+	return m
+}
+
+// SendRequest is the carrier's send API body.
+type SendRequest struct {
+	From           string   `json:"from"`
+	To             string   `json:"to"`
+	Body           string   `json:"body"`
+	MediaURLs      []string `json:"media_urls,omitempty"`
+	StatusCallback string   `json:"status_callback"`
+	ClientRef      string   `json:"client_ref"`
+}
+
+// SendResponse is the carrier's answer to an accepted send.
+type SendResponse struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+}
+
+// APIError is the carrier's error body.
+type APIError struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
+func (c *Carrier) handleSend(w http.ResponseWriter, r *http.Request) {
+	account := r.PathValue("account")
+	user, secret, ok := r.BasicAuth()
+	if !ok || user != account || secret == "" {
+		writeJSON(w, http.StatusUnauthorized, APIError{Code: 20003, Message: "authentication required"})
+		return
+	}
+	var req SendRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, APIError{Code: 21000, Message: "malformed JSON body"})
+		return
+	}
+	if req.To == "" || req.From == "" || !strings.HasPrefix(req.To, "+") {
+		writeJSON(w, http.StatusBadRequest, APIError{Code: 21211, Message: "invalid 'to' number"})
+		return
+	}
+	c.mu.Lock()
+	hs := c.handsets[req.To]
+	key := account + "\x00" + req.ClientRef
+	if id, dup := c.byRef[key]; dup && req.ClientRef != "" {
+		c.stats.Duplicates++
+		c.mu.Unlock()
+		writeJSON(w, http.StatusOK, SendResponse{ID: id, Status: "queued"})
+		return
+	}
+	switch hs.Behaviour {
+	case Reject:
+		c.stats.Rejected++
+		c.mu.Unlock()
+		writeJSON(w, http.StatusBadRequest, APIError{Code: 21211, Message: "invalid 'to' number"})
+		return
+	case Unsubscribed:
+		c.stats.Rejected++
+		c.mu.Unlock()
+		writeJSON(w, http.StatusBadRequest, APIError{Code: 21610, Message: "recipient has unsubscribed"})
+		return
+	}
+	id := "SM" + randomHex(16)
+	if req.ClientRef != "" {
+		c.byRef[key] = id
+	}
+	c.stats.Accepted++
+	box := append(c.inbox[req.To], Received{ID: id, From: req.From, Body: req.Body, At: time.Now().UTC()})
+	if len(box) > c.KeepPerHandset {
+		box = box[len(box)-c.KeepPerHandset:]
+	}
+	c.inbox[req.To] = box
+	reply := ""
+	if hs.AutoReply != "" {
+		reply = hs.AutoReply
+	}
+	c.mu.Unlock()
+
+	if req.StatusCallback != "" {
+		var events [][]byte
+		switch hs.Behaviour {
+		case Undeliver:
+			events = [][]byte{statusEvent(id, req.ClientRef, "sent", ""), statusEvent(id, req.ClientRef, "undelivered", "30003")}
+		case Fail:
+			events = [][]byte{statusEvent(id, req.ClientRef, "failed", "30008")}
+		default:
+			events = [][]byte{statusEvent(id, req.ClientRef, "sent", ""), statusEvent(id, req.ClientRef, "delivered", "")}
+		}
+		c.enqueue(callback{url: req.StatusCallback, secret: secret, events: events, first: time.Now()})
+	}
+	if reply != "" {
+		c.mu.Lock()
+		reg, ok := c.numbers[req.From]
+		c.mu.Unlock()
+		if ok {
+			c.enqueue(callback{url: reg.URL, secret: reg.Secret, events: [][]byte{incomingEvent("SM"+randomHex(16), req.To, req.From, reply)}, first: time.Now()})
+		}
+	}
+	writeJSON(w, http.StatusCreated, SendResponse{ID: id, Status: "queued"})
+}
+
+// Event is a callback the carrier posts: a status report or an incoming
+// message.
+type Event struct {
+	Type      string   `json:"type"` // "status" or "incoming"
+	ID        string   `json:"id"`
+	ClientRef string   `json:"client_ref,omitempty"`
+	Status    string   `json:"status,omitempty"`
+	ErrorCode string   `json:"error_code,omitempty"`
+	From      string   `json:"from,omitempty"`
+	To        string   `json:"to,omitempty"`
+	Body      string   `json:"body,omitempty"`
+	MediaURLs []string `json:"media_urls,omitempty"`
+	At        string   `json:"at"`
+}
+
+func statusEvent(id, ref, status, code string) []byte {
+	b, _ := json.Marshal(Event{Type: "status", ID: id, ClientRef: ref, Status: status, ErrorCode: code, At: time.Now().UTC().Format(time.RFC3339Nano)})
+	return b
+}
+
+func incomingEvent(id, from, to, body string) []byte {
+	b, _ := json.Marshal(Event{Type: "incoming", ID: id, From: from, To: to, Body: body, At: time.Now().UTC().Format(time.RFC3339Nano)})
+	return b
+}
+
+// RegisterRequest points a number's incoming messages at a URL.
+type RegisterRequest struct {
+	Number      string `json:"number"`
+	IncomingURL string `json:"incoming_url"`
+}
+
+func (c *Carrier) handleRegister(w http.ResponseWriter, r *http.Request) {
+	account := r.PathValue("account")
+	user, secret, ok := r.BasicAuth()
+	if !ok || user != account || secret == "" {
+		writeJSON(w, http.StatusUnauthorized, APIError{Code: 20003, Message: "authentication required"})
+		return
+	}
+	var req RegisterRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil || req.Number == "" || !strings.HasPrefix(req.IncomingURL, "http") {
+		writeJSON(w, http.StatusBadRequest, APIError{Code: 21000, Message: "number and incoming_url are required"})
+		return
+	}
+	c.mu.Lock()
+	c.numbers[req.Number] = registration{URL: req.IncomingURL, Secret: secret}
+	c.mu.Unlock()
+	writeJSON(w, http.StatusOK, req)
+}
+
+// InboundRequest is a handset texting a number.
+type InboundRequest struct {
+	From      string   `json:"from"`
+	To        string   `json:"to"`
+	Body      string   `json:"body"`
+	MediaURLs []string `json:"media_urls,omitempty"`
+}
+
+func (c *Carrier) handleInbound(w http.ResponseWriter, r *http.Request) {
+	var req InboundRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil || req.From == "" || req.To == "" {
+		writeJSON(w, http.StatusBadRequest, APIError{Code: 21000, Message: "from, to and body are required"})
+		return
+	}
+	c.mu.Lock()
+	reg, ok := c.numbers[req.To]
+	c.stats.Inbound++
+	c.mu.Unlock()
+	if !ok {
+		writeJSON(w, http.StatusNotFound, APIError{Code: 21606, Message: "no gateway is registered for that number"})
+		return
+	}
+	id := "SM" + randomHex(16)
+	ev, _ := json.Marshal(Event{Type: "incoming", ID: id, From: req.From, To: req.To, Body: req.Body, MediaURLs: req.MediaURLs, At: time.Now().UTC().Format(time.RFC3339Nano)})
+	// Delivered at once so the caller learns whether the gateway took it;
+	// on failure it is retried in the background like any callback.
+	if err := c.post(r.Context(), reg.URL, reg.Secret, ev); err != nil {
+		c.enqueue(callback{url: reg.URL, secret: reg.Secret, events: [][]byte{ev}, first: time.Now(), attempt: 1})
+		writeJSON(w, http.StatusAccepted, map[string]string{"id": id, "status": "queued", "delivery": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"id": id, "status": "delivered"})
+}
+
+func (c *Carrier) handleHandset(w http.ResponseWriter, r *http.Request) {
+	var h Handset
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&h); err != nil {
+		writeJSON(w, http.StatusBadRequest, APIError{Code: 21000, Message: "malformed JSON body"})
+		return
+	}
+	if err := c.SetHandset(r.PathValue("number"), h); err != nil {
+		writeJSON(w, http.StatusBadRequest, APIError{Code: 21000, Message: err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, h)
+}
+
+func (c *Carrier) enqueue(cb callback) {
+	c.pending.Add(1)
+	select {
+	case c.queue <- cb:
+	case <-c.quit:
+		c.pending.Add(-1)
+	}
+}
+
+// Idle returns when no callback is queued or in flight, or ctx ends.
+func (c *Carrier) Idle(ctx context.Context) error {
+	for c.pending.Load() > 0 {
+		select {
+		case <-c.idle:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func (c *Carrier) worker() {
+	defer c.wg.Done()
+	for {
+		select {
+		case cb := <-c.queue:
+			c.deliver(cb)
+		case <-c.quit:
+			return
+		}
+	}
+}
+
+// deliver posts a callback's events in order; a failed event is retried
+// with backoff (the rest wait behind it) until RetryFor has passed.
+func (c *Carrier) deliver(cb callback) {
+	for len(cb.events) > 0 {
+		err := c.post(context.Background(), cb.url, cb.secret, cb.events[0])
+		if err == nil {
+			c.mu.Lock()
+			c.stats.CallbacksSent++
+			c.mu.Unlock()
+			cb.events = cb.events[1:]
+			cb.attempt = 0
+			continue
+		}
+		cb.attempt++
+		if time.Since(cb.first) > c.RetryFor {
+			c.log.Warn("sim: callback given up", "err", err)
+			break
+		}
+		c.mu.Lock()
+		c.stats.CallbackRetries++
+		c.mu.Unlock()
+		delay := min(time.Duration(1<<min(cb.attempt, 6))*100*time.Millisecond, 5*time.Second)
+		select {
+		case <-time.After(delay):
+		case <-c.quit:
+			return
+		}
+	}
+	if c.pending.Add(-1) == 0 {
+		select {
+		case c.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (c *Carrier) post(ctx context.Context, url, secret string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(SignatureHeader, Sign(secret, url, body))
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("webhook answered %s", resp.Status)
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

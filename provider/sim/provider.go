@@ -1,0 +1,215 @@
+package sim
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	sb "github.com/switchboard/switchboard"
+	"github.com/switchboard/switchboard/provider"
+)
+
+// Config keys of a simulated gateway.
+const (
+	KeyAccount = "account"
+	KeySecret  = "secret"
+	KeyBaseURL = "base_url"
+)
+
+// Provider talks to a simulated carrier over HTTP.
+type Provider struct {
+	// BaseURL is the carrier's URL when a gateway does not name one.
+	BaseURL string
+	Client  *http.Client
+}
+
+var (
+	_ sb.Provider         = (*Provider)(nil)
+	_ sb.WebhookRegistrar = (*Provider)(nil)
+)
+
+// New returns the simulated carrier's provider adapter.
+func New(baseURL string, client *http.Client) *Provider {
+	if client == nil {
+		client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxIdleConns: 256}}
+	}
+	return &Provider{BaseURL: strings.TrimSuffix(baseURL, "/"), Client: client}
+}
+
+// Name implements switchboard.Provider.
+func (p *Provider) Name() string { return sb.ProviderSim }
+
+// ConfigFields implements switchboard.Provider.
+func (p *Provider) ConfigFields() []sb.ConfigField {
+	return []sb.ConfigField{
+		{Key: KeyAccount, Label: "Account", Help: "Any name; defaults to the gateway's number."},
+		{Key: KeySecret, Label: "Secret", Secret: true, Help: "Signs the carrier's callbacks; generated when empty."},
+		{Key: KeyBaseURL, Label: "Carrier URL", Help: "Defaults to the carrier built into this server."},
+	}
+}
+
+// ValidateConfig checks the settings and fills the defaults: the account
+// name and a random callback secret.
+func (p *Provider) ValidateConfig(gw *sb.Gateway) error {
+	if gw.Config[KeyAccount] == "" {
+		gw.Config[KeyAccount] = strings.TrimPrefix(gw.Number, "+")
+	}
+	if strings.ContainsAny(gw.Config[KeyAccount], "/?#% ") {
+		return sb.FieldError("config.account", "account must not contain '/', '?', '#', '%%' or spaces")
+	}
+	if gw.Config[KeySecret] == "" {
+		gw.Config[KeySecret] = randomHex(24)
+	}
+	if len(gw.Config[KeySecret]) < 16 {
+		return sb.FieldError("config.secret", "secret must be at least 16 characters")
+	}
+	if u := gw.Config[KeyBaseURL]; u != "" {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			return sb.FieldError("config.base_url", "base_url must be an http(s) URL")
+		}
+	}
+	return nil
+}
+
+func (p *Provider) base(gw *sb.Gateway) string {
+	if u := gw.Config[KeyBaseURL]; u != "" {
+		return strings.TrimSuffix(u, "/")
+	}
+	return p.BaseURL
+}
+
+// Send implements switchboard.Provider.
+func (p *Provider) Send(ctx context.Context, gw *sb.Gateway, m *sb.OutboundMessage) (*sb.SendResult, error) {
+	body, _ := json.Marshal(SendRequest{From: gw.Number, To: m.To, Body: m.Body, MediaURLs: m.MediaURLs, StatusCallback: m.StatusCallback, ClientRef: m.ID})
+	var out SendResponse
+	if _, err := p.call(ctx, gw, "/v1/accounts/"+url.PathEscape(gw.Config[KeyAccount])+"/messages", body, &out); err != nil {
+		return nil, err
+	}
+	return &sb.SendResult{ProviderMessageID: out.ID, Status: sb.StatusQueued}, nil
+}
+
+// call posts JSON and decodes the answer; API errors become *SendError.
+func (p *Provider) call(ctx context.Context, gw *sb.Gateway, path string, body []byte, out any) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.base(gw)+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, &sb.SendError{Kind: sb.SendPermanent, Debug: "bad carrier URL", Err: err}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.SetBasicAuth(gw.Config[KeyAccount], gw.Config[KeySecret])
+	resp, err := p.Client.Do(req)
+	if err != nil {
+		return 0, &sb.SendError{Kind: sb.SendTransient, Debug: "simulated carrier unreachable", Err: err}
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return 0, &sb.SendError{Kind: sb.SendTransient, Debug: "simulated carrier answer cut off", Err: err}
+	}
+	if resp.StatusCode >= 300 {
+		var ae APIError
+		_ = json.Unmarshal(raw, &ae)
+		kind := provider.ClassifyHTTPStatus(resp.StatusCode)
+		switch ae.Code {
+		case 21211:
+			kind = sb.SendInvalidNumber
+		case 21610:
+			kind = sb.SendOptedOut
+		}
+		msg := ae.Message
+		if msg == "" {
+			msg = resp.Status
+		}
+		return resp.StatusCode, &sb.SendError{Kind: kind, Code: fmt.Sprint(ae.Code), Debug: fmt.Sprintf("Simulated carrier %d: %s", ae.Code, msg)}
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return resp.StatusCode, &sb.SendError{Kind: sb.SendTransient, Debug: "simulated carrier answer is not JSON", Err: err}
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+// RegisterWebhooks tells the carrier where to post the gateway's incoming
+// messages.
+func (p *Provider) RegisterWebhooks(ctx context.Context, gw *sb.Gateway, urls sb.WebhookURLs) error {
+	body, _ := json.Marshal(RegisterRequest{Number: gw.Number, IncomingURL: urls.Incoming})
+	if _, err := p.call(ctx, gw, "/v1/accounts/"+url.PathEscape(gw.Config[KeyAccount])+"/numbers", body, nil); err != nil {
+		var se *sb.SendError
+		if errors.As(err, &se) {
+			return sb.Wrap(err, sb.EUnavailable, "simulated carrier: %s", se.Debug)
+		}
+		return err
+	}
+	return nil
+}
+
+// HandleWebhook verifies the carrier's signature and parses its event.
+func (p *Provider) HandleWebhook(ctx context.Context, gw *sb.Gateway, req *sb.WebhookRequest) (*sb.Events, error) {
+	if req.Method != http.MethodPost {
+		return nil, sb.Errorf(sb.EInvalid, "simulated carrier webhooks are POST requests, not %s", req.Method)
+	}
+	if req.Action != "incoming" && req.Action != "status" {
+		return nil, sb.Errorf(sb.ENotFound, "unknown webhook action %q (incoming, status)", req.Action)
+	}
+	got := req.Header.Get(SignatureHeader)
+	if got == "" {
+		return nil, sb.Errorf(sb.EForbidden, "missing %s header", SignatureHeader)
+	}
+	want := Sign(gw.Config[KeySecret], req.URL.String(), req.Body)
+	if !hmac.Equal([]byte(got), []byte(want)) {
+		return nil, sb.Errorf(sb.EForbidden, "invalid %s signature", SignatureHeader)
+	}
+	var ev Event
+	if err := json.Unmarshal(req.Body, &ev); err != nil {
+		return nil, sb.Errorf(sb.EInvalid, "webhook body is not a JSON event: %v", err)
+	}
+	at, err := time.Parse(time.RFC3339Nano, ev.At)
+	if err != nil {
+		return nil, sb.FieldError("at", "event time %q is not RFC 3339", ev.At)
+	}
+	if ev.ID == "" {
+		return nil, sb.FieldError("id", "event has no id")
+	}
+	out := &sb.Events{}
+	switch ev.Type {
+	case "incoming":
+		if ev.From == "" {
+			return nil, sb.FieldError("from", "incoming event has no sender")
+		}
+		out.Incoming = []sb.InboundMessage{{ProviderMessageID: ev.ID, From: ev.From, To: ev.To, Body: ev.Body, MediaURLs: ev.MediaURLs, ReceivedAt: at}}
+	case "status":
+		st, ok := statuses[ev.Status]
+		if !ok {
+			return nil, sb.FieldError("status", "unknown status %q", ev.Status)
+		}
+		u := sb.StatusUpdate{MessageID: req.URL.Query().Get("m"), ProviderMessageID: ev.ID, Status: st, ErrorCode: ev.ErrorCode, At: at}
+		if u.MessageID == "" {
+			u.MessageID = ev.ClientRef
+		}
+		if ev.ErrorCode != "" {
+			u.Debug = "Simulated carrier " + ev.ErrorCode + ": " + errorText[ev.ErrorCode]
+		}
+		out.Statuses = []sb.StatusUpdate{u}
+	default:
+		return nil, sb.FieldError("type", "unknown event type %q (incoming, status)", ev.Type)
+	}
+	return out, nil
+}
+
+var statuses = map[string]sb.Status{
+	"queued": sb.StatusQueued, "sent": sb.StatusSent, "delivered": sb.StatusDelivered,
+	"undelivered": sb.StatusUndelivered, "failed": sb.StatusFailed,
+}
+
+var errorText = map[string]string{
+	"30003": "Unreachable destination handset",
+	"30008": "Unknown error",
+}

@@ -1,0 +1,43 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	sb "github.com/switchboard/switchboard"
+)
+
+// Batch is a bulk send.
+type Batch struct {
+	ID         string          `json:"id"`
+	OrgID      string          `json:"org_id"`
+	GatewayID  string          `json:"gateway_id"`
+	CreatedBy  string          `json:"created_by"`
+	Total      int             `json:"total"`
+	Excluded   string          `json:"-"`
+	Exclusions json.RawMessage `json:"excluded"`
+	CreatedAt  time.Time       `json:"created_at"`
+}
+
+// CreateBatch stores a bulk send.
+func (tx *Tx) CreateBatch(ctx context.Context, b Batch) error {
+	_, err := tx.q.exec(ctx, `INSERT INTO batches (id, org_id, gateway_id, created_by, total, excluded, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		b.ID, b.OrgID, b.GatewayID, b.CreatedBy, b.Total, b.Excluded, micros(b.CreatedAt))
+	return err
+}
+
+// BulkBatch returns a bulk send of an org.
+func (db *DB) BulkBatch(ctx context.Context, orgID, id string) (*Batch, error) {
+	var b Batch
+	var created int64
+	err := db.reader().queryRow(ctx, `SELECT id, org_id, gateway_id, created_by, total, excluded, created_at FROM batches WHERE id = $1 AND org_id = $2`, id, orgID).
+		Scan(&b.ID, &b.OrgID, &b.GatewayID, &b.CreatedBy, &b.Total, &b.Excluded, &created)
+	if errors.Is(err, errNoRows) {
+		return nil, sb.Errorf(sb.ENotFound, "bulk send %s not found", id)
+	}
+	b.Exclusions = json.RawMessage(b.Excluded)
+	b.CreatedAt = fromMicros(created)
+	return &b, err
+}

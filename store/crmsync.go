@@ -1,0 +1,114 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	sb "github.com/switchboard/switchboard"
+)
+
+// CRMPending is a message change waiting to be written to the CRM.
+type CRMPending struct {
+	Msg     *sb.Message
+	Version int64
+	// Content is set when the CRM record is still to be created.
+	Content *sb.Content
+}
+
+// ClaimCRM leases up to limit of an org's messages whose latest change is
+// not in the CRM yet, oldest change first. A lease keeps other writers off
+// the rows until it expires or FinishCRM ends it.
+func (db *DB) ClaimCRM(ctx context.Context, orgID string, limit int, lease time.Duration) ([]CRMPending, error) {
+	now := micros(db.now())
+	until := micros(db.now().Add(lease))
+	skip := ""
+	if db.dialect == Postgres {
+		skip = " FOR UPDATE SKIP LOCKED"
+	}
+	var out []CRMPending
+	err := db.Tx(ctx, func(tx *Tx) error {
+		out = out[:0]
+		rs, err := tx.q.query(ctx, `UPDATE messages SET crm_lease_until = $3
+			WHERE id IN (SELECT id FROM messages WHERE org_id = $1 AND version > crm_version AND (crm_lease_until IS NULL OR crm_lease_until < $2)
+				ORDER BY updated_at LIMIT $4`+skip+`)
+			AND (crm_lease_until IS NULL OR crm_lease_until < $2)
+			RETURNING `+msgCols+`, version, (SELECT sealed FROM message_contents c WHERE c.message_id = messages.id AND messages.crm_message_id IS NULL)`,
+			orgID, now, until, limit)
+		if err != nil {
+			return err
+		}
+		defer rs.Close()
+		for rs.Next() {
+			var p CRMPending
+			var sealed []byte
+			m, err := scanMessage(rs, &p.Version, &sealed)
+			if err != nil {
+				return err
+			}
+			p.Msg = m
+			if sealed != nil {
+				if p.Content, err = db.openContent(m.ID, sealed); err != nil {
+					return err
+				}
+			}
+			out = append(out, p)
+		}
+		return rs.Err()
+	})
+	return out, err
+}
+
+// CRMOutcome is the result of writing one claimed change.
+type CRMOutcome struct {
+	MessageID    string
+	Version      int64
+	CRMMessageID string
+	// Err is a permanent failure text; the change is not retried.
+	Err string
+	// Retry leaves the change pending; RetryAt keeps it leased until then.
+	Retry   bool
+	RetryAt time.Time
+}
+
+// FinishCRM records write-back outcomes and releases contents no longer
+// needed.
+func (tx *Tx) FinishCRM(ctx context.Context, outs []CRMOutcome) error {
+	ids := make([]string, 0, len(outs))
+	for _, o := range outs {
+		var err error
+		if o.Retry {
+			_, err = tx.q.exec(ctx, `UPDATE messages SET crm_lease_until = $2 WHERE id = $1`, o.MessageID, nullMicros(o.RetryAt))
+		} else {
+			_, err = tx.q.exec(ctx, `UPDATE messages SET crm_version = $2, crm_message_id = COALESCE(crm_message_id, $3), crm_error = $4, crm_lease_until = NULL
+				WHERE id = $1`, o.MessageID, o.Version, nullStr(o.CRMMessageID), o.Err)
+			ids = append(ids, o.MessageID)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return tx.ReleaseContents(ctx, ids)
+}
+
+// OrgsWithCRMPending lists orgs that have message changes not yet written
+// to their CRM and not leased (the periodic sweep).
+func (db *DB) OrgsWithCRMPending(ctx context.Context) ([]string, error) {
+	rs, err := db.reader().query(ctx, `SELECT DISTINCT org_id FROM messages WHERE version > crm_version AND (crm_lease_until IS NULL OR crm_lease_until < $1)`, micros(db.now()))
+	if err != nil {
+		return nil, err
+	}
+	return scanStrings(rs)
+}
+
+// CRMPendingCount returns how many message changes of an org wait for the CRM.
+func (db *DB) CRMPendingCount(ctx context.Context, orgID string) (int, error) {
+	var n int
+	err := db.reader().queryRow(ctx, `SELECT COUNT(*) FROM messages WHERE org_id = $1 AND version > crm_version`, orgID).Scan(&n)
+	return n, err
+}
+
+// TouchCRMJob inserts a write-back job for the org (used after a CRM comes
+// back online).
+func (db *DB) TouchCRMJob(ctx context.Context, orgID string) error {
+	return db.Tx(ctx, func(tx *Tx) error { tx.TouchCRM(orgID); return nil })
+}

@@ -1,0 +1,367 @@
+// Package store keeps Switchboard's state in SQLite (the embedded default)
+// or PostgreSQL (for scale-out). One set of queries serves both: they are
+// written with $N placeholders, which are rewritten to SQLite's ?N form, and
+// the few statements that differ between the two engines branch on the
+// dialect. Both engines use the same logical schema, migrated from the two
+// folders under migrations/ that are kept in lockstep.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	sb "github.com/switchboard/switchboard"
+)
+
+// Dialect names the database engine.
+type Dialect string
+
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// DB is an open store. It is safe for concurrent use.
+type DB struct {
+	dialect Dialect
+	// SQLite: one writer connection and a pool of readers.
+	sqlW, sqlR *sql.DB
+	// PostgreSQL: one pool.
+	pool *pgxpool.Pool
+
+	keys   *sb.Keyring
+	hasher *sb.Hasher
+	now    func() time.Time
+
+	queue   *Queue
+	batcher *batcher
+}
+
+// Options configure Open.
+type Options struct {
+	// Keyring seals secrets and message content; required.
+	Keyring *sb.Keyring
+	// Hasher computes phone hashes; required.
+	Hasher *sb.Hasher
+	// Now is the clock; defaults to time.Now.
+	Now func() time.Time
+	// MaxConns caps PostgreSQL connections (default 20) and SQLite readers
+	// (default 4).
+	MaxConns int
+}
+
+// Open connects to the database named by url: "postgres://…" or
+// "postgresql://…" for PostgreSQL, "sqlite:path" or a plain file path for
+// SQLite. It does not migrate; call Migrate.
+func Open(ctx context.Context, url string, opts Options) (*DB, error) {
+	if opts.Keyring == nil || opts.Hasher == nil {
+		return nil, errors.New("store: keyring and hasher are required")
+	}
+	db := &DB{keys: opts.Keyring, hasher: opts.Hasher, now: opts.Now}
+	if db.now == nil {
+		db.now = time.Now
+	}
+	var err error
+	switch {
+	case strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://"):
+		err = db.openPostgres(ctx, url, opts.MaxConns)
+	default:
+		err = db.openSQLite(ctx, strings.TrimPrefix(url, "sqlite:"), opts.MaxConns)
+	}
+	if err != nil {
+		return nil, err
+	}
+	db.batcher = newBatcher(db)
+	return db, nil
+}
+
+func (db *DB) openPostgres(ctx context.Context, url string, maxConns int) error {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return fmt.Errorf("DATABASE_URL is not a valid PostgreSQL URL: %w", err)
+	}
+	if maxConns <= 0 {
+		maxConns = 20
+	}
+	cfg.MaxConns = int32(maxConns)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("connect to PostgreSQL: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return fmt.Errorf("connect to PostgreSQL at %s:%d: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)
+	}
+	db.dialect, db.pool = Postgres, pool
+	return nil
+}
+
+func (db *DB) openSQLite(ctx context.Context, path string, maxReaders int) error {
+	if path == "" {
+		return errors.New("sqlite: empty database path")
+	}
+	if maxReaders <= 0 {
+		maxReaders = 4
+	}
+	pragmas := "_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_pragma=cache_size(-16000)"
+	dsn := "file:" + path + "?" + pragmas + "&_txlock=immediate"
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return fmt.Errorf("open SQLite file %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	if err := w.PingContext(ctx); err != nil {
+		w.Close()
+		return fmt.Errorf("open SQLite file %s: %w", path, err)
+	}
+	r, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=query_only(1)")
+	if err != nil {
+		w.Close()
+		return err
+	}
+	r.SetMaxOpenConns(maxReaders)
+	r.SetMaxIdleConns(maxReaders)
+	db.dialect, db.sqlW, db.sqlR = SQLite, w, r
+	return nil
+}
+
+// Dialect returns the engine in use.
+func (db *DB) Dialect() Dialect { return db.dialect }
+
+// Keyring returns the keyring the store seals with.
+func (db *DB) Keyring() *sb.Keyring { return db.keys }
+
+// Hasher returns the phone hasher.
+func (db *DB) Hasher() *sb.Hasher { return db.hasher }
+
+// Now returns the store's clock reading.
+func (db *DB) Now() time.Time { return db.now() }
+
+// Ping checks the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	if db.dialect == Postgres {
+		return db.pool.Ping(ctx)
+	}
+	return db.sqlW.PingContext(ctx)
+}
+
+// Close stops the batcher and closes the connections.
+func (db *DB) Close() error {
+	db.batcher.close()
+	if db.dialect == Postgres {
+		db.pool.Close()
+		return nil
+	}
+	db.sqlR.Close()
+	return db.sqlW.Close()
+}
+
+// querier is what queries run on: the database itself or a transaction.
+type querier interface {
+	exec(ctx context.Context, q string, args ...any) (int64, error)
+	query(ctx context.Context, q string, args ...any) (rows, error)
+	queryRow(ctx context.Context, q string, args ...any) row
+}
+
+type rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close()
+}
+
+type row interface{ Scan(dest ...any) error }
+
+// reader returns the querier for reads outside a transaction.
+func (db *DB) reader() querier {
+	if db.dialect == Postgres {
+		return pgQ{db.pool}
+	}
+	return sqlQ{db.sqlR}
+}
+
+// writer returns the querier for single writes outside a transaction.
+func (db *DB) writer() querier {
+	if db.dialect == Postgres {
+		return pgQ{db.pool}
+	}
+	return sqlQ{db.sqlW}
+}
+
+// --- database/sql (SQLite) ---
+
+type sqlRunner interface {
+	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+}
+
+type sqlQ struct{ r sqlRunner }
+
+func (s sqlQ) exec(ctx context.Context, q string, args ...any) (int64, error) {
+	res, err := s.r.ExecContext(ctx, sqliteSQL(q), args...)
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	return res.RowsAffected()
+}
+
+func (s sqlQ) query(ctx context.Context, q string, args ...any) (rows, error) {
+	r, err := s.r.QueryContext(ctx, sqliteSQL(q), args...)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return sqlRows{r}, nil
+}
+
+func (s sqlQ) queryRow(ctx context.Context, q string, args ...any) row {
+	return errRow{s.r.QueryRowContext(ctx, sqliteSQL(q), args...)}
+}
+
+type sqlRows struct{ *sql.Rows }
+
+func (r sqlRows) Close() { _ = r.Rows.Close() }
+
+// --- pgx (PostgreSQL) ---
+
+type pgRunner interface {
+	Exec(ctx context.Context, q string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, q string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, q string, args ...any) pgx.Row
+}
+
+type pgQ struct{ r pgRunner }
+
+func (p pgQ) exec(ctx context.Context, q string, args ...any) (int64, error) {
+	tag, err := p.r.Exec(ctx, q, args...)
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+func (p pgQ) query(ctx context.Context, q string, args ...any) (rows, error) {
+	r, err := p.r.Query(ctx, q, args...)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return r, nil
+}
+
+func (p pgQ) queryRow(ctx context.Context, q string, args ...any) row {
+	return errRow{p.r.QueryRow(ctx, q, args...)}
+}
+
+// errRow maps driver errors of Scan to store errors.
+type errRow struct{ r row }
+
+func (e errRow) Scan(dest ...any) error { return mapErr(e.r.Scan(dest...)) }
+
+// errNoRows is returned by queryRow(...).Scan when nothing matched.
+var errNoRows = errors.New("store: no rows")
+
+// errUnique is returned when a unique constraint rejects a write.
+var errUnique = errors.New("store: unique constraint violated")
+
+func mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrNoRows) || errors.Is(err, pgx.ErrNoRows) {
+		return errNoRows
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		return fmt.Errorf("%w: %s", errUnique, pgErr.ConstraintName)
+	}
+	var sqErr *sqlite.Error
+	if errors.As(err, &sqErr) {
+		switch sqErr.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return fmt.Errorf("%w: %v", errUnique, err)
+		}
+	}
+	return err
+}
+
+// sqliteSQL rewrites $N placeholders to SQLite's ?N form, outside quoted
+// literals. Results are cached per query text.
+func sqliteSQL(q string) string {
+	if v, ok := sqliteCache.Load(q); ok {
+		return v.(string)
+	}
+	var b strings.Builder
+	b.Grow(len(q))
+	inQuote := false
+	for i := 0; i < len(q); i++ {
+		c := q[i]
+		if c == '\'' {
+			inQuote = !inQuote
+		}
+		if c == '$' && !inQuote && i+1 < len(q) && q[i+1] >= '0' && q[i+1] <= '9' {
+			b.WriteByte('?')
+			continue
+		}
+		b.WriteByte(c)
+	}
+	out := b.String()
+	sqliteCache.Store(q, out)
+	return out
+}
+
+var sqliteCache sync.Map
+
+// micros converts a time to the stored form (Unix microseconds).
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+// fromMicros converts a stored time back; 0 is the zero time.
+func fromMicros(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(v).UTC()
+}
+
+// nullMicros stores a possibly-zero time as NULL.
+func nullMicros(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMicro()
+}
+
+// timePtr converts a nullable stored time to a pointer.
+func timePtr(v sql.NullInt64) *time.Time {
+	if !v.Valid || v.Int64 == 0 {
+		return nil
+	}
+	t := fromMicros(v.Int64)
+	return &t
+}
+
+// nullStr stores "" as NULL.
+func nullStr(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}

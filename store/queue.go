@@ -1,0 +1,115 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivertype"
+)
+
+// Queue is the durable job queue (River) on the store's database: the same
+// workers, job args, unique keys and periodic jobs on SQLite and PostgreSQL.
+type Queue struct {
+	insertTx func(ctx context.Context, tx *Tx, params []river.InsertManyParams) error
+	insert   func(ctx context.Context, params []river.InsertManyParams) error
+	start    func(ctx context.Context) error
+	stop     func(ctx context.Context) error
+	// Subscribe exposes River's event stream (tests, metrics).
+	Subscribe func(kinds ...river.EventKind) (<-chan *river.Event, func())
+}
+
+// NewQueue creates the queue client for this store with the given River
+// configuration (workers, queues, periodic jobs). Jobs added to transactions
+// are inserted through it.
+func (db *DB) NewQueue(cfg *river.Config) (*Queue, error) {
+	q := &Queue{}
+	if db.dialect == Postgres {
+		c, err := river.NewClient(riverpgxv5.New(db.pool), cfg)
+		if err != nil {
+			return nil, err
+		}
+		q.insertTx = func(ctx context.Context, tx *Tx, p []river.InsertManyParams) error {
+			_, err := c.InsertManyTx(ctx, tx.pg, p)
+			return err
+		}
+		q.insert = func(ctx context.Context, p []river.InsertManyParams) error {
+			_, err := c.InsertMany(ctx, p)
+			return err
+		}
+		q.start, q.stop, q.Subscribe = c.Start, c.Stop, c.Subscribe
+	} else {
+		if cfg.FetchPollInterval == 0 {
+			// SQLite has no LISTEN/NOTIFY: poll often so work starts quickly.
+			cfg.FetchPollInterval = 50 * time.Millisecond
+			cfg.FetchCooldown = 10 * time.Millisecond
+		}
+		c, err := river.NewClient(riversqlite.New(db.sqlW), cfg)
+		if err != nil {
+			return nil, err
+		}
+		q.insertTx = func(ctx context.Context, tx *Tx, p []river.InsertManyParams) error {
+			_, err := c.InsertManyTx(ctx, tx.sq, p)
+			return err
+		}
+		q.insert = func(ctx context.Context, p []river.InsertManyParams) error {
+			_, err := c.InsertMany(ctx, p)
+			return err
+		}
+		q.start, q.stop, q.Subscribe = c.Start, c.Stop, c.Subscribe
+	}
+	db.queue = q
+	return q, nil
+}
+
+// Start starts working jobs (when the config has workers).
+func (q *Queue) Start(ctx context.Context) error { return q.start(ctx) }
+
+// Stop stops fetching new jobs and waits for running ones to finish.
+func (q *Queue) Stop(ctx context.Context) error { return q.stop(ctx) }
+
+// Insert inserts jobs outside any transaction.
+func (q *Queue) Insert(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) error {
+	return q.insert(ctx, []river.InsertManyParams{{Args: args, InsertOpts: opts}})
+}
+
+// CRMWritebackArgs asks for an org's pending message changes to be written
+// to its CRM. One is pending or running per org at a time; the worker lets
+// changes gather for CRMWritebackDelay before it writes, so they go in few
+// CRM calls.
+type CRMWritebackArgs struct {
+	OrgID string `json:"org_id"`
+}
+
+// Kind implements river.JobArgs.
+func (CRMWritebackArgs) Kind() string { return "crm_writeback" }
+
+// CRMWritebackDelay is how long changes gather before a write-back runs.
+var CRMWritebackDelay = 500 * time.Millisecond
+
+func crmWritebackJob(orgID string) river.InsertManyParams {
+	return river.InsertManyParams{
+		Args: CRMWritebackArgs{OrgID: orgID},
+		InsertOpts: &river.InsertOpts{
+			Queue: QueueCRM,
+			UniqueOpts: river.UniqueOpts{
+				ByArgs: true,
+				// Not "completed": a change after a write-back finished gets
+				// one of its own. A change that lands while one runs is
+				// picked up by that run (it drains until nothing is pending)
+				// or, in the moment after its last look, by the periodic
+				// write-back sweep.
+				ByState: []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning, rivertype.JobStateScheduled, rivertype.JobStateRetryable},
+			},
+		},
+	}
+}
+
+// Queue names.
+const (
+	QueueSend    = "send"
+	QueueCRM     = "crm"
+	QueueDefault = river.QueueDefault
+)

@@ -1,0 +1,239 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+)
+
+// Tx is a transaction. Jobs added with AddJob are inserted in the same
+// transaction just before it commits (the transactional outbox), so a state
+// change and the work it causes are stored together or not at all.
+type Tx struct {
+	db   *DB
+	q    querier
+	pg   pgx.Tx
+	sq   *sql.Tx
+	jobs []river.InsertManyParams
+	// crmOrgs are orgs whose messages changed: a CRM write-back job is
+	// inserted for each at commit.
+	crmOrgs map[string]bool
+}
+
+// AddJob schedules a job insert for commit time.
+func (tx *Tx) AddJob(args river.JobArgs, opts *river.InsertOpts) {
+	tx.jobs = append(tx.jobs, river.InsertManyParams{Args: args, InsertOpts: opts})
+}
+
+// TouchCRM records that org has message changes to write to its CRM.
+func (tx *Tx) TouchCRM(orgID string) {
+	if tx.crmOrgs == nil {
+		tx.crmOrgs = map[string]bool{}
+	}
+	tx.crmOrgs[orgID] = true
+}
+
+// DB returns the store the transaction belongs to.
+func (tx *Tx) DB() *DB { return tx.db }
+
+// Tx runs fn in a transaction and commits it when fn returns nil.
+func (db *DB) Tx(ctx context.Context, fn func(tx *Tx) error) error {
+	tx, err := db.begin(ctx)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.rollback(ctx)
+		return err
+	}
+	return tx.commit(ctx)
+}
+
+func (db *DB) begin(ctx context.Context) (*Tx, error) {
+	if db.dialect == Postgres {
+		pt, err := db.pool.Begin(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("begin: %w", err)
+		}
+		return &Tx{db: db, q: pgQ{pt}, pg: pt}, nil
+	}
+	st, err := db.sqlW.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	return &Tx{db: db, q: sqlQ{st}, sq: st}, nil
+}
+
+func (tx *Tx) rollback(ctx context.Context) {
+	ctx = context.WithoutCancel(ctx)
+	if tx.pg != nil {
+		_ = tx.pg.Rollback(ctx)
+		return
+	}
+	_ = tx.sq.Rollback()
+}
+
+func (tx *Tx) commit(ctx context.Context) error {
+	if err := tx.flushJobs(ctx); err != nil {
+		tx.rollback(ctx)
+		return err
+	}
+	if tx.pg != nil {
+		if err := tx.pg.Commit(ctx); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+		return nil
+	}
+	if err := tx.sq.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func (tx *Tx) flushJobs(ctx context.Context) error {
+	for org := range tx.crmOrgs {
+		tx.jobs = append(tx.jobs, crmWritebackJob(org))
+	}
+	tx.crmOrgs = nil
+	if len(tx.jobs) == 0 {
+		return nil
+	}
+	if tx.db.queue == nil {
+		return errors.New("store: job queue not configured")
+	}
+	err := tx.db.queue.insertTx(ctx, tx, tx.jobs)
+	tx.jobs = nil
+	if err != nil {
+		return fmt.Errorf("insert jobs: %w", err)
+	}
+	return nil
+}
+
+// --- group commit ---
+
+// Batch runs fn in a transaction shared with other concurrent Batch calls
+// (group commit): many small writes (webhooks, send results) share one
+// commit. fn may run more than once (when another fn in its group fails the
+// group is retried without it), so it must only touch the database. Batch
+// returns once fn's writes are committed, or with fn's error.
+func (db *DB) Batch(ctx context.Context, fn func(tx *Tx) error) error {
+	it := &batchItem{fn: fn, done: make(chan error, 1)}
+	select {
+	case db.batcher.in <- it:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-db.batcher.quit:
+		return errors.New("store: closed")
+	}
+	select {
+	case err := <-it.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+type batchItem struct {
+	fn   func(tx *Tx) error
+	done chan error
+}
+
+type batcher struct {
+	db   *DB
+	in   chan *batchItem
+	quit chan struct{}
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+const maxBatch = 512
+
+func newBatcher(db *DB) *batcher {
+	b := &batcher{db: db, in: make(chan *batchItem, maxBatch), quit: make(chan struct{})}
+	workers := 1
+	if db.dialect == Postgres {
+		workers = 4
+	}
+	for range workers {
+		b.wg.Add(1)
+		go b.loop()
+	}
+	return b
+}
+
+func (b *batcher) close() {
+	b.once.Do(func() { close(b.quit) })
+	b.wg.Wait()
+}
+
+func (b *batcher) loop() {
+	defer b.wg.Done()
+	for {
+		var first *batchItem
+		select {
+		case first = <-b.in:
+		case <-b.quit:
+			return
+		}
+		items := []*batchItem{first}
+	fill:
+		for len(items) < maxBatch {
+			select {
+			case it := <-b.in:
+				items = append(items, it)
+			default:
+				break fill
+			}
+		}
+		b.run(items)
+	}
+}
+
+// run commits items together. An item whose fn fails is answered with its
+// error and the rest are run again without it; when the commit itself fails
+// every item is run alone so one bad write cannot sink the others.
+func (b *batcher) run(items []*batchItem) {
+	ctx := context.Background()
+	for len(items) > 0 {
+		tx, err := b.db.begin(ctx)
+		if err != nil {
+			for _, it := range items {
+				it.done <- err
+			}
+			return
+		}
+		failed := -1
+		var ferr error
+		for i, it := range items {
+			if ferr = it.fn(tx); ferr != nil {
+				failed = i
+				break
+			}
+		}
+		if failed >= 0 {
+			tx.rollback(ctx)
+			items[failed].done <- ferr
+			items = append(items[:failed:failed], items[failed+1:]...)
+			continue
+		}
+		if err := tx.commit(ctx); err != nil {
+			if len(items) == 1 {
+				items[0].done <- err
+				return
+			}
+			for _, it := range items {
+				it.done <- b.db.Tx(ctx, it.fn)
+			}
+			return
+		}
+		for _, it := range items {
+			it.done <- nil
+		}
+		return
+	}
+}
