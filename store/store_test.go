@@ -1,0 +1,456 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	sb "github.com/switchboard/switchboard"
+	"github.com/switchboard/switchboard/store"
+	"github.com/switchboard/switchboard/store/storetest"
+)
+
+// open returns a fresh store with an insert-only job queue.
+func open(t *testing.T, d store.Dialect) *store.DB {
+	t.Helper()
+	db := storetest.Open(t, d)
+	if _, err := db.NewQueue(&river.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func tx(t *testing.T, db *store.DB, f func(tx *store.Tx) error) {
+	t.Helper()
+	if err := db.Tx(context.Background(), f); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type fixture struct {
+	org  *sb.Org
+	user *sb.User
+	gw   *sb.Gateway
+}
+
+func seed(t *testing.T, db *store.DB) fixture {
+	t.Helper()
+	ctx := context.Background()
+	f := fixture{org: &sb.Org{Name: "Acme College"}}
+	tx(t, db, func(tx *store.Tx) error {
+		if err := tx.CreateOrg(ctx, f.org); err != nil {
+			return err
+		}
+		f.user = &sb.User{OrgID: f.org.ID, Email: "Admin@Example.org", Name: "Ada", Permissions: []sb.Permission{sb.PermSystemAdmin}}
+		if err := tx.CreateUser(ctx, f.user, ""); err != nil {
+			return err
+		}
+		f.gw = &sb.Gateway{OrgID: f.org.ID, Provider: "sim", Number: "+12025550100", Config: map[string]string{"secret": "s3cr3t-value-for-test"}, Active: true}
+		if err := f.gw.Normalize("US"); err != nil {
+			return err
+		}
+		return tx.CreateGateway(ctx, f.gw)
+	})
+	return f
+}
+
+func TestMigrationsInLockstep(t *testing.T) {
+	lite, err := store.Migrations(store.SQLite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg, err := store.Migrations(store.Postgres)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lite) != len(pg) || len(lite) == 0 {
+		t.Fatalf("sqlite has %d migrations, postgres %d", len(lite), len(pg))
+	}
+	for i := range lite {
+		if lite[i].Name != pg[i].Name {
+			t.Errorf("migration %d: sqlite %s, postgres %s", i, lite[i].Name, pg[i].Name)
+		}
+	}
+	// After migrating, both engines have the same tables and columns.
+	if len(storetest.Dialects()) < 2 {
+		t.Skip("PostgreSQL not configured; schema comparison skipped")
+	}
+	ctx := context.Background()
+	schemas := map[store.Dialect]map[string][]string{}
+	for _, d := range storetest.Dialects() {
+		db := storetest.Open(t, d)
+		s, err := db.SchemaColumns(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		schemas[d] = s
+	}
+	a, b := schemas[store.SQLite], schemas[store.Postgres]
+	for table, cols := range a {
+		if !slices.Equal(cols, b[table]) {
+			t.Errorf("table %s: sqlite columns %v, postgres %v", table, cols, b[table])
+		}
+	}
+	for table := range b {
+		if _, ok := a[table]; !ok {
+			t.Errorf("table %s only in postgres", table)
+		}
+	}
+}
+
+func TestMigrateTwice(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, d store.Dialect) {
+		db := storetest.Open(t, d)
+		if err := db.Migrate(context.Background(), nil); err != nil {
+			t.Fatalf("second migrate: %v", err)
+		}
+	})
+}
+
+func TestOrgUserAPIKey(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, d store.Dialect) {
+		ctx := context.Background()
+		db := open(t, d)
+		f := seed(t, db)
+		if f.user.Email != "admin@example.org" {
+			t.Errorf("email not normalised: %s", f.user.Email)
+		}
+		// Duplicate email in the org is a conflict.
+		err := db.Tx(ctx, func(tx *store.Tx) error {
+			return tx.CreateUser(ctx, &sb.User{OrgID: f.org.ID, Email: "admin@example.org", Name: "Other"}, "")
+		})
+		if sb.ErrorCode(err) != sb.EConflict {
+			t.Fatalf("duplicate user: %v", err)
+		}
+		var keyID, key string
+		tx(t, db, func(tx *store.Tx) error {
+			var err error
+			keyID, key, err = tx.CreateAPIKey(ctx, f.org.ID, f.user.ID, "ci")
+			return err
+		})
+		u, err := db.Authenticate(ctx, key)
+		if err != nil || u.ID != f.user.ID || !u.IsAdmin() {
+			t.Fatalf("authenticate: %v %+v", err, u)
+		}
+		for _, bad := range []string{"", "sb_", key + "x", key[:len(key)-1], "sb_0000000000000000_abc", "Bearer " + key} {
+			if _, err := db.Authenticate(ctx, bad); sb.ErrorCode(err) != sb.EUnauthorized {
+				t.Errorf("Authenticate(%q) = %v, want unauthorized", bad, err)
+			}
+		}
+		tx(t, db, func(tx *store.Tx) error { return tx.RevokeAPIKey(ctx, f.org.ID, keyID) })
+		if _, err := db.Authenticate(ctx, key); sb.ErrorCode(err) != sb.EUnauthorized {
+			t.Fatalf("revoked key still works: %v", err)
+		}
+	})
+}
+
+func TestGatewayConfigSealed(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, d store.Dialect) {
+		ctx := context.Background()
+		db := open(t, d)
+		f := seed(t, db)
+		got, err := db.Gateway(ctx, f.org.ID, f.gw.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Config["secret"] != "s3cr3t-value-for-test" || got.Number != "+12025550100" || got.Rate != 0 {
+			t.Fatalf("round trip: %+v", got)
+		}
+		if !slices.Equal(got.Keywords.OptOut, sb.DefaultKeywords("sim").OptOut) {
+			t.Fatalf("keywords: %v", got.Keywords)
+		}
+		raw, err := db.RawScan(ctx, "gateways")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(raw, []byte("s3cr3t-value-for-test")) {
+			t.Fatal("gateway secret stored in clear")
+		}
+		if _, err := db.Gateway(ctx, "other-org", f.gw.ID); sb.ErrorCode(err) != sb.ENotFound {
+			t.Fatalf("gateway visible to another org: %v", err)
+		}
+	})
+}
+
+func newMsg(f fixture, db *store.DB, phone string) store.NewMessage {
+	now := db.Now().UTC()
+	return store.NewMessage{
+		Msg: &sb.Message{ID: store.NewID(), OrgID: f.org.ID, GatewayID: f.gw.ID, Direction: sb.Outgoing, Status: sb.StatusQueued,
+			Segments: 1, OwnerID: f.user.ID, CreatedByID: f.user.ID, PhoneHash: db.Hasher().Phone(phone), CreatedAt: now, UpdatedAt: now},
+		Content: &sb.Content{Phone: phone, Body: "Your appointment is at 10am"},
+	}
+}
+
+func TestStatusForwardOnly(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, d store.Dialect) {
+		ctx := context.Background()
+		db := open(t, d)
+		f := seed(t, db)
+		nm := newMsg(f, db, "+12025550123")
+		tx(t, db, func(tx *store.Tx) error { return tx.InsertMessages(ctx, []store.NewMessage{nm}) })
+		id := nm.Msg.ID
+		tx(t, db, func(tx *store.Tx) error {
+			_, _, err := tx.RecordSend(ctx, store.SendOutcome{MessageID: id, ProviderMessageID: "P1", Status: sb.StatusQueued})
+			return err
+		})
+		steps := []struct {
+			u       sb.StatusUpdate
+			applied bool
+			want    sb.Status
+		}{
+			{sb.StatusUpdate{MessageID: id, Status: sb.StatusSent}, true, sb.StatusSent},
+			{sb.StatusUpdate{ProviderMessageID: "P1", Status: sb.StatusDelivered}, true, sb.StatusDelivered},
+			{sb.StatusUpdate{MessageID: id, Status: sb.StatusSent}, false, sb.StatusDelivered},      // late "sent"
+			{sb.StatusUpdate{MessageID: id, Status: sb.StatusDelivered}, false, sb.StatusDelivered}, // replay
+			{sb.StatusUpdate{MessageID: id, Status: sb.StatusFailed}, false, sb.StatusDelivered},    // sideways
+		}
+		for i, s := range steps {
+			var res store.StatusResult
+			tx(t, db, func(tx *store.Tx) error {
+				var err error
+				res, err = tx.ApplyStatus(ctx, f.gw.ID, s.u)
+				return err
+			})
+			m, err := db.Message(ctx, f.org.ID, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Applied != s.applied || m.Status != s.want {
+				t.Fatalf("step %d: applied %v status %s, want %v %s", i, res.Applied, m.Status, s.applied, s.want)
+			}
+		}
+		m, _ := db.Message(ctx, f.org.ID, id)
+		if m.SentAt == nil || m.DeliveredAt == nil {
+			t.Fatalf("timestamps not kept: %+v", m)
+		}
+		// A status for a message of another gateway is not applied.
+		err := db.Tx(ctx, func(tx *store.Tx) error {
+			_, err := tx.ApplyStatus(ctx, "other-gateway", sb.StatusUpdate{MessageID: id, Status: sb.StatusFailed})
+			return err
+		})
+		if sb.ErrorCode(err) != sb.ENotFound {
+			t.Fatalf("cross-gateway status: %v", err)
+		}
+	})
+}
+
+func TestStatusBeforeSendRecorded(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, d store.Dialect) {
+		ctx := context.Background()
+		db := open(t, d)
+		f := seed(t, db)
+		nm := newMsg(f, db, "+12025550124")
+		tx(t, db, func(tx *store.Tx) error { return tx.InsertMessages(ctx, []store.NewMessage{nm}) })
+		// The receipt races ahead of the submit answer: kept, then applied.
+		tx(t, db, func(tx *store.Tx) error {
+			res, err := tx.ApplyStatus(ctx, f.gw.ID, sb.StatusUpdate{ProviderMessageID: "EARLY", Status: sb.StatusDelivered})
+			if res.Applied {
+				return errors.New("applied to nothing")
+			}
+			return err
+		})
+		tx(t, db, func(tx *store.Tx) error {
+			_, _, err := tx.RecordSend(ctx, store.SendOutcome{MessageID: nm.Msg.ID, ProviderMessageID: "EARLY", Status: sb.StatusQueued})
+			return err
+		})
+		m, _ := db.Message(ctx, f.org.ID, nm.Msg.ID)
+		if m.Status != sb.StatusDelivered {
+			t.Fatalf("early receipt not applied: %s", m.Status)
+		}
+	})
+}
+
+func TestIncomingDeduplicated(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, d store.Dialect) {
+		ctx := context.Background()
+		db := open(t, d)
+		f := seed(t, db)
+		for i, wantNew := range []bool{true, false} {
+			m := &sb.Message{ID: store.NewID(), OrgID: f.org.ID, GatewayID: f.gw.ID, ProviderMessageID: "IN-1", Segments: 1,
+				PhoneHash: db.Hasher().Phone("+12025550125"), CreatedAt: db.Now()}
+			tx(t, db, func(tx *store.Tx) error {
+				isNew, err := tx.InsertIncoming(ctx, m, &sb.Content{Phone: "+12025550125", Body: "hi"})
+				if isNew != wantNew {
+					return fmt.Errorf("delivery %d: new=%v", i, isNew)
+				}
+				return err
+			})
+		}
+		ms, err := db.Messages(ctx, f.org.ID, store.MessageFilter{Direction: sb.Incoming})
+		if err != nil || len(ms) != 1 {
+			t.Fatalf("%d incoming messages, err %v", len(ms), err)
+		}
+	})
+}
+
+func TestIdempotencyKeyConflict(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, d store.Dialect) {
+		ctx := context.Background()
+		db := open(t, d)
+		f := seed(t, db)
+		a, b := newMsg(f, db, "+12025550123"), newMsg(f, db, "+12025550123")
+		a.Msg.IdempotencyKey, b.Msg.IdempotencyKey = "k1", "k1"
+		tx(t, db, func(tx *store.Tx) error { return tx.InsertMessages(ctx, []store.NewMessage{a}) })
+		err := db.Tx(ctx, func(tx *store.Tx) error { return tx.InsertMessages(ctx, []store.NewMessage{b}) })
+		if sb.ErrorCode(err) != sb.EConflict {
+			t.Fatalf("second insert with the key: %v", err)
+		}
+	})
+}
+
+func TestSubscriptions(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, d store.Dialect) {
+		ctx := context.Background()
+		db := open(t, d)
+		f := seed(t, db)
+		h := db.Hasher().Phone("+12025550126")
+		tx(t, db, func(tx *store.Tx) error {
+			if err := tx.SetSubscription(ctx, &sb.Subscription{OrgID: f.org.ID, GatewayID: f.gw.ID, PhoneHash: h, Status: sb.OptedOut, Detail: "Opt-out keyword: STOP", Via: sb.ViaKeyword, ByKeyword: true}); err != nil {
+				return err
+			}
+			return tx.SetSubscription(ctx, &sb.Subscription{OrgID: f.org.ID, GatewayID: f.gw.ID, PhoneHash: h, Status: sb.OptedIn, Detail: "Opt-in keyword: START", Via: sb.ViaKeyword})
+		})
+		s, err := db.Subscription(ctx, f.gw.ID, h)
+		if err != nil || s.Status != sb.OptedIn || s.ByKeyword {
+			t.Fatalf("subscription: %+v %v", s, err)
+		}
+		hist, err := db.SubscriptionHistory(ctx, f.org.ID, h)
+		if err != nil || len(hist) != 2 || hist[0].Status != sb.OptedIn || hist[1].Detail != "Opt-out keyword: STOP" {
+			t.Fatalf("history: %+v %v", hist, err)
+		}
+		// Set-based lookup over many numbers.
+		hashes := [][]byte{h}
+		for i := range 2000 {
+			hashes = append(hashes, db.Hasher().Phone(fmt.Sprintf("+1202555%04d", i)))
+		}
+		tx(t, db, func(tx *store.Tx) error {
+			st, err := tx.SubscriptionStatuses(ctx, f.gw.ID, hashes)
+			if err != nil {
+				return err
+			}
+			if len(st) != 1 || st[string(h)] != sb.OptedIn {
+				return fmt.Errorf("statuses: %v", st)
+			}
+			return nil
+		})
+	})
+}
+
+func TestCRMClaimLeaseAndRelease(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, d store.Dialect) {
+		ctx := context.Background()
+		db := open(t, d)
+		f := seed(t, db)
+		var ids []string
+		var nms []store.NewMessage
+		for i := range 5 {
+			nm := newMsg(f, db, fmt.Sprintf("+120255501%02d", i))
+			nms = append(nms, nm)
+			ids = append(ids, nm.Msg.ID)
+		}
+		tx(t, db, func(tx *store.Tx) error { return tx.InsertMessages(ctx, nms) })
+		first, err := db.ClaimCRM(ctx, f.org.ID, 3, time.Minute)
+		if err != nil || len(first) != 3 || first[0].Content == nil {
+			t.Fatalf("claim: %d %v", len(first), err)
+		}
+		second, err := db.ClaimCRM(ctx, f.org.ID, 10, time.Minute)
+		if err != nil || len(second) != 2 {
+			t.Fatalf("leased rows claimed twice: %d %v", len(second), err)
+		}
+		// A change after the claim keeps the message pending after finish.
+		tx(t, db, func(tx *store.Tx) error {
+			_, _, err := tx.RecordSend(ctx, store.SendOutcome{MessageID: first[0].Msg.ID, ProviderMessageID: "P", Status: sb.StatusQueued})
+			return err
+		})
+		var outs []store.CRMOutcome
+		for _, p := range append(first, second...) {
+			outs = append(outs, store.CRMOutcome{MessageID: p.Msg.ID, Version: p.Version, CRMMessageID: "crm-" + p.Msg.ID})
+		}
+		tx(t, db, func(tx *store.Tx) error { return tx.FinishCRM(ctx, outs) })
+		n, err := db.CRMPendingCount(ctx, f.org.ID)
+		if err != nil || n != 1 {
+			t.Fatalf("pending after finish: %d %v", n, err)
+		}
+		again, _ := db.ClaimCRM(ctx, f.org.ID, 10, time.Minute)
+		if len(again) != 1 || again[0].Msg.ID != first[0].Msg.ID || again[0].Content != nil || again[0].Msg.CRMMessageID == "" {
+			t.Fatalf("re-claim: %+v", again)
+		}
+		// Content of the sent + written message is gone; queued ones keep it.
+		items, err := db.MessagesToSend(ctx, ids)
+		if err != nil || len(items) != 4 {
+			t.Fatalf("to send: %d %v", len(items), err)
+		}
+		if c, _ := db.CountRows(ctx, "message_contents"); c != 4 {
+			t.Fatalf("contents left: %d, want 4", c)
+		}
+	})
+}
+
+func TestGroupCommit(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, d store.Dialect) {
+		ctx := context.Background()
+		db := open(t, d)
+		f := seed(t, db)
+		var wg sync.WaitGroup
+		errs := make([]error, 200)
+		for i := range 200 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = db.Batch(ctx, func(tx *store.Tx) error {
+					if i%50 == 7 {
+						return sb.Errorf(sb.EInvalid, "item %d refused", i)
+					}
+					return tx.InsertMessages(ctx, []store.NewMessage{newMsg(f, db, fmt.Sprintf("+1202555%04d", i))})
+				})
+			}()
+		}
+		wg.Wait()
+		failed := 0
+		for i, err := range errs {
+			if i%50 == 7 {
+				if sb.ErrorCode(err) != sb.EInvalid {
+					t.Errorf("item %d: %v, want its own error", i, err)
+				}
+				failed++
+			} else if err != nil {
+				t.Errorf("item %d: %v", i, err)
+			}
+		}
+		if n, _ := db.CountRows(ctx, "messages"); n != 200-failed {
+			t.Fatalf("%d messages stored, want %d", n, 200-failed)
+		}
+	})
+}
+
+func TestReserveSendSlots(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, d store.Dialect) {
+		ctx := context.Background()
+		now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+		db := storetest.Open(t, d, func(o *store.Options) { o.Now = func() time.Time { return now } })
+		if _, err := db.NewQueue(&river.Config{}); err != nil {
+			t.Fatal(err)
+		}
+		f := seed(t, db)
+		var starts []int64
+		for range 3 {
+			s, err := db.ReserveSendSlots(ctx, f.gw.ID, 1, 500_000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			starts = append(starts, s)
+		}
+		base := now.UnixMicro()
+		if starts[0] != base || starts[1] != base+500_000 || starts[2] != base+1_000_000 {
+			t.Fatalf("slots %v not spaced 0.5 s from %d", starts, base)
+		}
+	})
+}
+
