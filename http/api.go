@@ -14,30 +14,30 @@ import (
 
 func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) {
 	var req hub.SendRequest
-	if err := decode(w, r, MaxBodyBytes, &req); err != nil {
-		writeError(w, err)
+	if err := Decode(w, r, MaxBodyBytes, &req); err != nil {
+		WriteError(w, err)
 		return
 	}
 	req.IdempotencyKey = r.Header.Get("Idempotency-Key")
-	m, created, err := s.Hub.Send(r.Context(), userFrom(r), req)
+	m, created, err := s.Hub.Send(r.Context(), UserFrom(r), req)
 	if err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
 	status := http.StatusCreated
 	if !created {
 		status = http.StatusOK
 	}
-	writeJSON(w, status, m)
+	WriteJSON(w, status, m)
 }
 
 func (s *Server) getMessage(w http.ResponseWriter, r *http.Request) {
-	m, err := s.DB.Message(r.Context(), userFrom(r).OrgID, r.PathValue("id"))
+	m, err := s.DB.Message(r.Context(), UserFrom(r).OrgID, r.PathValue("id"))
 	if err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, m)
+	WriteJSON(w, http.StatusOK, m)
 }
 
 // MessageList is a page of messages.
@@ -48,22 +48,22 @@ type MessageList struct {
 }
 
 func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) {
-	u := userFrom(r)
+	u := UserFrom(r)
 	q := r.URL.Query()
 	f := store.MessageFilter{RecordID: q.Get("record_id"), GatewayID: q.Get("gateway_id"), BatchID: q.Get("batch_id"), Direction: sb.Direction(q.Get("direction"))}
 	if f.Direction != "" && !f.Direction.Valid() {
-		writeError(w, sb.FieldError("direction", "direction must be incoming or outgoing"))
+		WriteError(w, sb.FieldError("direction", "direction must be incoming or outgoing"))
 		return
 	}
 	if phone := q.Get("phone"); phone != "" {
 		org, err := s.DB.Org(r.Context(), u.OrgID)
 		if err != nil {
-			writeError(w, err)
+			WriteError(w, err)
 			return
 		}
 		p, err := sb.ParsePhone(phone, org.Settings.DefaultRegion)
 		if err != nil {
-			writeError(w, err)
+			WriteError(w, err)
 			return
 		}
 		f.PhoneHash = s.DB.Hasher().Phone(p)
@@ -71,20 +71,20 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) {
 	if b := q.Get("before"); b != "" {
 		t, err := time.Parse(time.RFC3339Nano, b)
 		if err != nil {
-			writeError(w, sb.FieldError("before", "before must be an RFC 3339 time"))
+			WriteError(w, sb.FieldError("before", "before must be an RFC 3339 time"))
 			return
 		}
 		f.Before = t
 	}
-	limit, err := queryInt(r, "limit", 50)
+	limit, err := QueryInt(r, "limit", 50)
 	if err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
 	f.Limit = limit
 	ms, err := s.DB.Messages(r.Context(), u.OrgID, f)
 	if err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
 	out := MessageList{Messages: ms}
@@ -94,138 +94,138 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) {
 	if len(ms) > 0 && len(ms) == f.Limit {
 		out.Next = ms[len(ms)-1].CreatedAt.Format(time.RFC3339Nano)
 	}
-	writeJSON(w, http.StatusOK, out)
+	WriteJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) bulkSend(w http.ResponseWriter, r *http.Request) {
 	var req hub.BulkRequest
-	if err := decode(w, r, MaxBulkBytes, &req); err != nil {
-		writeError(w, err)
+	if err := Decode(w, r, MaxBulkBytes, &req); err != nil {
+		WriteError(w, err)
 		return
 	}
-	res, err := s.Hub.Bulk(r.Context(), userFrom(r), req)
+	res, err := s.Hub.Bulk(r.Context(), UserFrom(r), req)
 	if err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, res)
+	WriteJSON(w, http.StatusAccepted, res)
 }
 
 func (s *Server) getBulkSend(w http.ResponseWriter, r *http.Request) {
-	b, err := s.Hub.Batch(r.Context(), userFrom(r), r.PathValue("id"))
+	b, err := s.Hub.Batch(r.Context(), UserFrom(r), r.PathValue("id"))
 	if err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, b)
+	WriteJSON(w, http.StatusOK, b)
 }
 
 func (s *Server) segments(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Body string `json:"body"`
 	}
-	if err := decode(w, r, MaxBodyBytes, &req); err != nil {
-		writeError(w, err)
+	if err := Decode(w, r, MaxBodyBytes, &req); err != nil {
+		WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, sb.CountSegments(req.Body))
+	WriteJSON(w, http.StatusOK, sb.CountSegments(req.Body))
 }
 
 // --- gateways ---
 
 func (s *Server) listGateways(w http.ResponseWriter, r *http.Request) {
-	gws, err := s.DB.Gateways(r.Context(), userFrom(r).OrgID)
+	gws, err := s.DB.Gateways(r.Context(), UserFrom(r).OrgID)
 	if err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
 	out := make([]*hub.GatewayView, len(gws))
 	for i, g := range gws {
 		out[i] = s.Hub.View(g)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"gateways": out})
+	WriteJSON(w, http.StatusOK, map[string]any{"gateways": out})
 }
 
 func (s *Server) createGateway(w http.ResponseWriter, r *http.Request) {
 	var req hub.GatewayRequest
-	if err := decode(w, r, MaxBodyBytes, &req); err != nil {
-		writeError(w, err)
+	if err := Decode(w, r, MaxBodyBytes, &req); err != nil {
+		WriteError(w, err)
 		return
 	}
-	v, err := s.Hub.CreateGateway(r.Context(), userFrom(r), req)
+	v, err := s.Hub.CreateGateway(r.Context(), UserFrom(r), req)
 	if err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, v)
+	WriteJSON(w, http.StatusCreated, v)
 }
 
 func (s *Server) getGateway(w http.ResponseWriter, r *http.Request) {
-	g, err := s.DB.Gateway(r.Context(), userFrom(r).OrgID, r.PathValue("id"))
+	g, err := s.DB.Gateway(r.Context(), UserFrom(r).OrgID, r.PathValue("id"))
 	if err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, s.Hub.View(g))
+	WriteJSON(w, http.StatusOK, s.Hub.View(g))
 }
 
 func (s *Server) updateGateway(w http.ResponseWriter, r *http.Request) {
 	var req hub.GatewayRequest
-	if err := decode(w, r, MaxBodyBytes, &req); err != nil {
-		writeError(w, err)
+	if err := Decode(w, r, MaxBodyBytes, &req); err != nil {
+		WriteError(w, err)
 		return
 	}
-	v, err := s.Hub.UpdateGateway(r.Context(), userFrom(r), r.PathValue("id"), req)
+	v, err := s.Hub.UpdateGateway(r.Context(), UserFrom(r), r.PathValue("id"), req)
 	if err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, v)
+	WriteJSON(w, http.StatusOK, v)
 }
 
 // --- org, users, keys ---
 
 func (s *Server) getOrg(w http.ResponseWriter, r *http.Request) {
-	org, err := s.DB.Org(r.Context(), userFrom(r).OrgID)
+	org, err := s.DB.Org(r.Context(), UserFrom(r).OrgID)
 	if err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, org)
+	WriteJSON(w, http.StatusOK, org)
 }
 
 func (s *Server) updateSettings(w http.ResponseWriter, r *http.Request) {
-	u := userFrom(r)
+	u := UserFrom(r)
 	org, err := s.DB.Org(r.Context(), u.OrgID)
 	if err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
 	// PATCH semantics: start from the current settings.
 	settings := org.Settings
-	if err := decode(w, r, MaxBodyBytes, &settings); err != nil {
-		writeError(w, err)
+	if err := Decode(w, r, MaxBodyBytes, &settings); err != nil {
+		WriteError(w, err)
 		return
 	}
 	org, err = s.Hub.UpdateSettings(r.Context(), u, settings)
 	if err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, org)
+	WriteJSON(w, http.StatusOK, org)
 }
 
 func (s *Server) me(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, userFrom(r))
+	WriteJSON(w, http.StatusOK, UserFrom(r))
 }
 
 func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
-	us, err := s.DB.Users(r.Context(), userFrom(r).OrgID)
+	us, err := s.DB.Users(r.Context(), UserFrom(r).OrgID)
 	if err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"users": us})
+	WriteJSON(w, http.StatusOK, map[string]any{"users": us})
 }
 
 // UserRequest creates or edits a user.
@@ -238,14 +238,14 @@ type UserRequest struct {
 }
 
 func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
-	admin := userFrom(r)
+	admin := UserFrom(r)
 	if err := admin.Require(sb.PermSystemAdmin); err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
 	var req UserRequest
-	if err := decode(w, r, MaxBodyBytes, &req); err != nil {
-		writeError(w, err)
+	if err := Decode(w, r, MaxBodyBytes, &req); err != nil {
+		WriteError(w, err)
 		return
 	}
 	u := &sb.User{OrgID: admin.OrgID, Email: req.Email, Name: req.Name, Permissions: req.Permissions, CRMUserID: req.CRMUserID}
@@ -253,35 +253,35 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 	if req.Password != "" {
 		var err error
 		if hash, err = HashPassword(req.Password); err != nil {
-			writeError(w, err)
+			WriteError(w, err)
 			return
 		}
 	}
 	if err := s.DB.Tx(r.Context(), func(tx *store.Tx) error { return tx.CreateUser(r.Context(), u, hash) }); err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, u)
+	WriteJSON(w, http.StatusCreated, u)
 }
 
 func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) {
-	admin := userFrom(r)
+	admin := UserFrom(r)
 	if err := admin.Require(sb.PermSystemAdmin); err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
 	u, err := s.DB.User(r.Context(), admin.OrgID, r.PathValue("id"))
 	if err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
 	var req UserRequest
-	if err := decode(w, r, MaxBodyBytes, &req); err != nil {
-		writeError(w, err)
+	if err := Decode(w, r, MaxBodyBytes, &req); err != nil {
+		WriteError(w, err)
 		return
 	}
 	if req.Email != "" && !strings.EqualFold(req.Email, u.Email) {
-		writeError(w, sb.FieldError("email", "a user's email cannot be changed"))
+		WriteError(w, sb.FieldError("email", "a user's email cannot be changed"))
 		return
 	}
 	if req.Name != "" {
@@ -307,47 +307,47 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, u)
+	WriteJSON(w, http.StatusOK, u)
 }
 
 func (s *Server) listAPIKeys(w http.ResponseWriter, r *http.Request) {
-	u := userFrom(r)
+	u := UserFrom(r)
 	if err := u.Require(sb.PermSystemAdmin); err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
 	keys, err := s.DB.APIKeys(r.Context(), u.OrgID)
 	if err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
 	if keys == nil {
 		keys = []store.APIKey{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"api_keys": keys})
+	WriteJSON(w, http.StatusOK, map[string]any{"api_keys": keys})
 }
 
 func (s *Server) createAPIKey(w http.ResponseWriter, r *http.Request) {
-	u := userFrom(r)
+	u := UserFrom(r)
 	if err := u.Require(sb.PermSystemAdmin); err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
 	var req struct {
 		Name   string `json:"name"`
 		UserID string `json:"user_id"`
 	}
-	if err := decode(w, r, MaxBodyBytes, &req); err != nil {
-		writeError(w, err)
+	if err := Decode(w, r, MaxBodyBytes, &req); err != nil {
+		WriteError(w, err)
 		return
 	}
 	owner := u.ID
 	if req.UserID != "" {
 		if _, err := s.DB.User(r.Context(), u.OrgID, req.UserID); err != nil {
-			writeError(w, err)
+			WriteError(w, err)
 			return
 		}
 		owner = req.UserID
@@ -359,20 +359,20 @@ func (s *Server) createAPIKey(w http.ResponseWriter, r *http.Request) {
 		return err
 	})
 	if err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]string{"id": id, "key": key, "user_id": owner, "note": "the key is shown once; store it now"})
+	WriteJSON(w, http.StatusCreated, map[string]string{"id": id, "key": key, "user_id": owner, "note": "the key is shown once; store it now"})
 }
 
 func (s *Server) revokeAPIKey(w http.ResponseWriter, r *http.Request) {
-	u := userFrom(r)
+	u := UserFrom(r)
 	if err := u.Require(sb.PermSystemAdmin); err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
 	if err := s.DB.Tx(r.Context(), func(tx *store.Tx) error { return tx.RevokeAPIKey(r.Context(), u.OrgID, r.PathValue("id")) }); err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -383,58 +383,58 @@ func (s *Server) revokeAPIKey(w http.ResponseWriter, r *http.Request) {
 func (s *Server) subscriptionView(w http.ResponseWriter, r *http.Request) {
 	phone := r.URL.Query().Get("phone")
 	if phone == "" {
-		writeError(w, sb.FieldError("phone", "phone is required"))
+		WriteError(w, sb.FieldError("phone", "phone is required"))
 		return
 	}
-	rows, err := s.Hub.SubscriptionView(r.Context(), userFrom(r), phone)
+	rows, err := s.Hub.SubscriptionView(r.Context(), UserFrom(r), phone)
 	if err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"subscriptions": rows})
+	WriteJSON(w, http.StatusOK, map[string]any{"subscriptions": rows})
 }
 
 func (s *Server) setSubscription(w http.ResponseWriter, r *http.Request) {
 	var req hub.SubscriptionRequest
-	if err := decode(w, r, MaxBodyBytes, &req); err != nil {
-		writeError(w, err)
+	if err := Decode(w, r, MaxBodyBytes, &req); err != nil {
+		WriteError(w, err)
 		return
 	}
-	sub, err := s.Hub.SetSubscription(r.Context(), userFrom(r), req)
+	sub, err := s.Hub.SetSubscription(r.Context(), UserFrom(r), req)
 	if err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, sub)
+	WriteJSON(w, http.StatusOK, sub)
 }
 
 func (s *Server) subscriptionHistory(w http.ResponseWriter, r *http.Request) {
 	phone := r.URL.Query().Get("phone")
 	if phone == "" {
-		writeError(w, sb.FieldError("phone", "phone is required"))
+		WriteError(w, sb.FieldError("phone", "phone is required"))
 		return
 	}
-	ev, err := s.Hub.SubscriptionHistory(r.Context(), userFrom(r), phone)
+	ev, err := s.Hub.SubscriptionHistory(r.Context(), UserFrom(r), phone)
 	if err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
 	if ev == nil {
 		ev = []sb.SubscriptionEvent{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"history": ev})
+	WriteJSON(w, http.StatusOK, map[string]any{"history": ev})
 }
 
 // --- built-in CRM ---
 
 func (s *Server) builtinOrg(w http.ResponseWriter, r *http.Request) (*sb.Org, bool) {
-	org, err := s.DB.Org(r.Context(), userFrom(r).OrgID)
+	org, err := s.DB.Org(r.Context(), UserFrom(r).OrgID)
 	if err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return nil, false
 	}
 	if org.Settings.CRM != sb.CRMBuiltin {
-		writeError(w, sb.Errorf(sb.EConflict, "this org uses %s as its CRM; the built-in CRM's contacts are not in use", org.Settings.CRM))
+		WriteError(w, sb.Errorf(sb.EConflict, "this org uses %s as its CRM; the built-in CRM's contacts are not in use", org.Settings.CRM))
 		return nil, false
 	}
 	return org, true
@@ -491,14 +491,14 @@ func (s *Server) listContacts(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	limit, err := queryInt(r, "limit", 100)
+	limit, err := QueryInt(r, "limit", 100)
 	if err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
-	offset, err := queryInt(r, "offset", 0)
+	offset, err := QueryInt(r, "offset", 0)
 	if err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
 	f := store.ContactFilter{Search: r.URL.Query().Get("search"), Limit: min(limit, 1000), Offset: offset}
@@ -508,13 +508,13 @@ func (s *Server) listContacts(w http.ResponseWriter, r *http.Request) {
 	}
 	cs, err := s.DB.Contacts(r.Context(), org.ID, f)
 	if err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
 	if cs == nil {
 		cs = []*sb.CRMRecord{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"contacts": cs})
+	WriteJSON(w, http.StatusOK, map[string]any{"contacts": cs})
 }
 
 func (s *Server) createContact(w http.ResponseWriter, r *http.Request) {
@@ -523,30 +523,30 @@ func (s *Server) createContact(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req ContactRequest
-	if err := decode(w, r, MaxBodyBytes, &req); err != nil {
-		writeError(w, err)
+	if err := Decode(w, r, MaxBodyBytes, &req); err != nil {
+		WriteError(w, err)
 		return
 	}
-	c := &sb.CRMRecord{OwnerID: userFrom(r).ID}
+	c := &sb.CRMRecord{OwnerID: UserFrom(r).ID}
 	if err := req.apply(org, c); err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
 	if err := s.DB.Tx(r.Context(), func(tx *store.Tx) error { return tx.SaveContact(r.Context(), org.ID, c) }); err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, c)
+	WriteJSON(w, http.StatusCreated, c)
 }
 
 func (s *Server) contact(w http.ResponseWriter, r *http.Request, org *sb.Org) (*sb.CRMRecord, bool) {
 	cs, err := s.DB.ContactsByIDs(r.Context(), org.ID, []string{r.PathValue("id")})
 	if err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return nil, false
 	}
 	if len(cs) == 0 {
-		writeError(w, sb.Errorf(sb.ENotFound, "contact %s not found", r.PathValue("id")))
+		WriteError(w, sb.Errorf(sb.ENotFound, "contact %s not found", r.PathValue("id")))
 		return nil, false
 	}
 	return cs[0], true
@@ -558,7 +558,7 @@ func (s *Server) getContact(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if c, ok := s.contact(w, r, org); ok {
-		writeJSON(w, http.StatusOK, c)
+		WriteJSON(w, http.StatusOK, c)
 	}
 }
 
@@ -572,19 +572,19 @@ func (s *Server) updateContact(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req ContactRequest
-	if err := decode(w, r, MaxBodyBytes, &req); err != nil {
-		writeError(w, err)
+	if err := Decode(w, r, MaxBodyBytes, &req); err != nil {
+		WriteError(w, err)
 		return
 	}
 	if err := req.apply(org, c); err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
 	if err := s.DB.Tx(r.Context(), func(tx *store.Tx) error { return tx.SaveContact(r.Context(), org.ID, c) }); err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, c)
+	WriteJSON(w, http.StatusOK, c)
 }
 
 func (s *Server) deleteContact(w http.ResponseWriter, r *http.Request) {
@@ -593,7 +593,7 @@ func (s *Server) deleteContact(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.DB.Tx(r.Context(), func(tx *store.Tx) error { return tx.DeleteContact(r.Context(), org.ID, r.PathValue("id")) }); err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -604,12 +604,12 @@ func (s *Server) importContacts(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := userFrom(r).Require(sb.PermSystemAdmin); err != nil {
-		writeError(w, err)
+	if err := UserFrom(r).Require(sb.PermSystemAdmin); err != nil {
+		WriteError(w, err)
 		return
 	}
 	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/csv") {
-		writeError(w, sb.Errorf(sb.EInvalid, "Content-Type must be text/csv, not %q", ct))
+		WriteError(w, sb.Errorf(sb.EInvalid, "Content-Type must be text/csv, not %q", ct))
 		return
 	}
 	body := http.MaxBytesReader(w, r.Body, MaxBulkBytes)
@@ -619,10 +619,10 @@ func (s *Server) importContacts(w http.ResponseWriter, r *http.Request) {
 		if asMaxBytes(err, &mbe) {
 			err = sb.Errorf(sb.ETooLarge, "CSV is larger than %d bytes", MaxBulkBytes)
 		}
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	WriteJSON(w, http.StatusOK, res)
 }
 
 func (s *Server) conversation(w http.ResponseWriter, r *http.Request) {
@@ -633,24 +633,24 @@ func (s *Server) conversation(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	record, phone := q.Get("record_id"), q.Get("phone")
 	if record == "" && phone == "" {
-		writeError(w, sb.Errorf(sb.EInvalid, "record_id or phone is required"))
+		WriteError(w, sb.Errorf(sb.EInvalid, "record_id or phone is required"))
 		return
 	}
 	if phone != "" {
 		p, err := sb.ParsePhone(phone, org.Settings.DefaultRegion)
 		if err != nil {
-			writeError(w, err)
+			WriteError(w, err)
 			return
 		}
 		phone = p
 	}
 	msgs, err := s.DB.CRMMessagesFor(r.Context(), org.ID, record, phone, 200)
 	if err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
 	if msgs == nil {
 		msgs = []store.CRMMessageRecord{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"messages": msgs})
+	WriteJSON(w, http.StatusOK, map[string]any{"messages": msgs})
 }

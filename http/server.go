@@ -24,11 +24,6 @@ import (
 	"github.com/switchboard/switchboard/store"
 )
 
-//go:embed openapi.json
-var openAPI []byte
-
-// OpenAPI returns the OpenAPI 3 document of the API.
-func OpenAPI() []byte { return openAPI }
 
 // MaxBodyBytes bounds JSON request bodies; bulk sends and CSV imports may be
 // larger (MaxBulkBytes).
@@ -49,6 +44,8 @@ type Server struct {
 	Sim http.Handler
 	// Ready reports whether the service is ready (queue started).
 	Ready func() bool
+	// UI, when set, serves the web interface under /ui/.
+	UI http.Handler
 
 	mux *http.ServeMux
 }
@@ -59,11 +56,25 @@ type Route struct {
 	// Auth is "key" for API-key routes, "" for public ones (webhooks check
 	// signatures instead).
 	Auth    string
-	handler http.HandlerFunc
+	Handler http.HandlerFunc
 }
 
-// Routes returns the API routes (not the UI's).
+// routeSets are the groups of routes; each feature's file adds its own in
+// an init function.
+var routeSets []func(*Server) []Route
+
+func init() { routeSets = append(routeSets, (*Server).coreRoutes) }
+
+// Routes returns every API route (not the UI's pages).
 func (s *Server) Routes() []Route {
+	var out []Route
+	for _, f := range routeSets {
+		out = append(out, f(s)...)
+	}
+	return out
+}
+
+func (s *Server) coreRoutes() []Route {
 	return []Route{
 		{"GET", "/healthz", "", s.healthz},
 		{"GET", "/readyz", "", s.readyz},
@@ -116,7 +127,7 @@ func (s *Server) Handler() http.Handler {
 	}
 	mux := http.NewServeMux()
 	for _, r := range s.Routes() {
-		h := r.handler
+		h := r.Handler
 		if r.Auth == "key" {
 			h = s.withKey(h)
 		}
@@ -125,8 +136,12 @@ func (s *Server) Handler() http.Handler {
 	if s.Sim != nil {
 		mux.Handle("/sim/", http.StripPrefix("/sim", s.Sim))
 	}
+	if s.UI != nil {
+		mux.Handle("/ui/", s.UI)
+		mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, sb.Errorf(sb.ENotFound, "no route for %s %s", r.Method, r.URL.Path))
+		WriteError(w, sb.Errorf(sb.ENotFound, "no route for %s %s", r.Method, r.URL.Path))
 	})
 	s.mux = mux
 	return s.logRequests(s.recoverPanics(mux))
@@ -149,19 +164,24 @@ func (s *Server) withKey(next http.HandlerFunc) http.HandlerFunc {
 		}
 		if key == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard"`)
-			writeError(w, sb.Errorf(sb.EUnauthorized, "an API key is required (Authorization: Bearer <key>)"))
+			WriteError(w, sb.Errorf(sb.EUnauthorized, "an API key is required (Authorization: Bearer <key>)"))
 			return
 		}
 		u, err := s.DB.Authenticate(r.Context(), key)
 		if err != nil {
-			writeError(w, err)
+			WriteError(w, err)
 			return
 		}
-		next(w, r.WithContext(context.WithValue(r.Context(), userKey, u)))
+		next(w, r.WithContext(WithUser(r.Context(), u)))
 	}
 }
 
-func userFrom(r *http.Request) *sb.User { return r.Context().Value(userKey).(*sb.User) }
+// UserFrom returns the authenticated user of a request.
+func UserFrom(r *http.Request) *sb.User { return r.Context().Value(userKey).(*sb.User) }
+
+// WithUser returns ctx carrying an authenticated user (the UI's sessions
+// use it too).
+func WithUser(ctx context.Context, u *sb.User) context.Context { return context.WithValue(ctx, userKey, u) }
 
 // statusOf maps a domain error code to an HTTP status, once, here.
 func statusOf(code string) int {
@@ -193,7 +213,8 @@ type ErrorBody struct {
 	} `json:"error"`
 }
 
-func writeError(w http.ResponseWriter, err error) {
+// WriteError writes err as the JSON error body with its HTTP status.
+func WriteError(w http.ResponseWriter, err error) {
 	var body ErrorBody
 	body.Error.Code = sb.ErrorCode(err)
 	body.Error.Message = sb.ErrorMessage(err)
@@ -205,13 +226,14 @@ func writeError(w http.ResponseWriter, err error) {
 		// The cause goes to the log (by the request logger), not the client.
 		w.Header().Set("X-Error-Cause", "internal")
 	}
-	writeJSON(w, statusOf(body.Error.Code), body)
+	WriteJSON(w, statusOf(body.Error.Code), body)
 	if rw, ok := w.(*recorder); ok {
 		rw.err = err
 	}
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// WriteJSON writes v as JSON with the status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
@@ -219,9 +241,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
-// decode reads a JSON body of at most limit bytes into v. Unknown fields
+// Decode reads a JSON body of at most limit bytes into v. Unknown fields
 // are errors, so typos are not silently ignored.
-func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+func Decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return sb.Errorf(sb.EInvalid, "Content-Type must be application/json, not %q", ct)
 	}
@@ -302,7 +324,7 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 					panic(v)
 				}
 				s.Log.Error("panic serving request", "path", r.URL.Path, "panic", fmt.Sprint(v))
-				writeError(w, fmt.Errorf("panic: %v", v))
+				WriteError(w, fmt.Errorf("panic: %v", v))
 			}
 		}()
 		next.ServeHTTP(w, r)
@@ -310,26 +332,31 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.DB.Ping(ctx); err != nil {
-		writeError(w, sb.Wrap(err, sb.EUnavailable, "database is not reachable"))
+		WriteError(w, sb.Wrap(err, sb.EUnavailable, "database is not reachable"))
 		return
 	}
 	if s.Ready != nil && !s.Ready() {
-		writeError(w, sb.Errorf(sb.EUnavailable, "job workers are not running"))
+		WriteError(w, sb.Errorf(sb.EUnavailable, "job workers are not running"))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "database": string(s.DB.Dialect())})
+	WriteJSON(w, http.StatusOK, map[string]string{"status": "ready", "database": string(s.DB.Dialect())})
 }
 
 func (s *Server) openapi(w http.ResponseWriter, r *http.Request) {
+	doc, err := OpenAPI()
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(openAPI)
+	_, _ = w.Write(doc)
 }
 
 func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
@@ -343,7 +370,7 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 	resp, err := s.Hub.Webhook(r.Context(), r.PathValue("provider"), r.PathValue("gateway"), r.PathValue("action"), r)
 	if err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
 	if resp.ContentType != "" {
@@ -353,8 +380,8 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(resp.Body)
 }
 
-// queryInt reads an integer query parameter.
-func queryInt(r *http.Request, name string, def int) (int, error) {
+// QueryInt reads a non-negative integer query parameter.
+func QueryInt(r *http.Request, name string, def int) (int, error) {
 	v := r.URL.Query().Get(name)
 	if v == "" {
 		return def, nil

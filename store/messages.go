@@ -328,12 +328,23 @@ type SendOutcome struct {
 func (tx *Tx) RecordSend(ctx context.Context, o SendOutcome) (orgID string, phoneHash []byte, err error) {
 	now := micros(tx.db.now())
 	var gatewayID string
-	err = tx.q.queryRow(ctx, `UPDATE messages SET provider_message_id = $2, status = $3, status_rank = $4, error_code = $5, debug = $6,
-		updated_at = $7, version = version + 1,
-		sent_at = CASE WHEN $3 = 'Sent' THEN $7 ELSE sent_at END,
-		failed_at = CASE WHEN $3 IN ('Failed', 'Error') THEN $7 ELSE failed_at END
-		WHERE id = $1 AND status = 'Queued' AND provider_message_id IS NULL RETURNING org_id, gateway_id, phone_hash`,
-		o.MessageID, nullStr(o.ProviderMessageID), string(o.Status), o.Status.Rank(), o.ErrorCode, o.Debug, now).Scan(&orgID, &gatewayID, &phoneHash)
+	var q string
+	if o.ProviderMessageID != "" {
+		// Accepted: keep the provider id even when a status callback (which
+		// names our id) already moved the message on; never move it back.
+		q = `UPDATE messages SET provider_message_id = $2,
+			status = CASE WHEN status_rank < $4 THEN $3 ELSE status END,
+			status_rank = CASE WHEN status_rank < $4 THEN $4 ELSE status_rank END,
+			error_code = CASE WHEN $5 <> '' THEN $5 ELSE error_code END, debug = CASE WHEN $6 <> '' THEN $6 ELSE debug END,
+			updated_at = $7, version = version + 1,
+			sent_at = CASE WHEN $3 = 'Sent' AND sent_at IS NULL THEN $7 ELSE sent_at END
+			WHERE id = $1 AND provider_message_id IS NULL RETURNING org_id, gateway_id, phone_hash`
+	} else {
+		q = `UPDATE messages SET status = $3, status_rank = $4, error_code = $5, debug = $6, updated_at = $7, version = version + 1,
+			failed_at = CASE WHEN $3 IN ('Failed', 'Error') THEN $7 ELSE failed_at END, provider_message_id = $2
+			WHERE id = $1 AND status = 'Queued' AND provider_message_id IS NULL RETURNING org_id, gateway_id, phone_hash`
+	}
+	err = tx.q.queryRow(ctx, q, o.MessageID, nullStr(o.ProviderMessageID), string(o.Status), o.Status.Rank(), o.ErrorCode, o.Debug, now).Scan(&orgID, &gatewayID, &phoneHash)
 	if errors.Is(err, errNoRows) {
 		return "", nil, nil // already recorded (a retried send)
 	}

@@ -1,0 +1,76 @@
+// Package salesforce connects an org to Salesforce as its CRM: a thin REST
+// client (net/http, golang.org/x/oauth2) that implements switchboard.CRM.
+//
+// # Authorization
+//
+// Two OAuth 2.0 flows are supported; the connection acts as the user who
+// authorized most recently.
+//
+//   - Web server flow with PKCE (AuthCodeURL, Exchange): an admin clicks
+//     Authorize, allows access, and the callback exchanges the code. The
+//     scope is "api refresh_token offline_access id". A new Exchange replaces
+//     the previous connection and clears its offline state.
+//   - JWT bearer flow (ConnectJWT): a server-to-server connection with the
+//     connected app's consumer key, a pre-approved username and the private
+//     key whose certificate is uploaded to the connected app. Tokens from
+//     this flow have no refresh token: when one is rejected, the grant is
+//     simply run again.
+//
+// The instance URL of a JWT connection must be https, its host must end in
+// ".salesforce.com" (usually "<domain>.my.salesforce.com"), and it must not
+// be a login host (login.salesforce.com, test.salesforce.com). The host is
+// checked by suffix rather than by "contains", so that a look-alike such as
+// "acme.salesforce.com.example.net" is refused. The assertion's audience is
+// https://test.salesforce.com when the instance host is a sandbox (it
+// contains "--" as in "acme--uat.sandbox.my.salesforce.com", or a
+// ".sandbox." label) and https://login.salesforce.com otherwise;
+// Config.JWTAudience overrides it (an Experience Cloud site, or tests).
+//
+// # Token refresh and offline connections
+//
+// A call answered 401 INVALID_SESSION_ID refreshes the access token once and
+// is retried once. Refreshes are serialized per org inside a process, and a
+// rotated refresh token is stored with Store.UpdateTokens, a compare-and-swap
+// on the previous refresh token, so two processes never lose a rotation. A
+// token response with error invalid_grant or invalid_client marks the
+// connection offline (Store.SetOffline): from then on every call fails at
+// once, without touching the network, with a *switchboard.CRMError whose
+// Offline is set, until an admin authorizes again.
+//
+// # Writing messages
+//
+// WriteMessages creates message records with sObject Collections (POST
+// /composite/sobjects, at most 200 records a call, allOrNone false) and
+// updates them with PATCH /composite/sobjects. When one call to
+// WriteMessages has both creates and updates, they travel together in one
+// /composite request (up to five collections of 200 records each). Updates
+// of the same record in one call are merged first (the status only moves
+// forward). Records that fail with UNABLE_TO_LOCK_ROW are retried within the
+// call with jittered back-off; 5xx answers are retried likewise; and
+// REQUEST_LIMIT_EXCEEDED leaves the org alone for Config.LimitBackoff.
+//
+// A create sends the external id (Switchboard's message id), direction,
+// status, body, phone, gateway number, owner and the lookup to the record
+// chosen by the record id's key prefix (003 Contact, 00Q Lead, …), plus
+// debug, segments, provider message id and batch id when they are set. An
+// update sends only status, debug, provider message id and segments.
+//
+// Creates are POSTs and so not idempotent: a create whose answer was lost
+// (a timeout) is not retried inside the call, and is reported as retryable.
+//
+// # Chat export
+//
+// SaveContactAndTask creates or updates a contact and adds a completed Task
+// whose WhoId is the contact, in one /composite request with allOrNone true
+// (both or neither). When Mapping.TaskExternalIDField names an External ID
+// field on Task and the task carries an ExternalID, the task is upserted by
+// that field (PATCH /sobjects/Task/{field}/{value}), so a repeated export
+// returns the first task instead of creating a second one. Without such a
+// field a repeated export creates a second task.
+//
+// # API budget
+//
+// Every response's Sforce-Limit-Info header ("api-usage=N/M") updates the
+// org's usage; Usage and Throttle expose it, and Config.OnLimits hears of
+// every reading.
+package salesforce

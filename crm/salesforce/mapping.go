@@ -1,0 +1,281 @@
+package salesforce
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/switchboard/switchboard"
+)
+
+// Mapping tells which Salesforce objects and fields Switchboard reads and
+// writes. Field names are API names ("Status__c"); an empty optional field
+// is neither written nor read.
+type Mapping struct {
+	// MessageObject holds one record per message (Switchboard_Message__c).
+	MessageObject string        `json:"message_object"`
+	Fields        MessageFields `json:"fields"`
+	// Records are the objects messages belong to, told apart by the key
+	// prefix of their record ids (003 Contact, 00Q Lead).
+	Records []RecordObject `json:"records"`
+	// TaskObject is where chat transcripts go (Task).
+	TaskObject string `json:"task_object"`
+	// TaskExternalIDField, when set, names an External ID field on the task
+	// object; tasks with an ExternalID are then upserted by it, so a
+	// repeated export does not create a second task.
+	TaskExternalIDField string `json:"task_external_id_field,omitempty"`
+}
+
+// MessageFields are the fields of the message object.
+type MessageFields struct {
+	// ExternalID holds Switchboard's message id (an External ID field).
+	ExternalID        string `json:"external_id"`
+	Status            string `json:"status"`
+	Direction         string `json:"direction"`
+	Body              string `json:"body,omitempty"`
+	Phone             string `json:"phone,omitempty"`
+	Gateway           string `json:"gateway,omitempty"`
+	Debug             string `json:"debug,omitempty"`
+	Segments          string `json:"segments,omitempty"`
+	ProviderMessageID string `json:"provider_message_id,omitempty"`
+	BatchID           string `json:"batch_id,omitempty"`
+	Owner             string `json:"owner,omitempty"`
+}
+
+// RecordObject is an object messages can belong to.
+type RecordObject struct {
+	Object string `json:"object"`
+	// KeyPrefix is the first three characters of the object's record ids.
+	KeyPrefix string `json:"key_prefix"`
+	// LookupField is the message object's lookup to this object.
+	LookupField string `json:"lookup_field"`
+	// PhoneFields are searched by FindByPhone, in order of preference; the
+	// first is written when SaveContactAndTask creates a contact.
+	PhoneFields []string `json:"phone_fields"`
+	// OptOutField is the global opt-out checkbox.
+	OptOutField    string `json:"opt_out_field,omitempty"`
+	FirstNameField string `json:"first_name_field,omitempty"`
+	LastNameField  string `json:"last_name_field,omitempty"`
+	EmailField     string `json:"email_field,omitempty"`
+	OwnerField     string `json:"owner_field,omitempty"`
+}
+
+// Standard object names.
+const (
+	ObjectContact = "Contact"
+	ObjectLead    = "Lead"
+	ObjectTask    = "Task"
+)
+
+// DefaultMapping returns the mapping of the Switchboard managed objects.
+func DefaultMapping() Mapping {
+	person := func(object, prefix, lookup string) RecordObject {
+		return RecordObject{
+			Object:         object,
+			KeyPrefix:      prefix,
+			LookupField:    lookup,
+			PhoneFields:    []string{"MobilePhone", "Phone"},
+			OptOutField:    "Switchboard_Opt_Out__c",
+			FirstNameField: "FirstName",
+			LastNameField:  "LastName",
+			EmailField:     "Email",
+			OwnerField:     "OwnerId",
+		}
+	}
+	return Mapping{
+		MessageObject: "Switchboard_Message__c",
+		Fields: MessageFields{
+			ExternalID:        "Switchboard_Id__c",
+			Status:            "Status__c",
+			Direction:         "Direction__c",
+			Body:              "Body__c",
+			Phone:             "Phone__c",
+			Gateway:           "Gateway_Number__c",
+			Debug:             "Debug__c",
+			Segments:          "Segments__c",
+			ProviderMessageID: "Provider_Message_Id__c",
+			BatchID:           "Batch_Id__c",
+			Owner:             "OwnerId",
+		},
+		Records: []RecordObject{
+			person(ObjectContact, "003", "Contact__c"),
+			person(ObjectLead, "00Q", "Lead__c"),
+		},
+		TaskObject: ObjectTask,
+	}
+}
+
+// Clone returns a deep copy.
+func (m Mapping) Clone() Mapping {
+	m.Records = slices.Clone(m.Records)
+	for i := range m.Records {
+		m.Records[i].PhoneFields = slices.Clone(m.Records[i].PhoneFields)
+	}
+	return m
+}
+
+// IsZero reports whether the mapping was never set.
+func (m Mapping) IsZero() bool {
+	return m.MessageObject == "" && len(m.Records) == 0 && m.TaskObject == ""
+}
+
+var (
+	apiNameRE   = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,79}$`)
+	keyPrefixRE = regexp.MustCompile(`^[A-Za-z0-9]{3}$`)
+)
+
+func validAPIName(s string) bool {
+	return apiNameRE.MatchString(s) && !strings.HasSuffix(s, "_") && !strings.Contains(s, "___")
+}
+
+// Validate checks the mapping; the error names the setting at fault.
+// Because names end up in SOQL and JSON, only API names are accepted.
+func (m Mapping) Validate() error {
+	name := func(field, v string, required bool) error {
+		if v == "" {
+			if required {
+				return switchboard.FieldError(field, "%s is required", field)
+			}
+			return nil
+		}
+		if !validAPIName(v) {
+			return switchboard.FieldError(field, "%s must be a Salesforce API name such as Status__c, not %q", field, v)
+		}
+		return nil
+	}
+	f := m.Fields
+	checks := []struct {
+		field, value string
+		required     bool
+	}{
+		{"mapping.message_object", m.MessageObject, true},
+		{"mapping.fields.external_id", f.ExternalID, true},
+		{"mapping.fields.status", f.Status, true},
+		{"mapping.fields.direction", f.Direction, true},
+		{"mapping.fields.body", f.Body, false},
+		{"mapping.fields.phone", f.Phone, false},
+		{"mapping.fields.gateway", f.Gateway, false},
+		{"mapping.fields.debug", f.Debug, false},
+		{"mapping.fields.segments", f.Segments, false},
+		{"mapping.fields.provider_message_id", f.ProviderMessageID, false},
+		{"mapping.fields.batch_id", f.BatchID, false},
+		{"mapping.fields.owner", f.Owner, false},
+		{"mapping.task_object", m.TaskObject, true},
+		{"mapping.task_external_id_field", m.TaskExternalIDField, false},
+	}
+	seen := map[string]string{}
+	for i, c := range checks {
+		if err := name(c.field, c.value, c.required); err != nil {
+			return err
+		}
+		if i == 0 || c.value == "" || strings.HasPrefix(c.field, "mapping.task") {
+			continue
+		}
+		key := strings.ToLower(c.value)
+		if other, dup := seen[key]; dup {
+			return switchboard.FieldError(c.field, "%s and %s both name the field %s", other, c.field, c.value)
+		}
+		seen[key] = c.field
+	}
+	prefixes := map[string]bool{}
+	for i, r := range m.Records {
+		at := fmt.Sprintf("mapping.records[%d]", i)
+		if err := name(at+".object", r.Object, true); err != nil {
+			return err
+		}
+		if !keyPrefixRE.MatchString(r.KeyPrefix) {
+			return switchboard.FieldError(at+".key_prefix", "%s.key_prefix must be the 3-character id prefix of %s records (such as 003), not %q", at, r.Object, r.KeyPrefix)
+		}
+		if prefixes[r.KeyPrefix] {
+			return switchboard.FieldError(at+".key_prefix", "key prefix %s is mapped twice", r.KeyPrefix)
+		}
+		prefixes[r.KeyPrefix] = true
+		if err := name(at+".lookup_field", r.LookupField, true); err != nil {
+			return err
+		}
+		if other, dup := seen[strings.ToLower(r.LookupField)]; dup {
+			return switchboard.FieldError(at+".lookup_field", "%s and %s.lookup_field both name the field %s", other, at, r.LookupField)
+		}
+		seen[strings.ToLower(r.LookupField)] = at + ".lookup_field"
+		for j, p := range r.PhoneFields {
+			if err := name(fmt.Sprintf("%s.phone_fields[%d]", at, j), p, true); err != nil {
+				return err
+			}
+		}
+		for _, c := range []struct{ field, value string }{
+			{at + ".opt_out_field", r.OptOutField},
+			{at + ".first_name_field", r.FirstNameField},
+			{at + ".last_name_field", r.LastNameField},
+			{at + ".email_field", r.EmailField},
+			{at + ".owner_field", r.OwnerField},
+		} {
+			if err := name(c.field, c.value, false); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// recordObjectFor returns the object a record id belongs to by its prefix.
+func (m Mapping) recordObjectFor(id string) (RecordObject, bool) {
+	if len(id) < 3 {
+		return RecordObject{}, false
+	}
+	for _, r := range m.Records {
+		if r.KeyPrefix == id[:3] {
+			return r, true
+		}
+	}
+	return RecordObject{}, false
+}
+
+// recordObject returns the mapped object with the given name.
+func (m Mapping) recordObject(name string) (RecordObject, bool) {
+	for _, r := range m.Records {
+		if strings.EqualFold(r.Object, name) {
+			return r, true
+		}
+	}
+	return RecordObject{}, false
+}
+
+// selectFields lists the fields read for records of r.
+func (r RecordObject) selectFields() []string {
+	fields := []string{"Id"}
+	add := func(f string) {
+		if f != "" && !slices.ContainsFunc(fields, func(g string) bool { return strings.EqualFold(f, g) }) {
+			fields = append(fields, f)
+		}
+	}
+	add(r.FirstNameField)
+	add(r.LastNameField)
+	add(r.EmailField)
+	add(r.OwnerField)
+	for _, p := range r.PhoneFields {
+		add(p)
+	}
+	add(r.OptOutField)
+	add("CreatedDate")
+	return fields
+}
+
+// SetMapping validates a mapping and stores it on the org's connection.
+// It is serialized with the org's token refreshes in this process; a SQL
+// store should still write only the mapping column (see Store).
+func (c *Client) SetMapping(ctx context.Context, orgID string, m Mapping) error {
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	st := c.org(orgID)
+	st.refreshMu.Lock()
+	defer st.refreshMu.Unlock()
+	conn, err := c.store.LoadConnection(ctx, orgID)
+	if err != nil {
+		return err
+	}
+	conn.Mapping = m.Clone()
+	return c.store.SaveConnection(ctx, orgID, conn)
+}

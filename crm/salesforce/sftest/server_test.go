@@ -1,0 +1,267 @@
+package sftest_test
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/switchboard/switchboard/crm/salesforce/sftest"
+)
+
+func TestParseSOQL(t *testing.T) {
+	tests := []struct {
+		q       string
+		wantErr string
+		check   func(t *testing.T, q *sftest.SOQL)
+	}{
+		{q: "SELECT Id, Name FROM Contact", check: func(t *testing.T, q *sftest.SOQL) {
+			if len(q.Fields) != 2 || q.Object != "Contact" || q.Where != nil || q.Limit != -1 {
+				t.Errorf("%+v", q)
+			}
+		}},
+		{q: "select id from Lead where (Phone IN ('1', '2') OR MobilePhone = '3') AND Email != null order by CreatedDate desc, Id limit 5", check: func(t *testing.T, q *sftest.SOQL) {
+			if q.Where.Op != "AND" || q.Where.Args[0].Op != "OR" || q.Where.Args[0].Args[0].Op != "IN" || len(q.Where.Args[0].Args[0].Values) != 2 {
+				t.Errorf("where %+v", q.Where)
+			}
+			if len(q.OrderBy) != 2 || !q.OrderBy[0].Desc || q.OrderBy[1].Desc || q.Limit != 5 {
+				t.Errorf("order %+v limit %d", q.OrderBy, q.Limit)
+			}
+		}},
+		{q: `SELECT Id FROM Contact WHERE LastName = 'O\'Brien \\ \n \u00e9'`, check: func(t *testing.T, q *sftest.SOQL) {
+			if q.Where.Values[0] != "O'Brien \\ \n é" {
+				t.Errorf("literal %q", q.Where.Values[0])
+			}
+		}},
+		{q: "SELECT Id FROM Contact WHERE NOT Email IN ('a') AND Amount >= 2.5", check: func(t *testing.T, q *sftest.SOQL) {
+			if q.Where.Args[0].Op != "NOT" || q.Where.Args[1].Values[0] != 2.5 {
+				t.Errorf("where %+v", q.Where)
+			}
+		}},
+		{q: "SELECT Id FROM Contact WHERE A = '1' AND B = '2' OR C = '3'", wantErr: "parentheses"},
+		{q: "SELECT Id FROM Contact WHERE A = 'x", wantErr: "unterminated"},
+		{q: `SELECT Id FROM Contact WHERE A = 'x\q'`, wantErr: "invalid escape"},
+		{q: `SELECT Id FROM Contact WHERE A = 'x\_'`, wantErr: "invalid escape"},
+		{q: "SELECT FROM Contact", wantErr: "expected a field"},
+		{q: "SELECT Id FROM Contact LIMIT -1", wantErr: "LIMIT"},
+		{q: "SELECT Id FROM Contact; DELETE", wantErr: "unexpected character"},
+		{q: "SELECT Id FROM Contact WHERE A = \"x\"", wantErr: "unexpected character"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.q, func(t *testing.T) {
+			q, err := sftest.ParseSOQL(tt.q)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, q)
+		})
+	}
+}
+
+func FuzzParseSOQL(f *testing.F) {
+	for _, s := range []string{"SELECT Id FROM Contact", "SELECT Id FROM A WHERE (B = 'x' OR C IN (1, 2)) AND NOT D != null ORDER BY E DESC LIMIT 3", `SELECT Id FROM A WHERE B = '\u00'`, "SELECT Id FROM A WHERE ((((", "SELECT Id FROM A WHERE B = -"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		q, err := sftest.ParseSOQL(s)
+		if err == nil && (q.Object == "" || len(q.Fields) == 0) {
+			t.Fatalf("ParseSOQL(%q) accepted a query without object or fields", s)
+		}
+	})
+}
+
+// call makes a request to the fake and decodes the JSON answer.
+func call(t *testing.T, s *sftest.Server, method, rawURL, token string, body any) (int, http.Header, any) {
+	t.Helper()
+	var r io.Reader
+	ctype := "application/json"
+	switch b := body.(type) {
+	case nil:
+	case url.Values:
+		r = strings.NewReader(b.Encode())
+		ctype = "application/x-www-form-urlencoded"
+	default:
+		j, _ := json.Marshal(b)
+		r = strings.NewReader(string(j))
+	}
+	req, _ := http.NewRequest(method, rawURL, r)
+	req.Header.Set("Content-Type", ctype)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	client := s.HTTPClient()
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out any
+	_ = json.Unmarshal(raw, &out)
+	return resp.StatusCode, resp.Header, out
+}
+
+// login returns an access token via the web server flow without PKCE.
+func login(t *testing.T, s *sftest.Server) string {
+	t.Helper()
+	q := url.Values{"response_type": {"code"}, "client_id": {s.ClientID()}, "redirect_uri": {"https://app.example/cb"}}
+	code, _, err := s.Authorize("https://login.salesforce.com/services/oauth2/authorize?"+q.Encode(), sftest.DefaultUsername)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, _, body := call(t, s, "POST", s.LoginURL()+"/services/oauth2/token", "", url.Values{
+		"grant_type": {"authorization_code"}, "code": {code}, "client_id": {s.ClientID()}, "client_secret": {s.ClientSecret()}, "redirect_uri": {"https://app.example/cb"},
+	})
+	if status != 200 {
+		t.Fatalf("token: %d %v", status, body)
+	}
+	return body.(map[string]any)["access_token"].(string)
+}
+
+func TestLimitHeaderAndSessionChecks(t *testing.T) {
+	s := sftest.NewServer(t, sftest.WithAPILimit(500))
+	tok := login(t, s)
+	tests := []struct {
+		name, url, token string
+		want             int
+	}{
+		{"ok", s.InstanceURL() + "/services/data/v62.0/", tok, 200},
+		{"no token", s.InstanceURL() + "/services/data/v62.0/", "", 401},
+		{"wrong host", "https://other.my.salesforce.com/services/data/v62.0/", tok, 401},
+		{"bad version", s.InstanceURL() + "/services/data/62/", tok, 404},
+		{"identity", s.LoginURL() + "/id/" + s.OrgID() + "/" + s.UserID(sftest.DefaultUsername), tok, 200},
+		{"identity bad token", s.LoginURL() + "/id/" + s.OrgID() + "/" + s.UserID(sftest.DefaultUsername), "nope", 403},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, h, body := call(t, s, "GET", tt.url, tt.token, nil)
+			if status != tt.want {
+				t.Fatalf("status %d, want %d (%v)", status, tt.want, body)
+			}
+			if !strings.HasPrefix(h.Get("Sforce-Limit-Info"), "api-usage=") || !strings.HasSuffix(h.Get("Sforce-Limit-Info"), "/500") {
+				t.Errorf("Sforce-Limit-Info = %q", h.Get("Sforce-Limit-Info"))
+			}
+			if status == 401 {
+				errs, _ := body.([]any)
+				if len(errs) != 1 || errs[0].(map[string]any)["errorCode"] != "INVALID_SESSION_ID" {
+					t.Errorf("401 body %v", body)
+				}
+			}
+		})
+	}
+}
+
+func TestCompositeReferencesAndRollback(t *testing.T) {
+	s := sftest.NewServer(t)
+	tok := login(t, s)
+	base := "/services/data/v62.0"
+	ok := map[string]any{"allOrNone": false, "compositeRequest": []map[string]any{
+		{"method": "POST", "url": base + "/sobjects/Contact", "referenceId": "c", "body": map[string]any{"LastName": "Ng"}},
+		{"method": "POST", "url": base + "/sobjects/Task", "referenceId": "t", "body": map[string]any{"Subject": "x", "WhoId": "@{c.id}"}},
+		{"method": "GET", "url": base + "/sobjects/Contact/@{c.id}", "referenceId": "g"},
+	}}
+	status, _, body := call(t, s, "POST", s.InstanceURL()+base+"/composite", tok, ok)
+	if status != 200 {
+		t.Fatalf("composite %d %v", status, body)
+	}
+	res := body.(map[string]any)["compositeResponse"].([]any)
+	cid := res[0].(map[string]any)["body"].(map[string]any)["id"].(string)
+	tid := res[1].(map[string]any)["body"].(map[string]any)["id"].(string)
+	task, _ := s.Record(tid)
+	if task["WhoId"] != cid || res[2].(map[string]any)["httpStatusCode"].(float64) != 200 {
+		t.Errorf("reference not resolved: task %v, get %v", task, res[2])
+	}
+
+	bad := map[string]any{"allOrNone": true, "compositeRequest": []map[string]any{
+		{"method": "POST", "url": base + "/sobjects/Contact", "referenceId": "c", "body": map[string]any{"LastName": "Li"}},
+		{"method": "POST", "url": base + "/sobjects/Lead", "referenceId": "l", "body": map[string]any{"LastName": "NoCompany"}},
+	}}
+	before := len(s.Records("Contact"))
+	_, _, body = call(t, s, "POST", s.InstanceURL()+base+"/composite", tok, bad)
+	res = body.(map[string]any)["compositeResponse"].([]any)
+	codes := []string{}
+	for _, r := range res {
+		codes = append(codes, r.(map[string]any)["body"].([]any)[0].(map[string]any)["errorCode"].(string))
+	}
+	if fmt.Sprint(codes) != "[PROCESSING_HALTED REQUIRED_FIELD_MISSING]" || len(s.Records("Contact")) != before {
+		t.Errorf("rollback: codes %v, contacts %d → %d", codes, before, len(s.Records("Contact")))
+	}
+}
+
+func TestCollectionsLimits(t *testing.T) {
+	s := sftest.NewServer(t)
+	tok := login(t, s)
+	recs := make([]map[string]any, 201)
+	for i := range recs {
+		recs[i] = map[string]any{"attributes": map[string]string{"type": "Contact"}, "LastName": "x"}
+	}
+	status, _, body := call(t, s, "POST", s.InstanceURL()+"/services/data/v62.0/composite/sobjects", tok, map[string]any{"records": recs})
+	if status != 400 || !strings.Contains(fmt.Sprint(body), "EXCEEDED_ID_LIMIT") {
+		t.Errorf("201 records: %d %v", status, body)
+	}
+	status, _, body = call(t, s, "POST", s.InstanceURL()+"/services/data/v62.0/composite/sobjects", tok, map[string]any{"allOrNone": true, "records": []map[string]any{
+		{"attributes": map[string]string{"type": "Contact"}, "LastName": "ok"},
+		{"attributes": map[string]string{"type": "Contact"}, "Nope__c": "x", "LastName": "bad"},
+	}})
+	out := fmt.Sprint(body)
+	if status != 200 || !strings.Contains(out, "ALL_OR_NONE_OPERATION_ROLLED_BACK") || !strings.Contains(out, "INVALID_FIELD") || len(s.Records("Contact")) != 0 {
+		t.Errorf("allOrNone: %d %v, %d contacts", status, body, len(s.Records("Contact")))
+	}
+}
+
+func TestJWTExpTooFar(t *testing.T) {
+	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := sftest.NewServer(t, sftest.WithClock(func() time.Time { return now }))
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	s.RegisterJWTKey("ck", &key.PublicKey)
+	tests := []struct {
+		ahead time.Duration
+		want  string
+	}{
+		{3 * time.Minute, ""},
+		{4 * time.Minute, "within 3 minutes"},
+		{-time.Minute, "expired"},
+	}
+	for _, tt := range tests {
+		signed, _ := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{"iss": "ck", "sub": sftest.DefaultUsername, "aud": "https://login.salesforce.com", "exp": now.Add(tt.ahead).Unix()}).SignedString(key)
+		status, _, body := call(t, s, "POST", s.InstanceURL()+"/services/oauth2/token", "", url.Values{"grant_type": {sftest.JWTBearerGrant}, "assertion": {signed}})
+		if tt.want == "" {
+			if status != 200 || body.(map[string]any)["refresh_token"] != nil {
+				t.Errorf("exp +%v: %d %v", tt.ahead, status, body)
+			}
+			continue
+		}
+		if status != 400 || !strings.Contains(fmt.Sprint(body), tt.want) {
+			t.Errorf("exp %+v: %d %v, want %q", tt.ahead, status, body, tt.want)
+		}
+	}
+}
+
+func TestAuthorizeRedirect(t *testing.T) {
+	s := sftest.NewServer(t, sftest.WithRedirectURL("https://app.example/cb"))
+	q := url.Values{"response_type": {"code"}, "client_id": {s.ClientID()}, "redirect_uri": {"https://app.example/cb"}, "state": {"xyz"}}
+	status, h, _ := call(t, s, "GET", s.LoginURL()+"/services/oauth2/authorize?"+q.Encode(), "", nil)
+	loc, _ := url.Parse(h.Get("Location"))
+	if status != http.StatusFound || loc.Host != "app.example" || loc.Query().Get("state") != "xyz" || loc.Query().Get("code") == "" {
+		t.Errorf("authorize: %d %s", status, h.Get("Location"))
+	}
+	q.Set("redirect_uri", "https://evil.example/cb")
+	if status, _, _ := call(t, s, "GET", s.LoginURL()+"/services/oauth2/authorize?"+q.Encode(), "", nil); status != http.StatusBadRequest {
+		t.Errorf("mismatched redirect: %d", status)
+	}
+}
