@@ -26,6 +26,10 @@ type BulkRequest struct {
 	Body       string      `json:"body"`
 	MediaURLs  []string    `json:"media_urls,omitempty"`
 	Recipients []Recipient `json:"recipients"`
+	// TemplateID renders each recipient's body from a stored template.
+	TemplateID string `json:"template_id,omitempty"`
+	// FormID starts an SMS form (survey) with each message.
+	FormID string `json:"form_id,omitempty"`
 }
 
 // Excluded is a recipient left out of a bulk send, with the reason.
@@ -67,7 +71,14 @@ func (h *Hub) Bulk(ctx context.Context, user *sb.User, req BulkRequest) (*BulkRe
 	if !gw.Active {
 		return nil, sb.Errorf(sb.EConflict, "gateway %s is inactive", gw.ID)
 	}
-	if err := checkContent(req.Body, req.MediaURLs, ""); err != nil {
+	if req.TemplateID != "" {
+		if req.Body != "" {
+			return nil, sb.FieldError("body", "give either body or template_id, not both")
+		}
+		if h.Renderer == nil {
+			return nil, sb.FieldError("template_id", "templates are not available")
+		}
+	} else if err := checkContent(req.Body, req.MediaURLs, ""); err != nil && req.FormID == "" {
 		return nil, err
 	}
 	if len(req.Recipients) == 0 {
@@ -103,6 +114,8 @@ func (h *Hub) Bulk(ctx context.Context, user *sb.User, req BulkRequest) (*BulkRe
 	type target struct {
 		phone, recordID string
 		hash            []byte
+		record          *sb.CRMRecord
+		body            string
 	}
 	targets := make([]target, 0, len(req.Recipients))
 	seen := make(map[string]bool, len(req.Recipients))
@@ -136,7 +149,22 @@ func (h *Hub) Bulk(ctx context.Context, user *sb.User, req BulkRequest) (*BulkRe
 			continue
 		}
 		seen[phone] = true
-		targets = append(targets, target{phone: phone, recordID: r.RecordID, hash: h.hash(phone)})
+		t := target{phone: phone, recordID: r.RecordID, hash: h.hash(phone), body: req.Body}
+		if rec, ok := records[r.RecordID]; ok {
+			t.record = &rec
+		}
+		if req.TemplateID != "" {
+			body, err := h.Renderer.Render(ctx, org, user, req.TemplateID, t.record)
+			if err != nil {
+				if sb.IsCode(err, sb.EInvalid) {
+					res.Excluded = append(res.Excluded, Excluded{Index: i, RecordID: r.RecordID, To: sb.MaskPhone(phone), Reason: "template: " + sb.ErrorMessage(err)})
+					continue
+				}
+				return nil, err
+			}
+			t.body = body
+		}
+		targets = append(targets, t)
 	}
 	if len(targets) == 0 {
 		return nil, sb.Errorf(sb.EInvalid, "no recipient can be texted: all %d were excluded (first reason: %s)", len(res.Excluded), res.Excluded[0].Reason)
@@ -157,6 +185,7 @@ func (h *Hub) Bulk(ctx context.Context, user *sb.User, req BulkRequest) (*BulkRe
 			return err
 		}
 		msgs := make([]store.NewMessage, 0, len(targets))
+		var prep []Outgoing
 		var queued []string
 		res.Queued, res.Blocked = 0, 0
 		for i, t := range targets {
@@ -170,14 +199,23 @@ func (h *Hub) Bulk(ctx context.Context, user *sb.User, req BulkRequest) (*BulkRe
 				Segments: res.Segments, BatchID: res.BatchID, RecordID: t.recordID, OwnerID: user.ID, CreatedByID: user.ID,
 				PhoneHash: t.hash, Source: sb.SourceBulk, CreatedAt: now.Add(time.Duration(i)), UpdatedAt: now,
 			}
+			c := &sb.Content{Phone: t.phone, Body: t.body, MediaURLs: req.MediaURLs}
+			m.Segments = sb.CountSegments(c.Body).Segments
 			if block := sb.BlockDebug(sb.EffectiveStatus(sub, org.Settings.OptInMode)); block != "" {
 				m.Status, m.Debug = sb.StatusError, block
 				res.Blocked++
 			} else {
 				queued = append(queued, m.ID)
 				res.Queued++
+				prep = append(prep, Outgoing{Msg: m, Content: c, Record: t.record, FormID: req.FormID, User: user})
 			}
-			msgs = append(msgs, store.NewMessage{Msg: m, Content: &sb.Content{Phone: t.phone, Body: req.Body, MediaURLs: req.MediaURLs}})
+			msgs = append(msgs, store.NewMessage{Msg: m, Content: c})
+		}
+		if err := h.prepareOutgoing(ctx, tx, org, gw, prep); err != nil {
+			return err
+		}
+		for _, p := range prep {
+			p.Msg.Segments = sb.CountSegments(p.Content.Body).Segments
 		}
 		if err := tx.InsertMessages(ctx, msgs); err != nil {
 			return err

@@ -38,6 +38,12 @@ type Hub struct {
 	MaxPacingWait time.Duration
 	// SendTimeout bounds one provider call.
 	SendTimeout time.Duration
+	// Renderer renders message templates (nil: templates unavailable).
+	Renderer Renderer
+	// OutgoingHooks and IncomingHooks let content features join the
+	// pipeline (see hooks.go).
+	OutgoingHooks []OutgoingHook
+	IncomingHooks []IncomingHook
 
 	gwMu    sync.Mutex
 	gwCache map[string]cachedGateway

@@ -54,12 +54,16 @@ func (h *Hub) Sweep(ctx context.Context) error {
 }
 
 // QueueConfig returns the job queue configuration: workers, queues and
-// periodic jobs. sendWorkers sizes the send queue.
-func (h *Hub) QueueConfig(sendWorkers int, log *slog.Logger) *river.Config {
+// periodic jobs. sendWorkers sizes the send queue; extra adds the workers of
+// other features (chat export, forms…). Callers may append periodic jobs.
+func (h *Hub) QueueConfig(sendWorkers int, log *slog.Logger, extra ...func(*river.Workers)) *river.Config {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &SendWorker{Hub: h, Parallel: 8})
 	river.AddWorker(workers, &CRMWorker{Hub: h})
 	river.AddWorker(workers, &SweepWorker{Hub: h})
+	for _, add := range extra {
+		add(workers)
+	}
 	if sendWorkers <= 0 {
 		sendWorkers = 20
 	}

@@ -304,8 +304,8 @@ func TestBulkSend(t *testing.T) {
 		}
 		e.WaitFor("bulk send done", func() bool {
 			var st struct {
-				Done   bool              `json:"done"`
-				Counts map[string]int    `json:"counts"`
+				Done   bool           `json:"done"`
+				Counts map[string]int `json:"counts"`
 			}
 			e.API("GET", "/v1/bulk-sends/"+res.BatchID, nil).JSON(t, &st)
 			return st.Done && st.Counts["Delivered"] == 251

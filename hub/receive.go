@@ -178,6 +178,17 @@ func (h *Hub) receive(ctx context.Context, tx *store.Tx, org *sb.Org, gw *sb.Gat
 				return "", err
 			}
 		}
+		// Content features (SMS forms, query codes) see the rest.
+		content := &sb.Content{Phone: from, Body: in.Body, MediaURLs: in.MediaURLs}
+		for _, hook := range h.IncomingHooks {
+			r, err := hook.HandleIncoming(ctx, tx, org, gw, m, content)
+			if err != nil {
+				return "", err
+			}
+			if r != "" && reply == "" {
+				reply = r
+			}
+		}
 	}
 	if reply != "" {
 		if err := h.queueSystemReply(ctx, tx, org, gw, from, hash, owner, record, reply); err != nil {

@@ -36,6 +36,10 @@ type SendRequest struct {
 	Template       string   `json:"template,omitempty"`
 	TemplateLang   string   `json:"template_language,omitempty"`
 	TemplateParams []string `json:"template_params,omitempty"`
+	// TemplateID renders the body from a stored template and the record.
+	TemplateID string `json:"template_id,omitempty"`
+	// FormID starts an SMS form (survey) with this message.
+	FormID string `json:"form_id,omitempty"`
 	// Mode is one_to_one (default) or automation.
 	Mode           string `json:"mode,omitempty"`
 	IdempotencyKey string `json:"-"`
@@ -109,11 +113,9 @@ func (h *Hub) Send(ctx context.Context, user *sb.User, req SendRequest) (msg *sb
 	if err != nil {
 		return nil, false, &sb.Error{Code: sb.EInvalid, Field: "to", Message: "to: " + sb.ErrorMessage(err)}
 	}
-	if err := checkContent(req.Body, req.MediaURLs, req.Template); err != nil {
-		return nil, false, err
-	}
 	// Global opt-out on the CRM record overrides subscriptions.
 	globalOptOut := false
+	var record *sb.CRMRecord
 	if req.RecordID != "" {
 		crm, err := h.CRMs.For(ctx, org)
 		if err != nil {
@@ -126,7 +128,22 @@ func (h *Hub) Send(ctx context.Context, user *sb.User, req SendRequest) (msg *sb
 		if len(recs) == 0 {
 			return nil, false, sb.Errorf(sb.ENotFound, "CRM record %s not found", req.RecordID)
 		}
-		globalOptOut = recs[0].OptOut
+		record = &recs[0]
+		globalOptOut = record.OptOut
+	}
+	if req.TemplateID != "" {
+		if req.Body != "" {
+			return nil, false, sb.FieldError("body", "give either body or template_id, not both")
+		}
+		if h.Renderer == nil {
+			return nil, false, sb.FieldError("template_id", "templates are not available")
+		}
+		if req.Body, err = h.Renderer.Render(ctx, org, user, req.TemplateID, record); err != nil {
+			return nil, false, err
+		}
+	}
+	if err := checkContent(req.Body, req.MediaURLs, req.Template); err != nil && req.FormID == "" {
+		return nil, false, err
 	}
 	source := sb.SourceAPI
 	if req.Mode == ModeAutomation {
@@ -172,11 +189,16 @@ func (h *Hub) Send(ctx context.Context, user *sb.User, req SendRequest) (msg *sb
 		if block != "" && req.Mode == ModeOneToOne {
 			return sb.Errorf(sb.EConflict, "not sent: the CRM record has the global opt-out flag set")
 		}
-		mm := *m
+		mm, cc := *m, *content
 		if block != "" {
 			mm.Status, mm.Debug = sb.StatusError, block
+		} else {
+			if err := h.prepareOutgoing(ctx, tx, org, gw, []Outgoing{{Msg: &mm, Content: &cc, Record: record, FormID: req.FormID, User: user}}); err != nil {
+				return err
+			}
+			mm.Segments = sb.CountSegments(cc.Body).Segments
 		}
-		if err := tx.InsertMessages(ctx, []store.NewMessage{{Msg: &mm, Content: content}}); err != nil {
+		if err := tx.InsertMessages(ctx, []store.NewMessage{{Msg: &mm, Content: &cc}}); err != nil {
 			return err
 		}
 		if block == "" {
