@@ -1,6 +1,9 @@
 package switchboard
 
-import "time"
+import (
+	"net/url"
+	"time"
+)
 
 // OptInMode decides what a phone number with no subscription record means.
 type OptInMode string
@@ -45,6 +48,8 @@ type OrgSettings struct {
 	// may disable them.
 	MessagingAPIForBulk     bool `json:"messaging_api_for_bulk"`
 	ConnectedAppForIncoming bool `json:"connected_app_for_incoming"`
+	// AlertWebhookURL receives a POST when the CRM health check fails.
+	AlertWebhookURL string `json:"alert_webhook_url,omitempty"`
 }
 
 // Normalize fills defaults and checks the settings.
@@ -63,6 +68,11 @@ func (s *OrgSettings) Normalize() error {
 	}
 	if s.DefaultRegion == "" {
 		s.DefaultRegion = "US"
+	}
+	if s.AlertWebhookURL != "" {
+		if u, err := url.Parse(s.AlertWebhookURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return FieldError("alert_webhook_url", "alert_webhook_url must be an http(s) URL")
+		}
 	}
 	if len(s.DefaultRegion) != 2 {
 		return FieldError("default_region", "default_region must be a two-letter region code such as US, not %q", s.DefaultRegion)

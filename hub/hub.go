@@ -8,11 +8,13 @@ package hub
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"sync"
 	"time"
 
 	sb "github.com/switchboard/switchboard"
+	"github.com/switchboard/switchboard/crm/salesforce"
 	"github.com/switchboard/switchboard/provider"
 	"github.com/switchboard/switchboard/store"
 )
@@ -44,6 +46,14 @@ type Hub struct {
 	// pipeline (see hooks.go).
 	OutgoingHooks []OutgoingHook
 	IncomingHooks []IncomingHook
+	// Salesforce is the Salesforce client (nil when the service has no
+	// connected app configured).
+	Salesforce *salesforce.Client
+	// SalesforceOAuth is true when a connected app (client id and secret)
+	// is configured for the web-server flow.
+	SalesforceOAuth bool
+	// HTTPClient makes outbound calls of the hub's own (alert webhooks).
+	HTTPClient *http.Client
 
 	gwMu    sync.Mutex
 	gwCache map[string]cachedGateway
@@ -67,7 +77,8 @@ func New(db *store.DB, providers *provider.Registry, crms CRMs, publicURL *url.U
 		metrics = NewMetrics(nil)
 	}
 	return &Hub{DB: db, Providers: providers, CRMs: crms, PublicURL: publicURL, Log: log, Metrics: metrics,
-		ChunkSize: 100, MaxPacingWait: 5 * time.Second, SendTimeout: 30 * time.Second, gwCache: map[string]cachedGateway{}}
+		ChunkSize: 100, MaxPacingWait: 5 * time.Second, SendTimeout: 30 * time.Second, gwCache: map[string]cachedGateway{},
+		HTTPClient: &http.Client{Timeout: 15 * time.Second}}
 }
 
 // Gateway returns a gateway by id from a short-lived cache. orgID "" finds

@@ -24,6 +24,9 @@ type SweepWorker struct {
 	Hub *Hub
 }
 
+// HealthCheckInterval is how often CRM connections are checked.
+var HealthCheckInterval = 15 * time.Minute
+
 // Retention of cached provider reports and undelivered leftovers.
 const Retention = 7 * 24 * time.Hour
 
@@ -61,6 +64,7 @@ func (h *Hub) QueueConfig(sendWorkers int, log *slog.Logger, extra ...func(*rive
 	river.AddWorker(workers, &SendWorker{Hub: h, Parallel: 8})
 	river.AddWorker(workers, &CRMWorker{Hub: h})
 	river.AddWorker(workers, &SweepWorker{Hub: h})
+	river.AddWorker(workers, &HealthCheckWorker{Hub: h})
 	for _, add := range extra {
 		add(workers)
 	}
@@ -81,6 +85,9 @@ func (h *Hub) QueueConfig(sendWorkers int, log *slog.Logger, extra ...func(*rive
 			river.NewPeriodicJob(river.PeriodicInterval(5*time.Second), func() (river.JobArgs, *river.InsertOpts) {
 				return SweepArgs{}, nil
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
+			river.NewPeriodicJob(river.PeriodicInterval(HealthCheckInterval), func() (river.JobArgs, *river.InsertOpts) {
+				return HealthCheckArgs{}, nil
+			}, nil),
 		},
 	}
 }

@@ -17,6 +17,7 @@ type Queue struct {
 	insert   func(ctx context.Context, params []river.InsertManyParams) error
 	start    func(ctx context.Context) error
 	stop     func(ctx context.Context) error
+	cancel   func(ctx context.Context) error
 	// Subscribe exposes River's event stream (tests, metrics).
 	Subscribe func(kinds ...river.EventKind) (<-chan *river.Event, func())
 }
@@ -39,7 +40,7 @@ func (db *DB) NewQueue(cfg *river.Config) (*Queue, error) {
 			_, err := c.InsertMany(ctx, p)
 			return err
 		}
-		q.start, q.stop, q.Subscribe = c.Start, c.Stop, c.Subscribe
+		q.start, q.stop, q.cancel, q.Subscribe = c.Start, c.Stop, c.StopAndCancel, c.Subscribe
 	} else {
 		if cfg.FetchPollInterval == 0 {
 			// SQLite has no LISTEN/NOTIFY: poll often so work starts quickly.
@@ -58,7 +59,7 @@ func (db *DB) NewQueue(cfg *river.Config) (*Queue, error) {
 			_, err := c.InsertMany(ctx, p)
 			return err
 		}
-		q.start, q.stop, q.Subscribe = c.Start, c.Stop, c.Subscribe
+		q.start, q.stop, q.cancel, q.Subscribe = c.Start, c.Stop, c.StopAndCancel, c.Subscribe
 	}
 	db.queue = q
 	return q, nil
@@ -69,6 +70,10 @@ func (q *Queue) Start(ctx context.Context) error { return q.start(ctx) }
 
 // Stop stops fetching new jobs and waits for running ones to finish.
 func (q *Queue) Stop(ctx context.Context) error { return q.stop(ctx) }
+
+// StopAndCancel cancels running jobs' contexts and waits for them to
+// return (they are retried later).
+func (q *Queue) StopAndCancel(ctx context.Context) error { return q.cancel(ctx) }
 
 // Insert inserts jobs outside any transaction.
 func (q *Queue) Insert(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) error {

@@ -15,11 +15,15 @@ import (
 
 	sb "github.com/switchboard/switchboard"
 	"github.com/switchboard/switchboard/crm/builtin"
+	"github.com/switchboard/switchboard/crm/salesforce"
 	sbhttp "github.com/switchboard/switchboard/http"
 	"github.com/switchboard/switchboard/hub"
 	"github.com/switchboard/switchboard/logging"
 	"github.com/switchboard/switchboard/provider"
 	"github.com/switchboard/switchboard/provider/sim"
+	"github.com/switchboard/switchboard/provider/smpp"
+	"github.com/switchboard/switchboard/provider/twilio"
+	"github.com/switchboard/switchboard/provider/whatsapp"
 	"github.com/switchboard/switchboard/store"
 )
 
@@ -34,24 +38,32 @@ type App struct {
 	Server  *sbhttp.Server
 	Carrier *sim.Carrier
 	Builtin *builtin.CRM
+	SMPP    *smpp.Provider
 	// CRMWrites counts CRM write calls (for the benchmark figure).
 	CRMWrites atomic.Int64
 
-	http    *http.Server
-	ln      net.Listener
-	ready   atomic.Bool
-	started bool
+	http      *http.Server
+	ln        net.Listener
+	ready     atomic.Bool
+	started   bool
+	listeners context.CancelFunc
+	listened  chan struct{}
 }
 
 // crms picks each org's CRM.
-type crms struct{ builtin *builtin.CRM }
+type crms struct {
+	builtin    *builtin.CRM
+	salesforce *salesforce.Client
+}
 
 func (c crms) For(ctx context.Context, org *sb.Org) (sb.CRM, error) {
 	switch org.Settings.CRM {
 	case sb.CRMBuiltin, "":
 		return c.builtin, nil
+	case sb.CRMSalesforce:
+		return c.salesforce, nil
 	}
-	return nil, &sb.CRMError{Code: "not_connected", Message: fmt.Sprintf("the org's CRM %q is not connected", org.Settings.CRM), Offline: true}
+	return nil, &sb.CRMError{Code: "not_connected", Message: fmt.Sprintf("the org's CRM %q is not known", org.Settings.CRM), Offline: true}
 }
 
 // openStore opens and migrates the store.
@@ -85,8 +97,31 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, workers bool) (*
 
 	a.Builtin = builtin.New(db)
 	a.Builtin.Calls = func() { a.CRMWrites.Add(1) }
-	providers := provider.NewRegistry(sim.New(cfg.simURL(), nil))
-	a.Hub = hub.New(db, providers, crms{builtin: a.Builtin}, cfg.public, log, metrics)
+	a.SMPP = smpp.New(smpp.Options{Logger: log})
+	providers := provider.NewRegistry(
+		sim.New(cfg.simURL(), nil),
+		twilio.New(twilio.Options{}),
+		whatsapp.New(whatsapp.Options{}),
+		a.SMPP,
+	)
+	sfcfg := salesforce.Config{
+		ClientID: cfg.SalesforceClientID, ClientSecret: cfg.SalesforceClientSecret, LoginURL: cfg.SalesforceLoginURL,
+		RedirectURL: cfg.public.JoinPath("oauth", "salesforce", "callback").String(), Logger: log,
+		OnLimits: func(orgID string, used, max int) {
+			if max > 0 {
+				metrics.CRMAPIUsage.WithLabelValues(orgID).Set(float64(used) / float64(max))
+			}
+		},
+	}
+	if cfg.SalesforceClientID == "" {
+		sfcfg.ClientID = "" // no connected app: only the JWT bearer flow (its own client id) is available
+	} else if err := sfcfg.Validate(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("Salesforce settings: %w", err)
+	}
+	sf := salesforce.New(sfcfg, hub.SalesforceStore{DB: db})
+	a.Hub = hub.New(db, providers, crms{builtin: a.Builtin, salesforce: sf}, cfg.public, log, metrics)
+	a.Hub.Salesforce, a.Hub.SalesforceOAuth = sf, cfg.SalesforceClientID != "" && cfg.SalesforceClientSecret != ""
 
 	qcfg := a.Hub.QueueConfig(cfg.SendWorkers, logging.AtLeast(log, slog.LevelWarn))
 	if !workers {
@@ -125,6 +160,13 @@ func (a *App) Start(ctx context.Context) error {
 	a.started = true
 	a.ready.Store(true)
 	a.Hub.RegisterAll(ctx)
+	// Connection-oriented gateways (SMPP binds), one process per gateway.
+	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.listeners, a.listened = cancel, make(chan struct{})
+	go func() {
+		defer close(a.listened)
+		a.Hub.RunListeners(lctx, "proc-"+store.NewID())
+	}()
 	return nil
 }
 
@@ -140,11 +182,19 @@ func (a *App) Stop(grace time.Duration) {
 	if a.http != nil {
 		_ = a.http.Shutdown(ctx)
 	}
+	if a.listeners != nil {
+		a.listeners()
+		<-a.listened
+	}
 	if a.started {
 		if err := a.Queue.Stop(ctx); err != nil {
-			a.Log.Warn("job workers did not stop in time; cancelling", "err", err)
+			a.Log.Warn("job workers did not stop in time; cancelling them (they are retried by any process)", "err", err)
+			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = a.Queue.StopAndCancel(cctx)
+			cancel()
 		}
 	}
+	_ = a.SMPP.Close()
 	if a.Carrier != nil {
 		a.Carrier.Close()
 	}

@@ -1,0 +1,331 @@
+package hub
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	sb "github.com/switchboard/switchboard"
+	"github.com/switchboard/switchboard/crm/salesforce"
+	"github.com/switchboard/switchboard/store"
+)
+
+// CRMConnection is the state of an org's CRM connection, as the setup
+// assistant and the health banner show it.
+type CRMConnection struct {
+	CRM           string         `json:"crm"`
+	Connected     bool           `json:"connected"`
+	Offline       bool           `json:"offline"`
+	OfflineReason string         `json:"offline_reason,omitempty"`
+	Flow          string         `json:"flow,omitempty"`
+	Username      string         `json:"username,omitempty"`
+	InstanceURL   string         `json:"instance_url,omitempty"`
+	AuthorizedAt  time.Time      `json:"authorized_at,omitzero"`
+	Health        *HealthSummary `json:"health,omitempty"`
+	APIUsed       int            `json:"api_used"`
+	APIMax        int            `json:"api_max"`
+	// Pending is how many message changes wait to be written (held while
+	// the connection is offline).
+	Pending int `json:"pending"`
+	// SalesforceAvailable is false when the service has no connected app
+	// configured (SALESFORCE_CLIENT_ID).
+	SalesforceAvailable bool `json:"salesforce_available"`
+}
+
+// HealthSummary is the latest health check.
+type HealthSummary struct {
+	OK        bool         `json:"ok"`
+	CheckedAt time.Time    `json:"checked_at"`
+	Items     []HealthItem `json:"items"`
+}
+
+// HealthItem is one line of a health check.
+type HealthItem struct {
+	Name    string `json:"name"`
+	OK      bool   `json:"ok"`
+	Message string `json:"message"`
+}
+
+// CRMConnection returns the org's CRM connection state.
+func (h *Hub) CRMConnection(ctx context.Context, user *sb.User) (*CRMConnection, error) {
+	org, err := h.DB.Org(ctx, user.OrgID)
+	if err != nil {
+		return nil, err
+	}
+	out := &CRMConnection{CRM: org.Settings.CRM, SalesforceAvailable: h.Salesforce != nil && h.SalesforceOAuth}
+	if out.Pending, err = h.DB.CRMPendingCount(ctx, org.ID); err != nil {
+		return nil, err
+	}
+	if org.Settings.CRM == sb.CRMBuiltin {
+		out.Connected = true
+		return out, nil
+	}
+	if h.Salesforce == nil {
+		out.Offline, out.OfflineReason = true, "Salesforce is selected but the service has no connected app configured"
+		return out, nil
+	}
+	conn, err := SalesforceStore{h.DB}.LoadConnection(ctx, org.ID)
+	switch {
+	case sb.IsCode(err, sb.ENotFound):
+		out.Offline, out.OfflineReason = true, "Salesforce has not been authorized yet"
+	case err != nil:
+		return nil, err
+	default:
+		out.Connected = !conn.Offline
+		out.Offline, out.OfflineReason = conn.Offline, conn.OfflineReason
+		out.Flow, out.Username, out.InstanceURL, out.AuthorizedAt = conn.Flow, conn.Username, conn.InstanceURL, conn.AuthorizedAt
+	}
+	out.APIUsed, out.APIMax = h.Salesforce.Usage(org.ID)
+	checks, err := h.DB.HealthChecks(ctx, org.ID, 1)
+	if err != nil {
+		return nil, err
+	}
+	if len(checks) == 1 {
+		var r salesforce.HealthReport
+		if json.Unmarshal(checks[0].Report, &r) == nil {
+			out.Health = summary(&r)
+		}
+	}
+	return out, nil
+}
+
+func summary(r *salesforce.HealthReport) *HealthSummary {
+	s := &HealthSummary{OK: r.OK, CheckedAt: r.Time}
+	for _, it := range r.Items {
+		s.Items = append(s.Items, HealthItem{Name: it.Name, OK: it.OK, Message: it.Message})
+	}
+	return s
+}
+
+type oauthPayload struct {
+	Verifier string `json:"v"`
+	ReturnTo string `json:"r"`
+}
+
+// StartSalesforceAuthorization begins the OAuth web-server flow with PKCE
+// for the user's org (System Admin): it returns the Salesforce authorize URL
+// to send the browser to. returnTo is a local path the callback ends at.
+func (h *Hub) StartSalesforceAuthorization(ctx context.Context, user *sb.User, returnTo string) (string, error) {
+	if err := user.Require(sb.PermSystemAdmin); err != nil {
+		return "", err
+	}
+	if h.Salesforce == nil || !h.SalesforceOAuth {
+		return "", sb.Errorf(sb.EUnavailable, "Salesforce is not configured on this service (set SALESFORCE_CLIENT_ID and SALESFORCE_CLIENT_SECRET)")
+	}
+	if returnTo == "" || !strings.HasPrefix(returnTo, "/") || strings.HasPrefix(returnTo, "//") {
+		returnTo = "/ui/settings"
+	}
+	state, verifier := salesforce.NewState(), salesforce.NewCodeVerifier()
+	b, _ := json.Marshal(oauthPayload{Verifier: verifier, ReturnTo: returnTo})
+	if err := h.DB.SaveOAuthState(ctx, state, user.OrgID, user.ID, b, 15*time.Minute); err != nil {
+		return "", err
+	}
+	return h.Salesforce.AuthCodeURL(state, verifier), nil
+}
+
+// CompleteSalesforceAuthorization finishes the flow at the callback: it
+// exchanges the code, stores the tokens sealed, makes Salesforce the org's
+// CRM with the authorizing user as its integration user (the connection uses
+// the user who authorized most recently), and lets held write-backs flow.
+func (h *Hub) CompleteSalesforceAuthorization(ctx context.Context, state, code string) (returnTo string, err error) {
+	if h.Salesforce == nil {
+		return "", sb.Errorf(sb.EUnavailable, "Salesforce is not configured on this service")
+	}
+	if state == "" || code == "" {
+		return "", sb.Errorf(sb.EInvalid, "the callback lacks state or code")
+	}
+	orgID, userID, payload, err := h.DB.TakeOAuthState(ctx, state)
+	if err != nil {
+		return "", err
+	}
+	var p oauthPayload
+	if err := json.Unmarshal(payload, &p); err != nil {
+		return "", err
+	}
+	conn, err := h.Salesforce.Exchange(ctx, orgID, code, p.Verifier)
+	if err != nil {
+		return "", err
+	}
+	if err := h.afterConnect(ctx, orgID, userID, conn); err != nil {
+		return "", err
+	}
+	return p.ReturnTo, nil
+}
+
+// ConnectSalesforceJWT connects the org with the JWT bearer flow (instance
+// URL, client id, API username, private key).
+func (h *Hub) ConnectSalesforceJWT(ctx context.Context, user *sb.User, s salesforce.JWTSettings) (*CRMConnection, error) {
+	if err := user.Require(sb.PermSystemAdmin); err != nil {
+		return nil, err
+	}
+	if h.Salesforce == nil {
+		return nil, sb.Errorf(sb.EUnavailable, "Salesforce is not configured on this service")
+	}
+	conn, err := h.Salesforce.ConnectJWT(ctx, user.OrgID, s)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.afterConnect(ctx, user.OrgID, user.ID, conn); err != nil {
+		return nil, err
+	}
+	return h.CRMConnection(ctx, user)
+}
+
+func (h *Hub) afterConnect(ctx context.Context, orgID, userID string, conn *salesforce.Connection) error {
+	org, err := h.DB.Org(ctx, orgID)
+	if err != nil {
+		return err
+	}
+	u, err := h.DB.User(ctx, orgID, userID)
+	if err != nil {
+		return err
+	}
+	err = h.DB.Tx(ctx, func(tx *store.Tx) error {
+		if u.CRMUserID == "" && conn.UserID != "" {
+			u.CRMUserID = conn.UserID
+			if err := tx.UpdateUser(ctx, u); err != nil {
+				return err
+			}
+		}
+		s := org.Settings
+		s.CRM, s.IntegrationUserID = sb.CRMSalesforce, u.ID
+		return tx.UpdateOrgSettings(ctx, orgID, s)
+	})
+	if err != nil {
+		return err
+	}
+	h.Log.Info("Salesforce authorized", "org", orgID, "sf_user", conn.UserID)
+	// Held write-backs flow again.
+	return h.DB.TouchCRMJob(ctx, orgID)
+}
+
+// RevokeSalesforce revokes the org's Salesforce authorization (System
+// Admin); write-backs are held until someone authorizes again.
+func (h *Hub) RevokeSalesforce(ctx context.Context, user *sb.User) error {
+	if err := user.Require(sb.PermSystemAdmin); err != nil {
+		return err
+	}
+	if h.Salesforce == nil {
+		return sb.Errorf(sb.EUnavailable, "Salesforce is not configured on this service")
+	}
+	return h.Salesforce.Revoke(ctx, user.OrgID)
+}
+
+// CheckCRM runs the org's CRM health check now (System Admin) and returns
+// the connection state with its result.
+func (h *Hub) CheckCRM(ctx context.Context, user *sb.User) (*CRMConnection, error) {
+	if err := user.Require(sb.PermSystemAdmin); err != nil {
+		return nil, err
+	}
+	org, err := h.DB.Org(ctx, user.OrgID)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := h.checkOrg(ctx, org); err != nil {
+		return nil, err
+	}
+	return h.CRMConnection(ctx, user)
+}
+
+// checkOrg runs one org's health check, stores it, and alerts the org's
+// admins when it fails.
+func (h *Hub) checkOrg(ctx context.Context, org *sb.Org) (*salesforce.HealthReport, error) {
+	if org.Settings.CRM != sb.CRMSalesforce || h.Salesforce == nil {
+		return nil, nil
+	}
+	r := h.Salesforce.Check(ctx, org)
+	if r == nil {
+		return nil, nil
+	}
+	if !r.OK {
+		h.alert(ctx, org, r)
+	}
+	return r, nil
+}
+
+// alert tells an org's admins their CRM connection fails: a log line, the
+// UI banner (from the stored report), and a POST of the report to the org's
+// alert webhook when one is set.
+func (h *Hub) alert(ctx context.Context, org *sb.Org, r *salesforce.HealthReport) {
+	var failing []string
+	for _, it := range r.Failing() {
+		failing = append(failing, it.Name+": "+it.Message)
+	}
+	h.Log.Warn("CRM health check failed", "org", org.ID, "failing", strings.Join(failing, "; "))
+	if org.Settings.AlertWebhookURL == "" {
+		return
+	}
+	body, _ := json.Marshal(map[string]any{"event": "crm.health_check_failed", "org_id": org.ID, "org_name": org.Name, "report": r})
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, org.Settings.AlertWebhookURL, bytes.NewReader(body))
+	if err != nil {
+		return
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := h.HTTPClient.Do(req)
+	if err != nil {
+		h.Log.Warn("alert webhook failed", "org", org.ID, "err", err)
+		return
+	}
+	resp.Body.Close()
+}
+
+// HealthCheckArgs is the periodic CRM health check of every org.
+type HealthCheckArgs struct{}
+
+// Kind implements river.JobArgs.
+func (HealthCheckArgs) Kind() string { return "crm_health_check" }
+
+// HealthCheckWorker runs the periodic health checks.
+type HealthCheckWorker struct {
+	river.WorkerDefaults[HealthCheckArgs]
+	Hub *Hub
+}
+
+// Work checks every org connected to Salesforce.
+func (w *HealthCheckWorker) Work(ctx context.Context, job *river.Job[HealthCheckArgs]) error {
+	orgs, err := w.Hub.DB.Orgs(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, org := range orgs {
+		if _, err := w.Hub.checkOrg(ctx, org); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// SalesforceMapping returns the org's object and field mapping.
+func (h *Hub) SalesforceMapping(ctx context.Context, user *sb.User) (salesforce.Mapping, error) {
+	if err := user.Require(sb.PermSystemAdmin); err != nil {
+		return salesforce.Mapping{}, err
+	}
+	conn, err := SalesforceStore{h.DB}.LoadConnection(ctx, user.OrgID)
+	if sb.IsCode(err, sb.ENotFound) {
+		return salesforce.DefaultMapping(), nil
+	}
+	if err != nil {
+		return salesforce.Mapping{}, err
+	}
+	return conn.Mapping, nil
+}
+
+// SetSalesforceMapping changes the org's object and field mapping.
+func (h *Hub) SetSalesforceMapping(ctx context.Context, user *sb.User, m salesforce.Mapping) error {
+	if err := user.Require(sb.PermSystemAdmin); err != nil {
+		return err
+	}
+	if h.Salesforce == nil {
+		return sb.Errorf(sb.EUnavailable, "Salesforce is not configured on this service")
+	}
+	return h.Salesforce.SetMapping(ctx, user.OrgID, m)
+}
