@@ -24,7 +24,6 @@ import (
 	"github.com/switchboard/switchboard/store"
 )
 
-
 // MaxBodyBytes bounds JSON request bodies; bulk sends and CSV imports may be
 // larger (MaxBulkBytes).
 const (
@@ -181,7 +180,9 @@ func UserFrom(r *http.Request) *sb.User { return r.Context().Value(userKey).(*sb
 
 // WithUser returns ctx carrying an authenticated user (the UI's sessions
 // use it too).
-func WithUser(ctx context.Context, u *sb.User) context.Context { return context.WithValue(ctx, userKey, u) }
+func WithUser(ctx context.Context, u *sb.User) context.Context {
+	return context.WithValue(ctx, userKey, u)
+}
 
 // statusOf maps a domain error code to an HTTP status, once, here.
 func statusOf(code string) int {

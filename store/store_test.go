@@ -453,4 +453,3 @@ func TestReserveSendSlots(t *testing.T) {
 		}
 	})
 }
-
