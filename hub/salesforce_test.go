@@ -1,0 +1,246 @@
+package hub_test
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	sb "github.com/switchboard/switchboard"
+	"github.com/switchboard/switchboard/crm/salesforce"
+	"github.com/switchboard/switchboard/crm/salesforce/sftest"
+	"github.com/switchboard/switchboard/hub"
+	"github.com/switchboard/switchboard/hub/hubtest"
+	"github.com/switchboard/switchboard/store"
+	"github.com/switchboard/switchboard/store/storetest"
+)
+
+// sfCRMs resolves orgs to the built-in CRM or the Salesforce client.
+type sfCRMs struct {
+	e  **hubtest.Env
+	sf **salesforce.Client
+}
+
+func (c sfCRMs) For(ctx context.Context, org *sb.Org) (sb.CRM, error) {
+	if org.Settings.CRM == sb.CRMSalesforce {
+		return *c.sf, nil
+	}
+	return (*c.e).Builtin, nil
+}
+
+type sfEnv struct {
+	*hubtest.Env
+	fake *sftest.Server
+}
+
+func newSFEnv(t *testing.T, d store.Dialect) *sfEnv {
+	t.Helper()
+	var e *hubtest.Env
+	var client *salesforce.Client
+	e = hubtest.New(t, d, hubtest.Options{CRMs: sfCRMs{e: &e, sf: &client}})
+	redirect := e.Server.URL + "/oauth/salesforce/callback"
+	fake := sftest.NewServer(t, sftest.WithRedirectURL(redirect))
+	fake.AddUser("integration@college.example")
+	client = salesforce.New(salesforce.Config{
+		ClientID: fake.ClientID(), ClientSecret: fake.ClientSecret(), RedirectURL: redirect,
+		HTTPClient: fake.HTTPClient(), Logger: slog.New(slog.DiscardHandler),
+		Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() },
+	}, hub.SalesforceStore{DB: e.DB})
+	e.Hub.Salesforce, e.Hub.SalesforceOAuth = client, true
+	return &sfEnv{Env: e, fake: fake}
+}
+
+// authorize runs the OAuth web-server flow through the API and the
+// callback route, as an admin's browser would.
+func (s *sfEnv) authorize(t *testing.T) {
+	t.Helper()
+	r := s.API("POST", "/v1/crm/salesforce/authorize", map[string]string{"return_to": "/ui/settings"})
+	var out struct {
+		AuthorizeURL string `json:"authorize_url"`
+	}
+	r.JSON(t, &out)
+	if r.Status != http.StatusOK || !strings.Contains(out.AuthorizeURL, "code_challenge_method=S256") {
+		t.Fatalf("authorize: %d %s", r.Status, r.Body)
+	}
+	u, _ := url.Parse(out.AuthorizeURL)
+	if scope := u.Query().Get("scope"); scope != "api refresh_token offline_access id" {
+		t.Fatalf("scope %q", scope)
+	}
+	code, state, err := s.fake.Authorize(out.AuthorizeURL, "integration@college.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Get(s.Server.URL + "/oauth/salesforce/callback?code=" + url.QueryEscape(code) + "&state=" + url.QueryEscape(state))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/ui/settings?salesforce=connected" {
+		t.Fatalf("callback: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	// A state is good once.
+	resp, err = client.Get(s.Server.URL + "/oauth/salesforce/callback?code=" + url.QueryEscape(code) + "&state=" + url.QueryEscape(state))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("replayed callback: %d", resp.StatusCode)
+	}
+}
+
+func (s *sfEnv) messageRecords() []sftest.Record {
+	return s.fake.Records("Switchboard_Message__c")
+}
+
+// TestSalesforceWriteBackHeldWhileRevoked: messages and statuses are
+// written to Salesforce; when the authorization is revoked the write-backs
+// are held durably, and flow — none lost, none doubled — once an admin
+// authorizes again.
+func TestSalesforceWriteBackHeldWhileRevoked(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, d store.Dialect) {
+		s := newSFEnv(t, d)
+		s.authorize(t)
+		ctx := context.Background()
+		org, _ := s.DB.Org(ctx, s.Org.ID)
+		if org.Settings.CRM != sb.CRMSalesforce {
+			t.Fatalf("org CRM is %s after authorizing", org.Settings.CRM)
+		}
+		sfUser := s.fake.UserID("integration@college.example")
+		var ids []string
+		for _, to := range []string{"+12025550141", "+12025550142", "+12025550143"} {
+			m := s.Send(to, "Orientation starts Monday")
+			ids = append(ids, m.ID)
+		}
+		for _, id := range ids {
+			s.WaitStatus(id, sb.StatusDelivered)
+		}
+		s.Text("+12025550141", s.Gateway.Number, "See you there")
+		s.WaitCRMSynced()
+		recs := s.messageRecords()
+		if len(recs) != 4 {
+			t.Fatalf("%d message records in Salesforce, want 4", len(recs))
+		}
+		delivered := 0
+		for _, r := range recs {
+			if r["Status__c"] == "Delivered" && r["OwnerId"] == sfUser {
+				delivered++
+			}
+		}
+		if delivered != 3 {
+			t.Fatalf("records: %+v", recs)
+		}
+
+		// The admin revokes access in Salesforce.
+		s.fake.RevokeRefreshTokens()
+		held := s.Send("+12025550144", "While you were away")
+		s.WaitStatus(held.ID, sb.StatusDelivered)
+		s.WaitFor("connection offline", func() bool {
+			r := s.API("GET", "/v1/crm", nil)
+			return strings.Contains(string(r.Body), `"offline":true`)
+		})
+		if n, _ := s.DB.CRMPendingCount(ctx, s.Org.ID); n == 0 {
+			t.Fatal("write-back not held while offline")
+		}
+		if len(s.messageRecords()) != 4 {
+			t.Fatal("a record was written with a revoked authorization")
+		}
+
+		// Authorize again: the held write-back flows.
+		s.authorize(t)
+		s.WaitCRMSynced()
+		recs = s.messageRecords()
+		if len(recs) != 5 {
+			t.Fatalf("%d records after re-authorizing, want 5", len(recs))
+		}
+		seen := map[string]bool{}
+		for _, r := range recs {
+			ext, _ := r["Switchboard_Id__c"].(string)
+			if seen[ext] {
+				t.Fatalf("message %s written twice", ext)
+			}
+			seen[ext] = true
+		}
+	})
+}
+
+// TestHealthCheckAlertsAdmins: a failing check is stored, shown, and posted
+// to the org's alert webhook.
+func TestHealthCheckAlertsAdmins(t *testing.T) {
+	s := newSFEnv(t, store.SQLite)
+	alerts := make(chan string, 4)
+	hook := httptestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		b := make([]byte, 1<<16)
+		n, _ := r.Body.Read(b)
+		alerts <- string(b[:n])
+	})
+	if r := s.API("PATCH", "/v1/org/settings", map[string]any{"alert_webhook_url": hook}); r.Status != http.StatusOK {
+		t.Fatalf("settings: %d %s", r.Status, r.Body)
+	}
+	s.authorize(t)
+	r := s.API("POST", "/v1/crm/check", nil)
+	if r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"ok":true`) {
+		t.Fatalf("healthy check: %d %s", r.Status, r.Body)
+	}
+	s.fake.RemoveField("Switchboard_Message__c", "Status__c")
+	r = s.API("POST", "/v1/crm/check", nil)
+	if r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"ok":false`) || !strings.Contains(string(r.Body), "Status__c") {
+		t.Fatalf("failing check: %d %s", r.Status, r.Body)
+	}
+	got := <-alerts
+	if !strings.Contains(got, "crm.health_check_failed") || !strings.Contains(got, "Status__c") {
+		t.Fatalf("alert: %s", got)
+	}
+	h := s.API("GET", "/v1/crm/health", nil)
+	if !strings.Contains(string(h.Body), `"ok":false`) || !strings.Contains(string(h.Body), `"ok":true`) {
+		t.Fatalf("history: %s", h.Body)
+	}
+	if strings.Contains(string(h.Body), "access_token") {
+		t.Fatal("health history leaks tokens")
+	}
+}
+
+// TestOneWayToggles: an admin can enable the toggles, only an operator can
+// disable them.
+func TestOneWayToggles(t *testing.T) {
+	hubtest.Each(t, func(t *testing.T, e *hubtest.Env) {
+		on := map[string]any{"messaging_api_for_bulk": true, "connected_app_for_incoming": true}
+		if r := e.API("PATCH", "/v1/org/settings", on); r.Status != http.StatusOK {
+			t.Fatalf("enable: %d %s", r.Status, r.Body)
+		}
+		for _, k := range []string{"messaging_api_for_bulk", "connected_app_for_incoming"} {
+			r := e.API("PATCH", "/v1/org/settings", map[string]any{k: false})
+			if r.Status != http.StatusForbidden || !strings.Contains(string(r.Body), "service operator") {
+				t.Fatalf("admin disabled %s: %d %s", k, r.Status, r.Body)
+			}
+		}
+		ctx := context.Background()
+		op := &sb.User{OrgID: e.Org.ID, Email: "ops@example.org", Name: "Ops", Permissions: []sb.Permission{sb.PermSystemAdmin}, Operator: true}
+		var key string
+		if err := e.DB.Tx(ctx, func(tx *store.Tx) error {
+			if err := tx.CreateUser(ctx, op, ""); err != nil {
+				return err
+			}
+			var err error
+			_, key, err = tx.CreateAPIKey(ctx, e.Org.ID, op.ID, "ops")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if r := e.Do("PATCH", "/v1/org/settings", key, map[string]any{"messaging_api_for_bulk": false}); r.Status != http.StatusOK {
+			t.Fatalf("operator could not disable: %d %s", r.Status, r.Body)
+		}
+	})
+}
+
+func httptestServer(t *testing.T, f http.HandlerFunc) string {
+	t.Helper()
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
