@@ -11,6 +11,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -298,8 +300,10 @@ func mapErr(err error) error {
 	return err
 }
 
-// sqliteSQL rewrites $N placeholders to SQLite's ?N form, outside quoted
-// literals. Results are cached per query text.
+// sqliteSQL rewrites $N placeholders to SQLite's form, outside quoted
+// literals: plain "?" when every parameter appears once and in order (the
+// common case, and much cheaper for SQLite to bind in long multi-row
+// statements), else "?N". Results are cached per query text.
 func sqliteSQL(q string) string {
 	if v, ok := sqliteCache.Load(q); ok {
 		return v.(string)
@@ -307,21 +311,41 @@ func sqliteSQL(q string) string {
 	var b strings.Builder
 	b.Grow(len(q))
 	inQuote := false
+	inOrder, want := true, 1
 	for i := 0; i < len(q); i++ {
 		c := q[i]
 		if c == '\'' {
 			inQuote = !inQuote
 		}
 		if c == '$' && !inQuote && i+1 < len(q) && q[i+1] >= '0' && q[i+1] <= '9' {
+			j := i + 1
+			for j < len(q) && q[j] >= '0' && q[j] <= '9' {
+				j++
+			}
+			n, _ := strconv.Atoi(q[i+1 : j])
+			if n != want {
+				inOrder = false
+			}
+			want++
 			b.WriteByte('?')
+			b.WriteString(q[i+1 : j])
+			i = j - 1
 			continue
 		}
 		b.WriteByte(c)
 	}
 	out := b.String()
+	if inOrder {
+		out = numbered.ReplaceAllString(out, "?")
+	}
 	sqliteCache.Store(q, out)
 	return out
 }
+
+// numbered matches "?N" placeholders (never inside literals: the rewrite
+// above only emits them outside quotes, and literals in our queries hold no
+// "?").
+var numbered = regexp.MustCompile(`\?[0-9]+`)
 
 var sqliteCache sync.Map
 

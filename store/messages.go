@@ -518,3 +518,30 @@ func (db *DB) BatchCounts(ctx context.Context, orgID, batchID string) (map[sb.St
 	}
 	return out, rs.Err()
 }
+
+// CountDelivered returns how many of an org's outgoing messages are
+// Delivered (benchmarks, diagnostics).
+func (db *DB) CountDelivered(ctx context.Context, orgID string) (int, error) {
+	var n int
+	err := db.reader().queryRow(ctx, `SELECT COUNT(*) FROM messages WHERE org_id = $1 AND status = 'Delivered'`, orgID).Scan(&n)
+	return n, err
+}
+
+// DeliveryLatencies returns, for each delivered outgoing message of an
+// org, microseconds from acceptance to delivery.
+func (db *DB) DeliveryLatencies(ctx context.Context, orgID string) ([]int64, error) {
+	rs, err := db.reader().query(ctx, `SELECT delivered_at - created_at FROM messages WHERE org_id = $1 AND delivered_at IS NOT NULL`, orgID)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	var out []int64
+	for rs.Next() {
+		var v int64
+		if err := rs.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rs.Err()
+}

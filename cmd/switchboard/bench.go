@@ -1,11 +1,273 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	sb "github.com/switchboard/switchboard"
+	"github.com/switchboard/switchboard/hub"
+	"github.com/switchboard/switchboard/logging"
 )
 
-func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("bench: see below")
+// BenchResult is what one benchmark run measured.
+type BenchResult struct {
+	Database       string  `json:"database"`
+	Messages       int     `json:"messages"`
+	Seconds        float64 `json:"seconds"`
+	MessagesPerSec float64 `json:"messages_per_second"`
+	AcceptPerSec   float64 `json:"accept_per_second"`
+	P50Millis      float64 `json:"p50_accept_to_delivered_ms"`
+	P99Millis      float64 `json:"p99_accept_to_delivered_ms"`
+	CRMCalls       int64   `json:"crm_write_calls"`
+	CRMCallsPer1k  float64 `json:"crm_write_calls_per_1000_messages"`
+	PeakRSSMB      float64 `json:"peak_rss_mb"`
 }
+
+// bench pushes N messages through the whole pipeline — API accept (bulk
+// sends over HTTP) → simulated carrier over HTTP → sent and delivered
+// callbacks → CRM records written — and reports messages per second,
+// accept-to-delivered latency, CRM write calls per 1,000 messages and peak
+// memory. Each run uses a fresh database: a temp SQLite file, or a schema of
+// its own on the PostgreSQL server named by --postgres.
+func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	n := fs.Int("n", 100_000, "messages to push through")
+	batch := fs.Int("batch", 1000, "recipients per bulk-send request")
+	clients := fs.Int("clients", 4, "concurrent API clients")
+	db := fs.String("db", "sqlite", "sqlite, postgres or both")
+	pg := fs.String("postgres", env("SWITCHBOARD_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/switchboard_test?sslmode=disable"), "PostgreSQL server URL (a schema of its own is created and dropped)")
+	workers := fs.Int("send-workers", 20, "send workers")
+	asJSON := fs.Bool("json", false, "print JSON")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *n < 1 || *batch < 1 || *clients < 1 {
+		return errors.New("bench: -n, -batch and -clients must be positive")
+	}
+	var dbs []string
+	switch *db {
+	case "sqlite", "postgres":
+		dbs = []string{*db}
+	case "both":
+		dbs = []string{"sqlite", "postgres"}
+	default:
+		return fmt.Errorf("bench: -db must be sqlite, postgres or both, not %q", *db)
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	for _, d := range dbs {
+		res, err := benchOne(ctx, d, *pg, *n, *batch, *clients, *workers, stderr)
+		if err != nil {
+			return fmt.Errorf("bench %s: %w", d, err)
+		}
+		if *asJSON {
+			printJSON(stdout, res)
+			continue
+		}
+		fmt.Fprintf(stdout, "%-8s %7d msgs  %6.1f s  %7.0f msg/s end to end  (accept %.0f/s)  p50 %.0f ms  p99 %.0f ms  CRM calls/1k %.1f  peak RSS %.0f MB\n",
+			res.Database, res.Messages, res.Seconds, res.MessagesPerSec, res.AcceptPerSec, res.P50Millis, res.P99Millis, res.CRMCallsPer1k, res.PeakRSSMB)
+	}
+	return nil
+}
+
+func benchOne(ctx context.Context, dialect, pgURL string, n, batch, clients, workers int, stderr io.Writer) (*BenchResult, error) {
+	dir, err := os.MkdirTemp("", "switchboard-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	cfg := &Config{Addr: "127.0.0.1:0", DataDir: dir, LogLevel: "error", LogFormat: "text", SendWorkers: workers, OrgName: "Bench", AdminEmail: "bench@example.org"}
+	if dialect == "postgres" {
+		u, cleanup, err := benchSchema(ctx, pgURL)
+		if err != nil {
+			return nil, err
+		}
+		defer cleanup()
+		cfg.DatabaseURL = u
+	} else {
+		cfg.DatabaseURL = "sqlite:" + filepath.Join(dir, "bench.db")
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	log := logging.New(stderr, 8, "text") // errors only
+	app, err := newApp(ctx, cfg, log, true)
+	if err != nil {
+		return nil, err
+	}
+	defer app.Stop(10 * time.Second)
+	if err := app.Start(ctx); err != nil {
+		return nil, err
+	}
+	// The real address is known only now: point callbacks and the carrier at it.
+	base := "http://" + app.Addr()
+	public, _ := url.Parse(base)
+	app.Hub.PublicURL = public
+	cfg.public = public
+	org, admin, key, err := app.Hub.CreateOrg(ctx, "Bench", "bench@example.org", "Bench")
+	if err != nil {
+		return nil, err
+	}
+	rate := 0.0
+	gv, err := app.Hub.CreateGateway(ctx, admin, hub.GatewayRequest{Provider: sb.ProviderSim, Number: "+12025550100", Rate: &rate,
+		Config: map[string]string{"base_url": base + "/sim"}})
+	if err != nil {
+		return nil, err
+	}
+
+	client := &http.Client{Timeout: 5 * time.Minute}
+	start := time.Now()
+	chunks := make(chan int)
+	errc := make(chan error, clients)
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for first := range chunks {
+				recips := make([]hub.Recipient, 0, batch)
+				for i := first; i < min(first+batch, n); i++ {
+					recips = append(recips, hub.Recipient{To: fmt.Sprintf("+1202%07d", 5550000+i%4_000_000)})
+				}
+				body, _ := json.Marshal(hub.BulkRequest{GatewayID: gv.ID, Body: "Benchmark message: your appointment is confirmed.", Recipients: recips})
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/bulk-sends", bytes.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+key)
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := client.Do(req)
+				if err != nil {
+					errc <- err
+					return
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusAccepted {
+					errc <- fmt.Errorf("bulk send: %s: %s", resp.Status, b)
+					return
+				}
+			}
+		}()
+	}
+	for first := 0; first < n; first += batch {
+		chunks <- first
+	}
+	close(chunks)
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return nil, err
+	default:
+	}
+	accepted := time.Since(start)
+
+	// Wait until every message is delivered and written to the CRM.
+	deadline := time.Now().Add(30 * time.Minute)
+	for {
+		delivered, err := app.DB.CountDelivered(ctx, org.ID)
+		if err != nil {
+			return nil, err
+		}
+		pending, err := app.DB.CRMPendingCount(ctx, org.ID)
+		if err != nil {
+			return nil, err
+		}
+		if delivered >= n && pending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("timed out: %d of %d delivered, %d CRM changes pending", delivered, n, pending)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	lat, err := app.DB.DeliveryLatencies(ctx, org.ID)
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(lat)
+	res := &BenchResult{
+		Database: dialect, Messages: n, Seconds: elapsed.Seconds(), MessagesPerSec: float64(n) / elapsed.Seconds(),
+		AcceptPerSec: float64(n) / accepted.Seconds(), CRMCalls: app.CRMWrites.Load(), PeakRSSMB: peakRSSMB(),
+	}
+	if len(lat) > 0 {
+		res.P50Millis = float64(lat[len(lat)/2]) / 1000
+		res.P99Millis = float64(lat[len(lat)*99/100]) / 1000
+	}
+	res.CRMCallsPer1k = float64(res.CRMCalls) * 1000 / float64(n)
+	return res, nil
+}
+
+// benchSchema creates a schema of its own on the server and returns a URL
+// that uses it, and a cleanup that drops it.
+func benchSchema(ctx context.Context, server string) (string, func(), error) {
+	conn, err := pgx.Connect(ctx, server)
+	if err != nil {
+		return "", nil, fmt.Errorf("PostgreSQL at %s: %w", redactURL(server), err)
+	}
+	schema := "bench_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		conn.Close(ctx)
+		return "", nil, err
+	}
+	conn.Close(ctx)
+	u, _ := url.Parse(server)
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	cleanup := func() {
+		c, err := pgx.Connect(context.Background(), server)
+		if err == nil {
+			_, _ = c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+			c.Close(context.Background())
+		}
+	}
+	return u.String(), cleanup, nil
+}
+
+// peakRSSMB reads the process's peak resident set size (Linux), else the
+// Go runtime's view of memory obtained from the OS.
+func peakRSSMB() float64 {
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "VmHWM:") {
+				f := strings.Fields(line)
+				if len(f) >= 2 {
+					kb, _ := strconv.ParseFloat(f[1], 64)
+					return kb / 1024
+				}
+			}
+		}
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return float64(ms.Sys) / (1 << 20)
+}
+
