@@ -273,5 +273,6 @@ func (h *Hub) UpdateSettings(ctx context.Context, user *sb.User, s sb.OrgSetting
 	if err := h.DB.Tx(ctx, func(tx *store.Tx) error { return tx.UpdateOrgSettings(ctx, org.ID, s) }); err != nil {
 		return nil, err
 	}
+	h.forgetOrg(org.ID)
 	return h.DB.Org(ctx, org.ID)
 }

@@ -200,6 +200,7 @@ func (h *Hub) afterConnect(ctx context.Context, orgID, userID string, conn *sale
 	if err != nil {
 		return err
 	}
+	h.forgetOrg(orgID)
 	h.Log.Info("Salesforce authorized", "org", orgID, "sf_user", conn.UserID)
 	// Held write-backs flow again.
 	return h.DB.TouchCRMJob(ctx, orgID)

@@ -55,8 +55,14 @@ type Hub struct {
 	// HTTPClient makes outbound calls of the hub's own (alert webhooks).
 	HTTPClient *http.Client
 
-	gwMu    sync.Mutex
-	gwCache map[string]cachedGateway
+	gwMu     sync.Mutex
+	gwCache  map[string]cachedGateway
+	orgCache map[string]cachedOrg
+}
+
+type cachedOrg struct {
+	org *sb.Org
+	at  time.Time
 }
 
 type cachedGateway struct {
@@ -77,7 +83,7 @@ func New(db *store.DB, providers *provider.Registry, crms CRMs, publicURL *url.U
 		metrics = NewMetrics(nil)
 	}
 	return &Hub{DB: db, Providers: providers, CRMs: crms, PublicURL: publicURL, Log: log, Metrics: metrics,
-		ChunkSize: 100, MaxPacingWait: 5 * time.Second, SendTimeout: 30 * time.Second, gwCache: map[string]cachedGateway{},
+		ChunkSize: 100, MaxPacingWait: 5 * time.Second, SendTimeout: 30 * time.Second, gwCache: map[string]cachedGateway{}, orgCache: map[string]cachedOrg{},
 		HTTPClient: &http.Client{Timeout: 15 * time.Second}}
 }
 
@@ -98,6 +104,31 @@ func (h *Hub) Gateway(ctx context.Context, orgID, id string) (*sb.Gateway, error
 	h.gwCache[id] = cachedGateway{gw: gw, at: h.DB.Now()}
 	h.gwMu.Unlock()
 	return gw, nil
+}
+
+// org returns an org from a short-lived cache (hot paths: webhooks, send
+// workers). Settings changes show up within the cache period.
+func (h *Hub) org(ctx context.Context, id string) (*sb.Org, error) {
+	h.gwMu.Lock()
+	c, ok := h.orgCache[id]
+	h.gwMu.Unlock()
+	if ok && h.DB.Now().Sub(c.at) < gatewayCacheTTL {
+		return c.org, nil
+	}
+	org, err := h.DB.Org(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	h.gwMu.Lock()
+	h.orgCache[id] = cachedOrg{org: org, at: h.DB.Now()}
+	h.gwMu.Unlock()
+	return org, nil
+}
+
+func (h *Hub) forgetOrg(id string) {
+	h.gwMu.Lock()
+	delete(h.orgCache, id)
+	h.gwMu.Unlock()
 }
 
 func (h *Hub) forgetGateway(id string) {

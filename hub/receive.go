@@ -46,54 +46,75 @@ func (h *Hub) Webhook(ctx context.Context, providerName, gatewayID, action strin
 	return &resp, nil
 }
 
-// Deliver stores incoming messages and status updates of a gateway in one
-// group-committed transaction; when it returns nil they are durable and the
-// partner may be told so. A repeated delivery changes nothing.
+// Deliver stores incoming messages and status updates of a gateway; when
+// it returns nil they are durable and the partner may be told so. A
+// repeated delivery changes nothing. Status reports that name their message
+// (the usual case) are merged with other concurrent reports into one
+// set-based update; the rest share one group-committed transaction.
 func (h *Hub) Deliver(ctx context.Context, gw *sb.Gateway, ev *sb.Events) error {
 	if len(ev.Incoming) == 0 && len(ev.Statuses) == 0 {
 		return nil
 	}
-	org, err := h.DB.Org(ctx, gw.OrgID)
-	if err != nil {
-		return err
+	var byID, byPID, applied []sb.StatusUpdate
+	for _, st := range ev.Statuses {
+		if st.MessageID != "" && st.Status.Valid() && st.Status != sb.StatusReceived {
+			byID = append(byID, st)
+		} else {
+			byPID = append(byPID, st)
+		}
+	}
+	for _, st := range byID {
+		res, err := h.DB.BatchMerge(ctx, "status", store.StatusItem{GatewayID: gw.ID, Update: st}, applyStatuses)
+		if err != nil {
+			return err
+		}
+		if r := res.(store.StatusResult); r.Applied {
+			applied = append(applied, st)
+		}
 	}
 	var kinds []sb.KeywordKind
-	var applied []sb.StatusUpdate
-	err = h.DB.Batch(ctx, func(tx *store.Tx) error {
-		kinds, applied = kinds[:0], applied[:0]
-		for _, in := range ev.Incoming {
-			kind, err := h.receive(ctx, tx, org, gw, in)
-			if err != nil {
-				return err
-			}
-			kinds = append(kinds, kind)
+	if len(ev.Incoming) > 0 || len(byPID) > 0 {
+		org, err := h.org(ctx, gw.OrgID)
+		if err != nil {
+			return err
 		}
-		for _, st := range ev.Statuses {
-			res, err := tx.ApplyStatus(ctx, gw.ID, st)
-			if sb.IsCode(err, sb.ENotFound) || sb.IsCode(err, sb.EInvalid) {
-				// A signed report for a message this gateway does not know:
-				// acknowledge it so the partner does not resend for ever.
-				h.Log.Warn("status report ignored", "gateway", gw.ID, "err", err)
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			if !res.Applied {
-				continue
-			}
-			applied = append(applied, st)
-			if st.OptedOut {
-				if err := h.setSubscriptionTx(ctx, tx, &sb.Subscription{OrgID: res.OrgID, GatewayID: gw.ID, PhoneHash: res.PhoneHash,
-					Status: sb.OptedOut, Detail: sb.DetailProviderOptOut, Via: sb.ViaProvider}); err != nil {
+		base := len(applied)
+		err = h.DB.Batch(ctx, func(tx *store.Tx) error {
+			kinds, applied = kinds[:0], applied[:base]
+			for _, in := range ev.Incoming {
+				kind, err := h.receive(ctx, tx, org, gw, in)
+				if err != nil {
 					return err
 				}
+				kinds = append(kinds, kind)
 			}
+			for _, st := range byPID {
+				res, err := tx.ApplyStatus(ctx, gw.ID, st)
+				if sb.IsCode(err, sb.ENotFound) || sb.IsCode(err, sb.EInvalid) {
+					// A signed report for a message this gateway does not
+					// know: acknowledge it so the partner does not resend
+					// for ever.
+					h.Log.Warn("status report ignored", "gateway", gw.ID, "err", err)
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				if !res.Applied {
+					continue
+				}
+				applied = append(applied, st)
+				if st.OptedOut {
+					if err := tx.ProviderOptOut(ctx, res.OrgID, gw.ID, res.PhoneHash); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
-		return nil
-	})
-	if err != nil {
-		return err
 	}
 	for _, k := range kinds {
 		kk := string(k)
@@ -104,8 +125,28 @@ func (h *Hub) Deliver(ctx context.Context, gw *sb.Gateway, ev *sb.Events) error 
 	}
 	for _, st := range applied {
 		h.Metrics.StatusUpdates.WithLabelValues(gw.Provider, string(st.Status)).Inc()
+		if st.OptedOut {
+			h.Metrics.OptChanges.WithLabelValues(string(sb.OptedOut), sb.ViaProvider).Inc()
+		}
 	}
 	return nil
+}
+
+// applyStatuses is the merged step of status reports (see store.BatchMerge).
+func applyStatuses(ctx context.Context, tx *store.Tx, payloads []any) ([]any, error) {
+	items := make([]store.StatusItem, len(payloads))
+	for i, p := range payloads {
+		items[i] = p.(store.StatusItem)
+	}
+	rs, err := tx.ApplyStatuses(ctx, items)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]any, len(rs))
+	for i, r := range rs {
+		out[i] = r
+	}
+	return out, nil
 }
 
 // receive stores one incoming message and applies the keyword and

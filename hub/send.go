@@ -95,7 +95,7 @@ func (h *Hub) Send(ctx context.Context, user *sb.User, req SendRequest) (msg *sb
 	if len(req.IdempotencyKey) > 200 {
 		return nil, false, sb.FieldError("idempotency_key", "idempotency key is longer than 200 characters")
 	}
-	org, err := h.DB.Org(ctx, user.OrgID)
+	org, err := h.org(ctx, user.OrgID)
 	if err != nil {
 		return nil, false, err
 	}

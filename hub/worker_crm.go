@@ -34,7 +34,7 @@ type CRMWorker struct {
 // Work drains the org's pending changes.
 func (w *CRMWorker) Work(ctx context.Context, job *river.Job[store.CRMWritebackArgs]) error {
 	h := w.Hub
-	org, err := h.DB.Org(ctx, job.Args.OrgID)
+	org, err := h.org(ctx, job.Args.OrgID)
 	if err != nil {
 		if sb.IsCode(err, sb.ENotFound) {
 			return river.JobCancel(err)
@@ -68,6 +68,7 @@ func (w *CRMWorker) Work(ctx context.Context, job *river.Job[store.CRMWritebackA
 			return nil
 		}
 		if err := h.writeCRM(ctx, crm, org, pend, users); err != nil {
+			h.Log.Warn("CRM write-back failed; it will be retried", "org", org.ID, "err", err)
 			return err
 		}
 	}

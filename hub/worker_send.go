@@ -66,7 +66,7 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendChunkArgs]) er
 	if err != nil {
 		return h.failItems(ctx, items, sb.StatusError, "", "Unknown provider "+gw.Provider)
 	}
-	org, err := h.DB.Org(ctx, gw.OrgID)
+	org, err := h.org(ctx, gw.OrgID)
 	if err != nil {
 		return err
 	}
@@ -270,14 +270,33 @@ func (h *Hub) sendOne(ctx context.Context, p sb.Provider, gw *sb.Gateway, it sto
 		h.Log.Warn("send failed; will retry", "gateway", gw.ID, "message", it.Msg.ID, "err", err)
 		return err
 	}
-	return h.DB.Batch(context.WithoutCancel(ctx), func(tx *store.Tx) error {
-		orgID, hash, err := tx.RecordSend(ctx, o)
-		if err != nil || se == nil || se.Kind != sb.SendOptedOut || orgID == "" {
-			return err
-		}
-		return h.setSubscriptionTx(ctx, tx, &sb.Subscription{OrgID: orgID, GatewayID: gw.ID, PhoneHash: hash, Status: sb.OptedOut,
-			Detail: sb.DetailProviderOptOut, Via: sb.ViaProvider})
-	})
+	o.OptOut = se != nil && se.Kind == sb.SendOptedOut
+	// Outcomes of concurrent sends are recorded together in one
+	// set-based step of a group commit.
+	if _, err := h.DB.BatchMerge(context.WithoutCancel(ctx), "send", o, recordSends); err != nil {
+		return err
+	}
+	if o.OptOut {
+		h.Metrics.OptChanges.WithLabelValues(string(sb.OptedOut), sb.ViaProvider).Inc()
+	}
+	return nil
+}
+
+// recordSends is the merged step of send outcomes (see store.BatchMerge).
+func recordSends(ctx context.Context, tx *store.Tx, payloads []any) ([]any, error) {
+	outs := make([]store.SendOutcome, len(payloads))
+	for i, p := range payloads {
+		outs[i] = p.(store.SendOutcome)
+	}
+	rs, err := tx.RecordSends(ctx, outs)
+	if err != nil {
+		return nil, err
+	}
+	res := make([]any, len(rs))
+	for i, r := range rs {
+		res[i] = r
+	}
+	return res, nil
 }
 
 // dropBlocked records Status Error for items whose number may not be texted

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"strconv"
@@ -40,7 +41,7 @@ func (tx *Tx) SaveContact(ctx context.Context, orgID string, c *sb.CRMRecord) er
 	}
 	now := micros(tx.db.now())
 	if c.ID == "" {
-		c.ID = "003" + strings.ReplaceAll(NewID(), "-", "")[:15]
+		c.ID = crmID("003")
 		c.Type = "Contact"
 		c.CreatedAt = fromMicros(now)
 		_, err := tx.q.exec(ctx, `INSERT INTO crm_contacts (id, org_id, first_name, last_name, email, phone, owner_id, opt_out, fields, created_at, updated_at)
@@ -166,32 +167,65 @@ func (tx *Tx) DeleteContact(ctx context.Context, orgID, id string) error {
 
 // WriteCRMMessages creates or updates built-in CRM message records, keyed
 // by Switchboard's message id so a repeated write never makes a second
-// record. It returns the record ids in order.
+// record, in multi-row statements. It returns the record ids in order.
 func (tx *Tx) WriteCRMMessages(ctx context.Context, orgID string, msgs []sb.CRMMessage) ([]string, error) {
-	ids := make([]string, len(msgs))
+	byMsg := make(map[string]string, len(msgs))
 	now := micros(tx.db.now())
-	for i, m := range msgs {
-		media, _ := json.Marshal(m.MediaURLs)
-		if m.MediaURLs == nil {
-			media = []byte("[]")
+	const cols = 20
+	const chunk = 200
+	for start := 0; start < len(msgs); start += chunk {
+		part := msgs[start:min(start+chunk, len(msgs))]
+		seen := make(map[string]bool, len(part))
+		var q strings.Builder
+		q.WriteString(`INSERT INTO crm_messages (id, org_id, message_id, record_id, direction, status, debug, body, phone, media_urls,
+			gateway_id, gateway_number, owner_id, created_by_id, segments, provider_message_id, batch_id, created_at, status_at, updated_at) VALUES `)
+		args := make([]any, 0, len(part)*cols)
+		for i := len(part) - 1; i >= 0; i-- { // the last write of a message wins
+			m := part[i]
+			if seen[m.MessageID] {
+				continue
+			}
+			seen[m.MessageID] = true
+			media, _ := json.Marshal(m.MediaURLs)
+			if m.MediaURLs == nil {
+				media = []byte("[]")
+			}
+			id := m.CRMMessageID
+			if id == "" {
+				id = crmID("a0S")
+			}
+			if len(args) > 0 {
+				q.WriteString(",")
+			}
+			q.WriteString(placeholders(len(args)+1, cols))
+			args = append(args, id, orgID, m.MessageID, m.RecordID, string(m.Direction), string(m.Status), m.Debug, m.Body, m.Phone, string(media),
+				m.GatewayID, m.GatewayNumber, m.OwnerID, m.CreatedByID, m.Segments, m.ProviderMessageID, m.BatchID,
+				micros(m.CreatedAt), micros(m.StatusAt), now)
 		}
-		id := m.CRMMessageID
-		if id == "" {
-			id = "a0S" + strings.ReplaceAll(NewID(), "-", "")[:15]
-		}
-		err := tx.q.queryRow(ctx, `INSERT INTO crm_messages (id, org_id, message_id, record_id, direction, status, debug, body, phone, media_urls,
-			gateway_id, gateway_number, owner_id, created_by_id, segments, provider_message_id, batch_id, created_at, status_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
-			ON CONFLICT (message_id) DO UPDATE SET status = excluded.status, debug = excluded.debug, segments = excluded.segments,
+		q.WriteString(` ON CONFLICT (message_id) DO UPDATE SET status = excluded.status, debug = excluded.debug, segments = excluded.segments,
 				provider_message_id = excluded.provider_message_id, status_at = excluded.status_at, updated_at = excluded.updated_at,
 				record_id = CASE WHEN crm_messages.record_id = '' THEN excluded.record_id ELSE crm_messages.record_id END
-			RETURNING id`,
-			id, orgID, m.MessageID, m.RecordID, string(m.Direction), string(m.Status), m.Debug, m.Body, m.Phone, string(media),
-			m.GatewayID, m.GatewayNumber, m.OwnerID, m.CreatedByID, m.Segments, m.ProviderMessageID, m.BatchID,
-			micros(m.CreatedAt), micros(m.StatusAt), now).Scan(&ids[i])
+			RETURNING message_id, id`)
+		rs, err := tx.q.query(ctx, q.String(), args...)
 		if err != nil {
 			return nil, err
 		}
+		for rs.Next() {
+			var mid, id string
+			if err := rs.Scan(&mid, &id); err != nil {
+				rs.Close()
+				return nil, err
+			}
+			byMsg[mid] = id
+		}
+		rs.Close()
+		if err := rs.Err(); err != nil {
+			return nil, err
+		}
+	}
+	ids := make([]string, len(msgs))
+	for i, m := range msgs {
+		ids[i] = byMsg[m.MessageID]
 	}
 	return ids, nil
 }
@@ -250,7 +284,7 @@ func (tx *Tx) CreateTask(ctx context.Context, orgID string, t *sb.CRMTask) (stri
 			return "", err
 		}
 	}
-	id := "00T" + strings.ReplaceAll(NewID(), "-", "")[:15]
+	id := crmID("00T")
 	_, err := tx.q.exec(ctx, `INSERT INTO crm_tasks (id, org_id, who_id, owner_id, subject, status, activity_date, description, external_id, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 		id, orgID, t.WhoID, t.OwnerID, t.Subject, t.Status, t.ActivityDate, t.Description, nullStr(t.ExternalID), micros(tx.db.now()))
@@ -274,4 +308,18 @@ func (db *DB) Tasks(ctx context.Context, orgID, whoID string) ([]sb.CRMTask, err
 		out = append(out, t)
 	}
 	return out, rs.Err()
+}
+
+const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// crmID returns an 18-character record id in the CRM's style: a 3-character
+// key prefix naming the object, then 15 random base-62 characters (about 89
+// bits, so ids made in the same instant never collide).
+func crmID(prefix string) string {
+	b := make([]byte, 15)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = base62[int(b[i])%len(base62)]
+	}
+	return prefix + string(b)
 }

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 
 	sb "github.com/switchboard/switchboard"
@@ -70,20 +72,38 @@ type CRMOutcome struct {
 	RetryAt time.Time
 }
 
-// FinishCRM records write-back outcomes and releases contents no longer
-// needed.
+// FinishCRM records write-back outcomes (set-based: one statement per
+// chunk) and releases contents no longer needed.
 func (tx *Tx) FinishCRM(ctx context.Context, outs []CRMOutcome) error {
+	var done []CRMOutcome
 	ids := make([]string, 0, len(outs))
 	for _, o := range outs {
-		var err error
 		if o.Retry {
-			_, err = tx.q.exec(ctx, `UPDATE messages SET crm_lease_until = $2 WHERE id = $1`, o.MessageID, nullMicros(o.RetryAt))
-		} else {
-			_, err = tx.q.exec(ctx, `UPDATE messages SET crm_version = $2, crm_message_id = COALESCE(crm_message_id, $3), crm_error = $4, crm_lease_until = NULL
-				WHERE id = $1`, o.MessageID, o.Version, nullStr(o.CRMMessageID), o.Err)
-			ids = append(ids, o.MessageID)
+			if _, err := tx.q.exec(ctx, `UPDATE messages SET crm_lease_until = $2 WHERE id = $1`, o.MessageID, nullMicros(o.RetryAt)); err != nil {
+				return err
+			}
+			continue
 		}
-		if err != nil {
+		done = append(done, o)
+		ids = append(ids, o.MessageID)
+	}
+	const chunk = 300
+	for start := 0; start < len(done); start += chunk {
+		part := done[start:min(start+chunk, len(done))]
+		var q strings.Builder
+		q.WriteString(`WITH v (id, ver, cid, err) AS (VALUES `)
+		args := make([]any, 0, len(part)*4)
+		for i, o := range part {
+			if i > 0 {
+				q.WriteString(",")
+			}
+			n := len(args)
+			fmt.Fprintf(&q, "($%d, CAST($%d AS BIGINT), $%d, $%d)", n+1, n+2, n+3, n+4)
+			args = append(args, o.MessageID, o.Version, nullStr(o.CRMMessageID), o.Err)
+		}
+		q.WriteString(`) UPDATE messages SET crm_version = v.ver, crm_message_id = COALESCE(messages.crm_message_id, v.cid), crm_error = v.err,
+			crm_lease_until = NULL FROM v WHERE messages.id = v.id`)
+		if _, err := tx.q.exec(ctx, q.String(), args...); err != nil {
 			return err
 		}
 	}

@@ -320,6 +320,9 @@ type SendOutcome struct {
 	Status    sb.Status
 	ErrorCode string
 	Debug     string
+	// OptOut marks the recipient opted out on the gateway (the provider
+	// said the recipient unsubscribed), in the same transaction.
+	OptOut bool
 }
 
 // RecordSend stores a send outcome, applies status reports that arrived
@@ -352,6 +355,11 @@ func (tx *Tx) RecordSend(ctx context.Context, o SendOutcome) (orgID string, phon
 		return "", nil, err
 	}
 	tx.TouchCRM(orgID)
+	if o.OptOut {
+		if err := tx.ProviderOptOut(ctx, orgID, gatewayID, phoneHash); err != nil {
+			return "", nil, err
+		}
+	}
 	if o.ProviderMessageID != "" {
 		if err := tx.applyUnmatched(ctx, gatewayID, o.ProviderMessageID); err != nil {
 			return "", nil, err
@@ -544,4 +552,11 @@ func (db *DB) DeliveryLatencies(ctx context.Context, orgID string) ([]int64, err
 		out = append(out, v)
 	}
 	return out, rs.Err()
+}
+
+// ProviderOptOut opts a number out on a gateway because the provider said
+// the recipient unsubscribed.
+func (tx *Tx) ProviderOptOut(ctx context.Context, orgID, gatewayID string, phoneHash []byte) error {
+	return tx.SetSubscription(ctx, &sb.Subscription{OrgID: orgID, GatewayID: gatewayID, PhoneHash: phoneHash,
+		Status: sb.OptedOut, Detail: sb.DetailProviderOptOut, Via: sb.ViaProvider})
 }

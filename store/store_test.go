@@ -453,3 +453,81 @@ func TestReserveSendSlots(t *testing.T) {
 		}
 	})
 }
+
+func TestMergedStatusesAndSends(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, d store.Dialect) {
+		ctx := context.Background()
+		db := open(t, d)
+		f := seed(t, db)
+		var nms []store.NewMessage
+		for i := range 4 {
+			nms = append(nms, newMsg(f, db, fmt.Sprintf("+120255502%02d", i)))
+		}
+		tx(t, db, func(tx *store.Tx) error { return tx.InsertMessages(ctx, nms) })
+		a, b, c, dd := nms[0].Msg.ID, nms[1].Msg.ID, nms[2].Msg.ID, nms[3].Msg.ID
+		// A receipt for d's provider id arrives before its send is recorded.
+		tx(t, db, func(tx *store.Tx) error {
+			_, err := tx.ApplyStatus(ctx, f.gw.ID, sb.StatusUpdate{ProviderMessageID: "PD", Status: sb.StatusDelivered})
+			return err
+		})
+		// Concurrent send outcomes meet in merged steps.
+		var wg sync.WaitGroup
+		for i, id := range []string{a, b, c, dd} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := db.BatchMerge(ctx, "send", store.SendOutcome{MessageID: id, ProviderMessageID: []string{"PA", "PB", "PC", "PD"}[i], Status: sb.StatusQueued},
+					func(ctx context.Context, tx *store.Tx, ps []any) ([]any, error) {
+						outs := make([]store.SendOutcome, len(ps))
+						for i, p := range ps {
+							outs[i] = p.(store.SendOutcome)
+						}
+						rs, err := tx.RecordSends(ctx, outs)
+						res := make([]any, len(rs))
+						for i := range rs {
+							res[i] = rs[i]
+						}
+						return res, err
+					})
+				if err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		if m, _ := db.Message(ctx, f.org.ID, dd); m.Status != sb.StatusDelivered || m.ProviderMessageID != "PD" {
+			t.Fatalf("early receipt: %s %q", m.Status, m.ProviderMessageID)
+		}
+		items := []store.StatusItem{
+			{f.gw.ID, sb.StatusUpdate{MessageID: a, Status: sb.StatusSent}},
+			{f.gw.ID, sb.StatusUpdate{MessageID: a, Status: sb.StatusDelivered}},
+			{f.gw.ID, sb.StatusUpdate{MessageID: b, Status: sb.StatusFailed, ErrorCode: "30008", Debug: "Unknown error"}},
+			{"other-gateway", sb.StatusUpdate{MessageID: c, Status: sb.StatusDelivered}},
+			{f.gw.ID, sb.StatusUpdate{MessageID: dd, Status: sb.StatusSent}}, // late
+		}
+		var res []store.StatusResult
+		tx(t, db, func(tx *store.Tx) error {
+			var err error
+			res, err = tx.ApplyStatuses(ctx, items)
+			return err
+		})
+		want := []bool{true, true, true, false, false}
+		for i, r := range res {
+			if r.Applied != want[i] {
+				t.Errorf("item %d applied %v", i, r.Applied)
+			}
+		}
+		ma, _ := db.Message(ctx, f.org.ID, a)
+		mb, _ := db.Message(ctx, f.org.ID, b)
+		mc, _ := db.Message(ctx, f.org.ID, c)
+		if ma.Status != sb.StatusDelivered || ma.SentAt == nil || ma.DeliveredAt == nil {
+			t.Errorf("a: %+v", ma)
+		}
+		if mb.Status != sb.StatusFailed || mb.ErrorCode != "30008" || mb.FailedAt == nil {
+			t.Errorf("b: %+v", mb)
+		}
+		if mc.Status != sb.StatusQueued {
+			t.Errorf("c changed by another gateway's report: %s", mc.Status)
+		}
+	})
+}

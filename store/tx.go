@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
@@ -141,6 +142,33 @@ func (db *DB) Batch(ctx context.Context, fn func(tx *Tx) error) error {
 type batchItem struct {
 	fn   func(tx *Tx) error
 	done chan error
+	// Mergeable items of one kind run together in one set-based step.
+	kind    string
+	payload any
+	merge   func(ctx context.Context, tx *Tx, payloads []any) ([]any, error)
+	result  any
+	single  bool
+}
+
+// BatchMerge is Batch for work that is much cheaper done for many items at
+// once (status updates, send outcomes): items of the same kind that meet in
+// one group commit are handed together to merge, which returns one result
+// per payload. When a merged step fails, its items are retried one by one.
+func (db *DB) BatchMerge(ctx context.Context, kind string, payload any, merge func(ctx context.Context, tx *Tx, payloads []any) ([]any, error)) (any, error) {
+	it := &batchItem{kind: kind, payload: payload, merge: merge, done: make(chan error, 1)}
+	select {
+	case db.batcher.in <- it:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-db.batcher.quit:
+		return nil, errors.New("store: closed")
+	}
+	select {
+	case err := <-it.done:
+		return it.result, err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 type batcher struct {
@@ -194,9 +222,12 @@ func (b *batcher) loop() {
 	}
 }
 
-// run commits items together. An item whose fn fails is answered with its
-// error and the rest are run again without it; when the commit itself fails
-// every item is run alone so one bad write cannot sink the others.
+// run commits items together. Plain items run one after the other;
+// mergeable items of one kind run as one step. An item (or single-item
+// step) that fails is answered with its error and the rest run again
+// without it; a merged step that fails is split into single items; when the
+// commit itself fails every item is run alone so one bad write cannot sink
+// the others.
 func (b *batcher) run(items []*batchItem) {
 	ctx := context.Background()
 	for len(items) > 0 {
@@ -207,18 +238,17 @@ func (b *batcher) run(items []*batchItem) {
 			}
 			return
 		}
-		failed := -1
-		var ferr error
-		for i, it := range items {
-			if ferr = it.fn(tx); ferr != nil {
-				failed = i
-				break
-			}
-		}
-		if failed >= 0 {
+		failed, ferr := b.apply(ctx, tx, items)
+		if failed != nil {
 			tx.rollback(ctx)
-			items[failed].done <- ferr
-			items = append(items[:failed:failed], items[failed+1:]...)
+			if len(failed) > 1 {
+				for _, it := range failed {
+					it.single = true
+				}
+				continue
+			}
+			failed[0].done <- ferr
+			items = slices.DeleteFunc(items, func(it *batchItem) bool { return it == failed[0] })
 			continue
 		}
 		if err := tx.commit(ctx); err != nil {
@@ -227,7 +257,8 @@ func (b *batcher) run(items []*batchItem) {
 				return
 			}
 			for _, it := range items {
-				it.done <- b.db.Tx(ctx, it.fn)
+				it.single = true
+				b.run([]*batchItem{it})
 			}
 			return
 		}
@@ -236,4 +267,44 @@ func (b *batcher) run(items []*batchItem) {
 		}
 		return
 	}
+}
+
+// apply runs items in tx and returns the failing unit with its error.
+func (b *batcher) apply(ctx context.Context, tx *Tx, items []*batchItem) ([]*batchItem, error) {
+	groups := map[string][]*batchItem{}
+	var order []string
+	for _, it := range items {
+		if it.merge == nil {
+			if err := it.fn(tx); err != nil {
+				return []*batchItem{it}, err
+			}
+			continue
+		}
+		key := it.kind
+		if it.single {
+			key = fmt.Sprintf("%s#%p", it.kind, it)
+		}
+		if _, ok := groups[key]; !ok {
+			order = append(order, key)
+		}
+		groups[key] = append(groups[key], it)
+	}
+	for _, key := range order {
+		g := groups[key]
+		payloads := make([]any, len(g))
+		for i, it := range g {
+			payloads[i] = it.payload
+		}
+		res, err := g[0].merge(ctx, tx, payloads)
+		if err == nil && len(res) != len(g) {
+			err = fmt.Errorf("store: merged step %s returned %d results for %d items", g[0].kind, len(res), len(g))
+		}
+		if err != nil {
+			return g, err
+		}
+		for i, it := range g {
+			it.result = res[i]
+		}
+	}
+	return nil, nil
 }

@@ -10,9 +10,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -98,8 +100,12 @@ func New(t testing.TB, d store.Dialect, opts ...Options) *Env {
 	if o.CRMs != nil {
 		crms = o.CRMs
 	}
-	e.Hub = hub.New(e.DB, provider.NewRegistry(providers...), crms, public, logging.Discard(), hub.NewMetrics(prometheus.NewRegistry()))
-	cfg := e.Hub.QueueConfig(10, logging.Discard())
+	log := logging.Discard()
+	if os.Getenv("SWITCHBOARD_TEST_LOG") != "" {
+		log = logging.New(os.Stderr, slog.LevelDebug, "text")
+	}
+	e.Hub = hub.New(e.DB, provider.NewRegistry(providers...), crms, public, log, hub.NewMetrics(prometheus.NewRegistry()))
+	cfg := e.Hub.QueueConfig(10, logging.AtLeast(log, slog.LevelWarn))
 	if o.Setup != nil {
 		o.Setup(e, cfg)
 	}

@@ -1,0 +1,214 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	sb "github.com/switchboard/switchboard"
+)
+
+// Set-based forms of the hottest writes, used through BatchMerge so that
+// the status callbacks and send outcomes meeting in one group commit become
+// one statement each.
+
+// StatusItem is a status report for a message of a gateway, by our id.
+type StatusItem struct {
+	GatewayID string
+	Update    sb.StatusUpdate
+}
+
+// ApplyStatuses moves many outgoing messages' statuses forward at once.
+// Reports must name the message (MessageID); for several reports of one
+// message the furthest wins, keeping the time it was sent. A report that
+// does not move its message forward (repeat, late, unknown) is not applied.
+func (tx *Tx) ApplyStatuses(ctx context.Context, items []StatusItem) ([]StatusResult, error) {
+	out := make([]StatusResult, len(items))
+	type row struct {
+		gw     string
+		u      sb.StatusUpdate
+		sentAt any
+		idx    []int
+		optOut bool
+	}
+	rows := map[string]*row{}
+	var order []string
+	for i, it := range items {
+		u := it.Update
+		if u.MessageID == "" || !u.Status.Valid() || u.Status == sb.StatusReceived {
+			return nil, sb.FieldError("status", "ApplyStatuses needs message ids and outgoing statuses")
+		}
+		if u.At.IsZero() {
+			u.At = tx.db.now()
+		}
+		r, ok := rows[u.MessageID]
+		if !ok {
+			r = &row{gw: it.GatewayID, u: u}
+			rows[u.MessageID] = r
+			order = append(order, u.MessageID)
+		} else if u.Status.Rank() > r.u.Status.Rank() {
+			r.u = u
+		}
+		if u.Status == sb.StatusSent {
+			r.sentAt = micros(u.At)
+		}
+		r.optOut = r.optOut || u.OptedOut
+		r.idx = append(r.idx, i)
+	}
+	now := micros(tx.db.now())
+	var optOuts [][3]any
+	const chunk = 250
+	for start := 0; start < len(order); start += chunk {
+		part := order[start:min(start+chunk, len(order))]
+		var q strings.Builder
+		q.WriteString(`WITH v (id, gw, status, rnk, at, sent, code, debug) AS (VALUES `)
+		args := make([]any, 0, len(part)*8+1)
+		for i, id := range part {
+			r := rows[id]
+			if i > 0 {
+				q.WriteString(",")
+			}
+			n := len(args)
+			fmt.Fprintf(&q, "($%d, $%d, $%d, CAST($%d AS INTEGER), CAST($%d AS BIGINT), CAST($%d AS BIGINT), $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8)
+			args = append(args, id, r.gw, string(r.u.Status), r.u.Status.Rank(), micros(r.u.At), r.sentAt, r.u.ErrorCode, r.u.Debug)
+		}
+		args = append(args, now)
+		fmt.Fprintf(&q, `) UPDATE messages SET status = v.status, status_rank = v.rnk, updated_at = $%d, version = version + 1,
+			sent_at = CASE WHEN v.sent IS NOT NULL THEN COALESCE(messages.sent_at, v.sent) ELSE messages.sent_at END,
+			delivered_at = CASE WHEN v.status = 'Delivered' THEN v.at ELSE messages.delivered_at END,
+			failed_at = CASE WHEN v.status IN ('Failed', 'Undelivered') THEN v.at ELSE messages.failed_at END,
+			error_code = CASE WHEN v.code <> '' THEN v.code ELSE messages.error_code END,
+			debug = CASE WHEN v.debug <> '' THEN v.debug ELSE messages.debug END
+			FROM v WHERE messages.id = v.id AND messages.gateway_id = v.gw AND messages.direction = 'outgoing' AND messages.status_rank < v.rnk
+			RETURNING messages.id, messages.org_id, messages.phone_hash`, len(args))
+		rs, err := tx.q.query(ctx, q.String(), args...)
+		if err != nil {
+			return nil, err
+		}
+		for rs.Next() {
+			var res StatusResult
+			if err := rs.Scan(&res.MessageID, &res.OrgID, &res.PhoneHash); err != nil {
+				rs.Close()
+				return nil, err
+			}
+			res.Applied = true
+			tx.TouchCRM(res.OrgID)
+			r := rows[res.MessageID]
+			for _, i := range r.idx {
+				out[i] = res
+			}
+			if r.optOut {
+				optOuts = append(optOuts, [3]any{res.OrgID, r.gw, res.PhoneHash})
+			}
+		}
+		rs.Close()
+		if err := rs.Err(); err != nil {
+			return nil, err
+		}
+	}
+	// The provider said these recipients unsubscribed.
+	for _, o := range optOuts {
+		if err := tx.ProviderOptOut(ctx, o[0].(string), o[1].(string), o[2].([]byte)); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// SendResult tells what RecordSends did for one outcome.
+type SendRecord struct {
+	OrgID     string
+	PhoneHash []byte
+}
+
+// RecordSends stores many send outcomes at once (see RecordSend).
+func (tx *Tx) RecordSends(ctx context.Context, outs []SendOutcome) ([]SendRecord, error) {
+	res := make([]SendRecord, len(outs))
+	idx := map[string]int{}
+	var ok []int
+	for i, o := range outs {
+		if o.ProviderMessageID == "" {
+			org, hash, err := tx.RecordSend(ctx, o)
+			if err != nil {
+				return nil, err
+			}
+			res[i] = SendRecord{OrgID: org, PhoneHash: hash}
+			continue
+		}
+		if _, dup := idx[o.MessageID]; dup {
+			continue
+		}
+		idx[o.MessageID] = i
+		ok = append(ok, i)
+	}
+	now := micros(tx.db.now())
+	var ids []string
+	pidsByGW := map[string][]string{}
+	const chunk = 250
+	for start := 0; start < len(ok); start += chunk {
+		part := ok[start:min(start+chunk, len(ok))]
+		var q strings.Builder
+		q.WriteString(`WITH v (id, pid, status, rnk, code, debug) AS (VALUES `)
+		args := make([]any, 0, len(part)*6+1)
+		for j, i := range part {
+			o := outs[i]
+			if j > 0 {
+				q.WriteString(",")
+			}
+			n := len(args)
+			fmt.Fprintf(&q, "($%d, $%d, $%d, CAST($%d AS INTEGER), $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6)
+			args = append(args, o.MessageID, o.ProviderMessageID, string(o.Status), o.Status.Rank(), o.ErrorCode, o.Debug)
+		}
+		args = append(args, now)
+		fmt.Fprintf(&q, `) UPDATE messages SET provider_message_id = v.pid,
+			status = CASE WHEN messages.status_rank < v.rnk THEN v.status ELSE messages.status END,
+			status_rank = CASE WHEN messages.status_rank < v.rnk THEN v.rnk ELSE messages.status_rank END,
+			error_code = CASE WHEN v.code <> '' THEN v.code ELSE messages.error_code END,
+			debug = CASE WHEN v.debug <> '' THEN v.debug ELSE messages.debug END,
+			updated_at = $%[1]d, version = version + 1,
+			sent_at = CASE WHEN v.status = 'Sent' AND messages.sent_at IS NULL THEN $%[1]d ELSE messages.sent_at END
+			FROM v WHERE messages.id = v.id AND messages.provider_message_id IS NULL
+			RETURNING messages.id, messages.org_id, messages.gateway_id, messages.phone_hash, messages.provider_message_id`, len(args))
+		rs, err := tx.q.query(ctx, q.String(), args...)
+		if err != nil {
+			return nil, err
+		}
+		for rs.Next() {
+			var id, org, gw, pid string
+			var hash []byte
+			if err := rs.Scan(&id, &org, &gw, &hash, &pid); err != nil {
+				rs.Close()
+				return nil, err
+			}
+			res[idx[id]] = SendRecord{OrgID: org, PhoneHash: hash}
+			tx.TouchCRM(org)
+			ids = append(ids, id)
+			pidsByGW[gw] = append(pidsByGW[gw], pid)
+		}
+		rs.Close()
+		if err := rs.Err(); err != nil {
+			return nil, err
+		}
+	}
+	// Reports that raced ahead of their send are applied now.
+	for gw, pids := range pidsByGW {
+		for start := 0; start < len(pids); start += 900 {
+			part := pids[start:min(start+900, len(pids))]
+			rs, err := tx.q.query(ctx, `SELECT DISTINCT provider_message_id FROM unmatched_statuses WHERE gateway_id = $1 AND provider_message_id IN `+inList(2, len(part)),
+				append([]any{gw}, anyStrings(part)...)...)
+			if err != nil {
+				return nil, err
+			}
+			early, err := scanStrings(rs)
+			if err != nil {
+				return nil, err
+			}
+			for _, pid := range early {
+				if err := tx.applyUnmatched(ctx, gw, pid); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	return res, tx.ReleaseContents(ctx, ids)
+}
