@@ -48,6 +48,9 @@ type DB struct {
 
 	queue   *Queue
 	batcher *batcher
+
+	wbMu   sync.Mutex
+	wbLast map[string]time.Time
 }
 
 // Options configure Open.

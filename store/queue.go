@@ -118,3 +118,26 @@ const (
 	QueueCRM     = "crm"
 	QueueDefault = river.QueueDefault
 )
+
+// writebackDedupe is how long after inserting an org's write-back job this
+// process skips inserting another: the job waits CRMWritebackDelay before it
+// starts and then drains everything pending, so a change in that window is
+// covered (and the periodic sweep covers any moment in between). It spares
+// the queue one unique insert per group commit.
+const writebackDedupe = 100 * time.Millisecond
+
+// recentWriteback reports (and records) whether this process inserted a
+// write-back job for org within writebackDedupe.
+func (db *DB) recentWriteback(org string) bool {
+	now := time.Now()
+	db.wbMu.Lock()
+	defer db.wbMu.Unlock()
+	if db.wbLast == nil {
+		db.wbLast = map[string]time.Time{}
+	}
+	if t, ok := db.wbLast[org]; ok && now.Sub(t) < writebackDedupe {
+		return true
+	}
+	db.wbLast[org] = now
+	return false
+}

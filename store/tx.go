@@ -98,6 +98,9 @@ func (tx *Tx) commit(ctx context.Context) error {
 
 func (tx *Tx) flushJobs(ctx context.Context) error {
 	for org := range tx.crmOrgs {
+		if tx.db.recentWriteback(org) {
+			continue
+		}
 		tx.jobs = append(tx.jobs, crmWritebackJob(org))
 	}
 	tx.crmOrgs = nil

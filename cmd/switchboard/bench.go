@@ -205,7 +205,7 @@ func benchOne(ctx context.Context, dialect, pgURL string, n, batch, clients, wor
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("timed out: %d of %d delivered, %d CRM changes pending", delivered, n, pending)
 		}
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(time.Second)
 	}
 	elapsed := time.Since(start)
 	lat, err := app.DB.DeliveryLatencies(ctx, org.ID)
