@@ -177,13 +177,10 @@ func (h *Hub) Send(ctx context.Context, user *sb.User, req SendRequest) (msg *sb
 			if err != nil {
 				return err
 			}
-			block = sb.BlockDebug(sb.EffectiveStatus(sub, org.Settings.OptInMode))
+			status := sb.EffectiveStatus(sub, org.Settings.OptInMode)
+			block = sb.BlockDebug(status)
 			if block != "" && req.Mode == ModeOneToOne {
-				detail := ""
-				if sub != nil && sub.Detail != "" {
-					detail = " (" + sub.Detail + ")"
-				}
-				return sb.Errorf(sb.EConflict, "not sent: the recipient is %s on this gateway%s; 1:1 messages to numbers that are not opted in are refused", strings.ToLower(string(sb.EffectiveStatus(sub, org.Settings.OptInMode))), detail)
+				return refusal(status, sub)
 			}
 		}
 		if block != "" && req.Mode == ModeOneToOne {
@@ -214,4 +211,16 @@ func (h *Hub) Send(ctx context.Context, user *sb.User, req SendRequest) (msg *sb
 		h.Metrics.MessagesAccepted.WithLabelValues(source).Inc()
 	}
 	return msg, created, nil
+}
+
+// refusal explains why a 1:1 message to a number is refused.
+func refusal(status sb.SubscriptionStatus, sub *sb.Subscription) error {
+	detail := ""
+	if sub != nil && sub.Detail != "" {
+		detail = " (" + sub.Detail + ")"
+	}
+	if status == sb.NoOptIn {
+		return sb.Errorf(sb.EConflict, "not sent: the recipient has not opted in to this gateway and the org is in mandatory opt-in mode; 1:1 messages need an opt-in first")
+	}
+	return sb.Errorf(sb.EConflict, "not sent: the recipient has opted out of this gateway%s; 1:1 messages to opted-out numbers are refused", detail)
 }
