@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 
 	sb "github.com/switchboard/switchboard"
@@ -57,37 +59,40 @@ func (db *DB) SubscriptionsForPhone(ctx context.Context, orgID string, phoneHash
 }
 
 // SubscriptionStatuses returns the stored status of each phone hash on a
-// gateway in one set-based query (bulk sends check 100,000 recipients
-// without 100,000 queries). Hashes with no record are absent.
+// gateway in ONE set-based query, however many numbers (a bulk send checks
+// 100,000 recipients without 100,000 queries): the hashes travel as one
+// array parameter. Hashes with no record are absent.
 func (tx *Tx) SubscriptionStatuses(ctx context.Context, gatewayID string, hashes [][]byte) (map[string]sb.SubscriptionStatus, error) {
 	out := make(map[string]sb.SubscriptionStatus)
-	const chunk = 900
-	for start := 0; start < len(hashes); start += chunk {
-		part := hashes[start:min(start+chunk, len(hashes))]
-		args := make([]any, 0, len(part)+1)
-		args = append(args, gatewayID)
-		for _, h := range part {
-			args = append(args, h)
-		}
-		rs, err := tx.q.query(ctx, `SELECT phone_hash, status FROM subscriptions WHERE gateway_id = $1 AND phone_hash IN `+inList(2, len(part)), args...)
-		if err != nil {
-			return nil, err
-		}
-		for rs.Next() {
-			var h []byte
-			var st string
-			if err := rs.Scan(&h, &st); err != nil {
-				rs.Close()
-				return nil, err
-			}
-			out[string(h)] = sb.SubscriptionStatus(st)
-		}
-		rs.Close()
-		if err := rs.Err(); err != nil {
-			return nil, err
-		}
+	if len(hashes) == 0 {
+		return out, nil
 	}
-	return out, nil
+	var rs rows
+	var err error
+	if tx.db.dialect == Postgres {
+		rs, err = tx.q.query(ctx, `SELECT phone_hash, status FROM subscriptions WHERE gateway_id = $1 AND phone_hash = ANY($2::bytea[])`, gatewayID, hashes)
+	} else {
+		hexes := make([]string, len(hashes))
+		for i, h := range hashes {
+			hexes[i] = hex.EncodeToString(h)
+		}
+		list, _ := json.Marshal(hexes)
+		rs, err = tx.q.query(ctx, `SELECT phone_hash, status FROM subscriptions WHERE gateway_id = $1
+			AND phone_hash IN (SELECT unhex(value) FROM json_each($2))`, gatewayID, string(list))
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	for rs.Next() {
+		var h []byte
+		var st string
+		if err := rs.Scan(&h, &st); err != nil {
+			return nil, err
+		}
+		out[string(h)] = sb.SubscriptionStatus(st)
+	}
+	return out, rs.Err()
 }
 
 // SetSubscription stores a subscription change and its history entry.

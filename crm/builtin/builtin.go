@@ -235,3 +235,23 @@ func (c *CRM) ImportCSV(ctx context.Context, org *sb.Org, r io.Reader) (*ImportR
 	}
 	return res, nil
 }
+
+// OptedOutRecords calls fn with every contact whose global opt-out flag is
+// set.
+func (c *CRM) OptedOutRecords(ctx context.Context, org *sb.Org, fn func(sb.CRMRecord) error) error {
+	yes := true
+	for offset := 0; ; offset += 1000 {
+		cs, err := c.DB.Contacts(ctx, org.ID, store.ContactFilter{OptOut: &yes, HasPhone: true, Limit: 1000, Offset: offset})
+		if err != nil {
+			return err
+		}
+		for _, r := range cs {
+			if err := fn(*r); err != nil {
+				return err
+			}
+		}
+		if len(cs) < 1000 {
+			return nil
+		}
+	}
+}

@@ -452,3 +452,30 @@ func taskBody(t *switchboard.CRMTask) (map[string]any, error) {
 	}
 	return body, nil
 }
+
+// OptedOutRecords calls fn with every record of the mapped objects whose
+// global opt-out field is set (paged through nextRecordsUrl), for the import
+// of legacy opt-out flags into gateway subscriptions.
+func (c *Client) OptedOutRecords(ctx context.Context, org *switchboard.Org, fn func(switchboard.CRMRecord) error) error {
+	m, err := c.mapping(ctx, org)
+	if err != nil {
+		return err
+	}
+	for _, obj := range m.Records {
+		if obj.OptOutField == "" || len(obj.PhoneFields) == 0 {
+			continue
+		}
+		q := fmt.Sprintf("SELECT %s FROM %s WHERE %s = true ORDER BY CreatedDate ASC", strings.Join(obj.selectFields(), ", "), obj.Object, obj.OptOutField)
+		err := c.Query(ctx, org.ID, q, func(raw json.RawMessage) error {
+			rec, err := toRecord(obj, raw)
+			if err != nil {
+				return err
+			}
+			return fn(rec)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,304 @@
+package hub_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	sb "github.com/switchboard/switchboard"
+	"github.com/switchboard/switchboard/hub/hubtest"
+	"github.com/switchboard/switchboard/store"
+)
+
+type subRow struct {
+	GatewayID       string `json:"gateway_id"`
+	Status          string `json:"status"`
+	Detail          string `json:"detail"`
+	CanSend         bool   `json:"can_send"`
+	CanOptIn        bool   `json:"can_opt_in"`
+	CanOptOut       bool   `json:"can_opt_out"`
+	LockedByKeyword bool   `json:"locked_by_keyword"`
+}
+
+func subs(t *testing.T, e *hubtest.Env, key, phone string) map[string]subRow {
+	t.Helper()
+	r := e.Do("GET", "/v1/subscriptions?phone="+strings.ReplaceAll(phone, "+", "%2B"), key, nil)
+	if r.Status != http.StatusOK {
+		t.Fatalf("subscriptions: %d %s", r.Status, r.Body)
+	}
+	var out struct{ Subscriptions []subRow }
+	r.JSON(t, &out)
+	m := map[string]subRow{}
+	for _, s := range out.Subscriptions {
+		m[s.GatewayID] = s
+	}
+	return m
+}
+
+func secondGateway(t *testing.T, e *hubtest.Env) string {
+	t.Helper()
+	r := e.API("POST", "/v1/gateways", map[string]any{"provider": "sim", "number": "+12025550199", "name": "Second", "rate": 0})
+	if r.Status != http.StatusCreated {
+		t.Fatalf("second gateway: %d %s", r.Status, r.Body)
+	}
+	var g struct{ ID string }
+	r.JSON(t, &g)
+	return g.ID
+}
+
+func inboxBodies(e *hubtest.Env, phone string) []string {
+	var out []string
+	for _, m := range e.Carrier.Inbox(phone) {
+		out = append(out, m.Body)
+	}
+	return out
+}
+
+func sendMode(e *hubtest.Env, gw, to, mode string) *hubtest.Response {
+	return e.API("POST", "/v1/messages", map[string]any{"gateway_id": gw, "to": to, "body": "Reminder: classes start Monday", "mode": mode})
+}
+
+func TestKeywordsPerGateway(t *testing.T) {
+	hubtest.Each(t, func(t *testing.T, e *hubtest.Env) {
+		other := secondGateway(t, e)
+		const phone = "+12025550151"
+		e.Text(phone, e.Gateway.Number, "  Stop. ")
+		e.WaitFor("opt-out confirmation", func() bool { return len(e.Carrier.Inbox(phone)) == 1 })
+		if got := inboxBodies(e, phone); got[0] != sb.DefaultOptOutReply {
+			t.Fatalf("confirmation: %q", got)
+		}
+		s := subs(t, e, e.Key, phone)
+		if g := s[e.Gateway.ID]; g.Status != "Opt-Out" || g.Detail != "Opt-out keyword: STOP" || g.CanSend || !g.LockedByKeyword || g.CanOptIn {
+			t.Fatalf("gateway after STOP: %+v", g)
+		}
+		if g := s[other]; g.Status != "Opt-In" || !g.CanSend {
+			t.Fatalf("other gateway touched by STOP: %+v", g)
+		}
+		// 1:1 refused before it is queued; automation and bulk create Error.
+		if r := sendMode(e, e.Gateway.ID, phone, "one_to_one"); r.Status != http.StatusConflict || !strings.Contains(string(r.Body), "opted out") {
+			t.Fatalf("1:1 to opted-out: %d %s", r.Status, r.Body)
+		}
+		r := sendMode(e, e.Gateway.ID, phone, "automation")
+		var m sb.Message
+		r.JSON(t, &m)
+		if r.Status != http.StatusCreated || m.Status != sb.StatusError || m.Debug != "Previous Opt-out" {
+			t.Fatalf("automation to opted-out: %d %s", r.Status, r.Body)
+		}
+		br := e.API("POST", "/v1/bulk-sends", map[string]any{"gateway_id": e.Gateway.ID, "body": "Bulk", "recipients": []map[string]string{{"to": phone}, {"to": "+12025550152"}}})
+		var bres struct{ Queued, Blocked int }
+		br.JSON(t, &bres)
+		if bres.Queued != 1 || bres.Blocked != 1 {
+			t.Fatalf("bulk: %s", br.Body)
+		}
+		e.WaitFor("bulk delivered", func() bool { return len(e.Carrier.Inbox("+12025550152")) == 1 })
+		if got := inboxBodies(e, phone); len(got) != 1 {
+			t.Fatalf("opted-out number got more messages: %q", got)
+		}
+		// The other gateway still sends.
+		if r := sendMode(e, other, phone, "one_to_one"); r.Status != http.StatusCreated {
+			t.Fatalf("send on the other gateway: %d %s", r.Status, r.Body)
+		}
+		// HELP answers; "stop please" is not a keyword; START opts back in.
+		e.Text(phone, e.Gateway.Number, "help")
+		e.Text(phone, e.Gateway.Number, "stop please")
+		e.WaitFor("help answer", func() bool {
+			return strings.Contains(strings.Join(inboxBodies(e, phone), "|"), sb.DefaultHelpText)
+		})
+		if s := subs(t, e, e.Key, phone)[e.Gateway.ID]; s.Status != "Opt-Out" {
+			t.Fatalf("state changed by HELP or a sentence: %+v", s)
+		}
+		e.Text(phone, e.Gateway.Number, "START")
+		e.WaitFor("opt-in confirmation", func() bool {
+			return strings.Contains(strings.Join(inboxBodies(e, phone), "|"), sb.DefaultOptInReply)
+		})
+		if s := subs(t, e, e.Key, phone)[e.Gateway.ID]; s.Status != "Opt-In" || s.Detail != "Opt-in keyword: START" {
+			t.Fatalf("after START: %+v", s)
+		}
+		hist := e.API("GET", "/v1/subscriptions/history?phone=%2B12025550151", nil)
+		if !strings.Contains(string(hist.Body), "Opt-out keyword: STOP") || !strings.Contains(string(hist.Body), "Opt-in keyword: START") {
+			t.Fatalf("history: %s", hist.Body)
+		}
+	})
+}
+
+func TestCustomKeywords(t *testing.T) {
+	hubtest.Each(t, func(t *testing.T, e *hubtest.Env) {
+		r := e.API("PATCH", "/v1/gateways/"+e.Gateway.ID, map[string]any{
+			"keywords":      map[string]any{"opt_out": []string{"ARRET", "STOP PLEASE"}, "opt_in": []string{"GO"}, "help": []string{"AIDE"}},
+			"opt_out_reply": "Vous êtes désabonné.", "help_text": "Aide: répondez ARRET."})
+		if r.Status != http.StatusOK {
+			t.Fatalf("edit keywords: %d %s", r.Status, r.Body)
+		}
+		e.Text("+12025550153", e.Gateway.Number, "STOP") // no longer configured
+		e.Text("+12025550154", e.Gateway.Number, "stop please!")
+		e.WaitFor("confirmation", func() bool { return len(e.Carrier.Inbox("+12025550154")) == 1 })
+		if s := subs(t, e, e.Key, "+12025550153")[e.Gateway.ID]; s.Status != "Opt-In" {
+			t.Fatalf("unconfigured STOP acted: %+v", s)
+		}
+		if s := subs(t, e, e.Key, "+12025550154")[e.Gateway.ID]; s.Status != "Opt-Out" || s.Detail != "Opt-out keyword: STOP PLEASE" {
+			t.Fatalf("configured phrase: %+v", s)
+		}
+		if got := inboxBodies(e, "+12025550154"); got[0] != "Vous êtes désabonné." {
+			t.Fatalf("reply %q", got)
+		}
+		bad := e.API("PATCH", "/v1/gateways/"+e.Gateway.ID, map[string]any{"keywords": map[string]any{"opt_out": []string{"GO"}, "opt_in": []string{"GO"}}})
+		if bad.Status != http.StatusBadRequest || !strings.Contains(string(bad.Body), "GO") {
+			t.Fatalf("overlapping keywords accepted: %d %s", bad.Status, bad.Body)
+		}
+	})
+}
+
+func TestManualOptInOut(t *testing.T) {
+	hubtest.Each(t, func(t *testing.T, e *hubtest.Env) {
+		_, limitedKey := addUser(t, e, "limited@example.org", sb.PermLimitedAccess)
+		_, featureKey := addUser(t, e, "feature@example.org", sb.PermLimitedAccess, sb.PermManualOptInOut)
+		const phone = "+12025550155"
+		body := func(status string) map[string]any {
+			return map[string]any{"gateway_id": e.Gateway.ID, "phone": phone, "status": status}
+		}
+		if r := e.Do("POST", "/v1/subscriptions", limitedKey, body("Opt-Out")); r.Status != http.StatusForbidden {
+			t.Fatalf("limited access opted out: %d %s", r.Status, r.Body)
+		}
+		if s := subs(t, e, limitedKey, phone)[e.Gateway.ID]; s.CanOptIn || s.CanOptOut {
+			t.Fatalf("limited access sees buttons: %+v", s)
+		}
+		if r := e.Do("POST", "/v1/subscriptions", featureKey, body("Opt-Out")); r.Status != http.StatusOK {
+			t.Fatalf("feature user: %d %s", r.Status, r.Body)
+		}
+		if s := subs(t, e, e.Key, phone)[e.Gateway.ID]; s.Status != "Opt-Out" || s.Detail != "Manual opt-out by feature" || !s.CanOptIn {
+			t.Fatalf("manual opt-out: %+v", s)
+		}
+		if r := e.API("POST", "/v1/subscriptions", body("Opt-In")); r.Status != http.StatusOK {
+			t.Fatalf("manual opt-in after manual opt-out: %d %s", r.Status, r.Body)
+		}
+		if s := subs(t, e, e.Key, phone)[e.Gateway.ID]; s.Status != "Opt-In" || s.Detail != "Manual opt-in by Ada Admin" {
+			t.Fatalf("manual opt-in: %+v", s)
+		}
+		// Automations may set their own detail.
+		auto := map[string]any{"gateway_id": e.Gateway.ID, "phone": phone, "status": "Opt-Out", "via": "automation", "detail": "Unsubscribed via web form"}
+		if r := e.API("POST", "/v1/subscriptions", auto); r.Status != http.StatusOK {
+			t.Fatalf("automation: %d %s", r.Status, r.Body)
+		}
+		if s := subs(t, e, e.Key, phone)[e.Gateway.ID]; s.Detail != "Unsubscribed via web form" {
+			t.Fatalf("automation detail: %+v", s)
+		}
+		// A keyword opt-out cannot be undone by hand.
+		e.Text(phone, e.Gateway.Number, "UNSUBSCRIBE")
+		e.WaitFor("keyword opt-out", func() bool { return subs(t, e, e.Key, phone)[e.Gateway.ID].LockedByKeyword })
+		r := e.API("POST", "/v1/subscriptions", body("Opt-In"))
+		if r.Status != http.StatusConflict || !strings.Contains(string(r.Body), "only an opt-in keyword") {
+			t.Fatalf("manual opt-in after keyword: %d %s", r.Status, r.Body)
+		}
+	})
+}
+
+func TestMandatoryOptInMode(t *testing.T) {
+	hubtest.Each(t, func(t *testing.T, e *hubtest.Env) {
+		if r := e.API("PATCH", "/v1/org/settings", map[string]any{"opt_in_mode": "mandatory"}); r.Status != http.StatusOK {
+			t.Fatalf("settings: %d %s", r.Status, r.Body)
+		}
+		const phone = "+12025550156"
+		if s := subs(t, e, e.Key, phone)[e.Gateway.ID]; s.Status != "No Opt-In" || s.CanSend {
+			t.Fatalf("mandatory mode: %+v", s)
+		}
+		if r := sendMode(e, e.Gateway.ID, phone, "one_to_one"); r.Status != http.StatusConflict || !strings.Contains(string(r.Body), "not opted in") {
+			t.Fatalf("1:1 in mandatory mode: %d %s", r.Status, r.Body)
+		}
+		var m sb.Message
+		sendMode(e, e.Gateway.ID, phone, "automation").JSON(t, &m)
+		if m.Status != sb.StatusError || m.Debug != "No Opt-In" {
+			t.Fatalf("automation in mandatory mode: %+v", m)
+		}
+		// An incoming text does not opt in unless the setting is on.
+		e.Text(phone, e.Gateway.Number, "Hello?")
+		if s := subs(t, e, e.Key, phone)[e.Gateway.ID]; s.Status != "No Opt-In" {
+			t.Fatalf("incoming opted in without the setting: %+v", s)
+		}
+		e.API("PATCH", "/v1/org/settings", map[string]any{"create_opt_in_on_incoming": true})
+		e.Text(phone, e.Gateway.Number, "Hello again")
+		if s := subs(t, e, e.Key, phone)[e.Gateway.ID]; s.Status != "Opt-In" || s.Detail != "Opt-in from incoming SMS" {
+			t.Fatalf("create opt-in for incoming: %+v", s)
+		}
+		if r := sendMode(e, e.Gateway.ID, phone, "one_to_one"); r.Status != http.StatusCreated {
+			t.Fatalf("1:1 after opt-in: %d %s", r.Status, r.Body)
+		}
+		// After a keyword opt-out, texting does not opt back in.
+		e.Text(phone, e.Gateway.Number, "STOP")
+		e.Text(phone, e.Gateway.Number, "Actually one question")
+		if s := subs(t, e, e.Key, phone)[e.Gateway.ID]; s.Status != "Opt-Out" {
+			t.Fatalf("incoming text undid a keyword opt-out: %+v", s)
+		}
+	})
+}
+
+func TestGlobalOptOut(t *testing.T) {
+	hubtest.Each(t, func(t *testing.T, e *hubtest.Env) {
+		r := e.API("POST", "/v1/contacts", map[string]any{"first_name": "No", "last_name": "Texts", "phone": "+12025550157", "opt_out": true})
+		var c sb.CRMRecord
+		r.JSON(t, &c)
+		base := map[string]any{"gateway_id": e.Gateway.ID, "to": "+12025550157", "body": "hi", "record_id": c.ID}
+		if r := e.API("POST", "/v1/messages", base); r.Status != http.StatusConflict || !strings.Contains(string(r.Body), "global opt-out") {
+			t.Fatalf("1:1 to global opt-out: %d %s", r.Status, r.Body)
+		}
+		base["mode"] = "automation"
+		var m sb.Message
+		e.API("POST", "/v1/messages", base).JSON(t, &m)
+		if m.Status != sb.StatusError || m.Debug != "Global Opt-out" {
+			t.Fatalf("automation to global opt-out: %+v", m)
+		}
+		br := e.API("POST", "/v1/bulk-sends", map[string]any{"gateway_id": e.Gateway.ID, "body": "x", "recipients": []map[string]string{{"record_id": c.ID}, {"to": "+12025550158"}}})
+		if !strings.Contains(string(br.Body), `"reason":"Global opt-out"`) || !strings.Contains(string(br.Body), `"accepted":1`) {
+			t.Fatalf("bulk with global opt-out: %s", br.Body)
+		}
+		if len(e.Carrier.Inbox("+12025550157")) != 0 {
+			t.Fatal("a globally opted-out number was texted")
+		}
+	})
+}
+
+func TestImportLegacyOptOuts(t *testing.T) {
+	hubtest.Each(t, func(t *testing.T, e *hubtest.Env) {
+		other := secondGateway(t, e)
+		csv := "phone,gateway_id,detail\n(202) 555-0160,,\n+12025550161," + e.Gateway.ID + ",Opted out on paper form\nnot-a-number,,\n+12025550162,no-such-gateway,\n"
+		for run, want := range []struct{ imported, already int }{{3, 0}, {0, 3}} {
+			r := e.Do("POST", "/v1/subscriptions/import", e.Key, []byte(csv), "Content-Type", "text/csv")
+			var res struct {
+				Imported, Already int
+				Rejected          []struct{ Reason string }
+			}
+			r.JSON(t, &res)
+			if r.Status != http.StatusOK || res.Imported != want.imported || res.Already != want.already || len(res.Rejected) != 2 {
+				t.Fatalf("run %d: %d %s", run, r.Status, r.Body)
+			}
+		}
+		s := subs(t, e, e.Key, "+12025550160")
+		if s[e.Gateway.ID].Status != "Opt-Out" || s[other].Status != "Opt-Out" || s[e.Gateway.ID].Detail != "Imported legacy opt-out" {
+			t.Fatalf("imported on every gateway: %+v", s)
+		}
+		s = subs(t, e, e.Key, "+12025550161")
+		if s[e.Gateway.ID].Detail != "Opted out on paper form" || s[other].Status != "Opt-In" {
+			t.Fatalf("imported on one gateway: %+v", s)
+		}
+		// From the CRM's global opt-out flags.
+		ctx := context.Background()
+		for i := range 3 {
+			rec := &sb.CRMRecord{LastName: fmt.Sprint("Legacy", i), Phone: fmt.Sprintf("+1202555017%d", i), OptOut: i < 2}
+			if err := e.DB.Tx(ctx, func(tx *store.Tx) error { return tx.SaveContact(ctx, e.Org.ID, rec) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r := e.API("POST", "/v1/subscriptions/import", map[string]string{"source": "crm"})
+		if r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"imported":4`) {
+			t.Fatalf("from CRM: %d %s", r.Status, r.Body)
+		}
+		if s := subs(t, e, e.Key, "+12025550172")[e.Gateway.ID]; s.Status != "Opt-In" {
+			t.Fatalf("record without the flag imported: %+v", s)
+		}
+		_, limitedKey := addUser(t, e, "limited2@example.org", sb.PermLimitedAccess)
+		if r := e.Do("POST", "/v1/subscriptions/import", limitedKey, []byte(csv), "Content-Type", "text/csv"); r.Status != http.StatusForbidden {
+			t.Fatalf("limited user imported: %d", r.Status)
+		}
+	})
+}
