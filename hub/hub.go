@@ -54,6 +54,9 @@ type Hub struct {
 	SalesforceOAuth bool
 	// HTTPClient makes outbound calls of the hub's own (alert webhooks).
 	HTTPClient *http.Client
+	// SlotObserver, when set, is told every send slot reserved on a paced
+	// gateway (tests and diagnostics).
+	SlotObserver func(gatewayID string, at time.Time)
 
 	gwMu     sync.Mutex
 	gwCache  map[string]cachedGateway

@@ -188,6 +188,9 @@ func (h *Hub) pace(ctx context.Context, gw *sb.Gateway, it store.SendItem) error
 	if err != nil {
 		return err
 	}
+	if h.SlotObserver != nil {
+		h.SlotObserver(gw.ID, time.UnixMicro(start))
+	}
 	return sleepUntil(ctx, h.DB, start)
 }
 

@@ -46,6 +46,9 @@ type Env struct {
 	// CRMCalls counts built-in CRM write calls.
 	CRMCalls atomic.Int64
 
+	// URL is the database's URL.
+	URL string
+
 	Org     *sb.Org
 	Admin   *sb.User
 	Key     string
@@ -64,6 +67,10 @@ type Options struct {
 	Setup func(e *Env, cfg *river.Config)
 	// GatewayRate is the demo gateway's rate (default unlimited).
 	GatewayRate float64
+	// Peer, when set, makes this Env a second process of the same
+	// Switchboard: same database, org, gateway and carrier, its own hub,
+	// job workers and HTTP server.
+	Peer *Env
 }
 
 type builtinCRMs struct{ c *builtin.CRM }
@@ -79,9 +86,16 @@ func New(t testing.TB, d store.Dialect, opts ...Options) *Env {
 		o = opts[0]
 	}
 	ctx := context.Background()
-	e := &Env{T: t, DB: storetest.Open(t, d)}
-	e.Carrier = sim.NewCarrier(logging.Discard())
-	t.Cleanup(e.Carrier.Close)
+	e := &Env{T: t}
+	if o.Peer != nil {
+		e.URL = o.Peer.URL
+		e.Carrier = o.Peer.Carrier
+	} else {
+		e.URL = storetest.URL(t, d)
+		e.Carrier = sim.NewCarrier(logging.Discard())
+		t.Cleanup(e.Carrier.Close)
+	}
+	e.DB = storetest.OpenURL(t, e.URL)
 
 	// The server's URL must be known before the hub is built (webhook
 	// URLs), so the handler is swapped in after.
@@ -128,6 +142,10 @@ func New(t testing.TB, d store.Dialect, opts ...Options) *Env {
 		_ = q.Stop(sctx)
 	})
 
+	if o.Peer != nil {
+		e.Org, e.Admin, e.Key, e.Gateway = o.Peer.Org, o.Peer.Admin, o.Peer.Key, o.Peer.Gateway
+		return e
+	}
 	org, admin, key, err := e.Hub.CreateOrg(ctx, "Test College", "admin@example.org", "Ada Admin")
 	if err != nil {
 		t.Fatal(err)

@@ -70,6 +70,7 @@ type Stats struct {
 	CallbackRetries int64 `json:"callback_retries"`
 	CallbacksQueued int64 `json:"callbacks_queued"`
 	Inbound         int64 `json:"inbound"`
+	Throttled       int64 `json:"throttled"`
 }
 
 // Carrier is the simulated carrier's HTTP server side.
@@ -86,6 +87,7 @@ type Carrier struct {
 	handsets map[string]Handset
 	inbox    map[string][]Received
 	byRef    map[string]string // account+client_ref → message id
+	throttle int               // answer the next sends with 429
 
 	stats     Stats
 	queue     chan callback
@@ -148,6 +150,13 @@ func (c *Carrier) SetHandset(number string, h Handset) error {
 	return nil
 }
 
+// ThrottleNext answers the next n sends with 429 Too Many Requests.
+func (c *Carrier) ThrottleNext(n int) {
+	c.mu.Lock()
+	c.throttle = n
+	c.mu.Unlock()
+}
+
 // Stats returns the counters.
 func (c *Carrier) Stats() Stats {
 	c.mu.Lock()
@@ -172,6 +181,7 @@ func (c *Carrier) Inbox(number string) []Received {
 //	PUT  /v1/handsets/{number}             configure a handset
 //	GET  /v1/handsets/{number}/messages    what a handset received
 //	GET  /v1/stats                         counters
+//	PUT  /v1/throttle                      {"next": n}: answer the next n sends with 429
 func (c *Carrier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.mux().ServeHTTP(w, r)
 }
@@ -186,6 +196,17 @@ func (c *Carrier) mux() *http.ServeMux {
 		writeJSON(w, http.StatusOK, c.Inbox(r.PathValue("number")))
 	})
 	m.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, c.Stats()) })
+	m.HandleFunc("PUT /v1/throttle", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Next int `json:"next"`
+		}
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<10)).Decode(&req); err != nil || req.Next < 0 {
+			writeJSON(w, http.StatusBadRequest, APIError{Code: 21000, Message: "want {\"next\": n}"})
+			return
+		}
+		c.ThrottleNext(req.Next)
+		writeJSON(w, http.StatusOK, req)
+	})
 	return m
 }
 
@@ -228,6 +249,14 @@ func (c *Carrier) handleSend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.mu.Lock()
+	if c.throttle > 0 {
+		c.throttle--
+		c.stats.Throttled++
+		c.mu.Unlock()
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusTooManyRequests, APIError{Code: 20429, Message: "too many requests"})
+		return
+	}
 	hs := c.handsets[req.To]
 	key := account + "\x00" + req.ClientRef
 	if id, dup := c.byRef[key]; dup && req.ClientRef != "" {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -127,7 +128,11 @@ func (p *Provider) call(ctx context.Context, gw *sb.Gateway, path string, body [
 		if msg == "" {
 			msg = resp.Status
 		}
-		return resp.StatusCode, &sb.SendError{Kind: kind, Code: fmt.Sprint(ae.Code), Debug: fmt.Sprintf("Simulated carrier %d: %s", ae.Code, msg)}
+		se := &sb.SendError{Kind: kind, Code: fmt.Sprint(ae.Code), Debug: fmt.Sprintf("Simulated carrier %d: %s", ae.Code, msg)}
+		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
+			se.RetryAfter = time.Duration(secs) * time.Second
+		}
+		return resp.StatusCode, se
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {

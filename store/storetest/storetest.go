@@ -100,19 +100,26 @@ func URL(t testing.TB, d store.Dialect) string {
 // Open returns a fresh, migrated store of dialect d, closed at cleanup.
 func Open(t testing.TB, d store.Dialect, opts ...func(*store.Options)) *store.DB {
 	t.Helper()
+	return OpenURL(t, URL(t, d), opts...)
+}
+
+// OpenURL opens (and migrates) the store at url, closed at cleanup: a second
+// "process" on the same database.
+func OpenURL(t testing.TB, url string, opts ...func(*store.Options)) *store.DB {
+	t.Helper()
 	ring, h := Keys()
 	o := store.Options{Keyring: ring, Hasher: h}
 	for _, f := range opts {
 		f(&o)
 	}
 	ctx := context.Background()
-	db, err := store.Open(ctx, URL(t, d), o)
+	db, err := store.Open(ctx, url, o)
 	if err != nil {
-		t.Fatalf("open %s store: %v", d, err)
+		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { db.Close() })
 	if err := db.Migrate(ctx, nil); err != nil {
-		t.Fatalf("migrate %s store: %v", d, err)
+		t.Fatalf("migrate %s store: %v", db.Dialect(), err)
 	}
 	return db
 }

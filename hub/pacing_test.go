@@ -1,0 +1,87 @@
+package hub_test
+
+import (
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	sb "github.com/switchboard/switchboard"
+	"github.com/switchboard/switchboard/hub/hubtest"
+	"github.com/switchboard/switchboard/store"
+	"github.com/switchboard/switchboard/store/storetest"
+)
+
+// TestPacingSharedAcrossProcesses: two Switchboards on one database share a
+// gateway's rate: the send slots they reserve, together, are never closer
+// than 1/rate, and every message goes out once.
+func TestPacingSharedAcrossProcesses(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, d store.Dialect) {
+		const rate = 20.0
+		a := hubtest.New(t, d, hubtest.Options{GatewayRate: rate})
+		b := hubtest.New(t, d, hubtest.Options{Peer: a})
+		var mu sync.Mutex
+		var slots []time.Time
+		observe := func(gw string, at time.Time) {
+			mu.Lock()
+			slots = append(slots, at)
+			mu.Unlock()
+		}
+		a.Hub.SlotObserver, b.Hub.SlotObserver = observe, observe
+		var recips []map[string]string
+		for i := range 30 {
+			recips = append(recips, map[string]string{"to": "+120255503" + string(rune('0'+i/10)) + string(rune('0'+i%10))})
+		}
+		// Two bulk sends, one through each process.
+		for i, e := range []*hubtest.Env{a, b} {
+			r := e.API("POST", "/v1/bulk-sends", map[string]any{"gateway_id": a.Gateway.ID, "body": "paced", "recipients": recips[i*15 : (i+1)*15]})
+			if r.Status != http.StatusAccepted {
+				t.Fatalf("bulk %d: %d %s", i, r.Status, r.Body)
+			}
+		}
+		a.WaitFor("all sent", func() bool { return a.Carrier.Stats().Accepted >= 30 })
+		if s := a.Carrier.Stats(); s.Accepted != 30 || s.Duplicates != 0 {
+			t.Fatalf("carrier: %+v", s)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(slots) < 30 {
+			t.Fatalf("%d slots reserved for 30 sends", len(slots))
+		}
+		slices.SortFunc(slots, func(x, y time.Time) int { return x.Compare(y) })
+		min := time.Duration(float64(time.Second) / rate)
+		for i := 1; i < len(slots); i++ {
+			if gap := slots[i].Sub(slots[i-1]); gap < min {
+				t.Fatalf("slots %d and %d are %v apart, under %v", i-1, i, gap, min)
+			}
+		}
+	})
+}
+
+// TestThrottledSendsRetried: the partner's 429 pauses the gateway and the
+// messages go out later, none lost, none twice.
+func TestThrottledSendsRetried(t *testing.T) {
+	hubtest.Each(t, func(t *testing.T, e *hubtest.Env) {
+		e.Carrier.ThrottleNext(3)
+		var recips []map[string]string
+		for i := range 8 {
+			recips = append(recips, map[string]string{"to": "+120255504" + string(rune('0'+i)) + "0"})
+		}
+		r := e.API("POST", "/v1/bulk-sends", map[string]any{"gateway_id": e.Gateway.ID, "body": "hello", "recipients": recips})
+		var res struct {
+			BatchID string `json:"batch_id"`
+		}
+		r.JSON(t, &res)
+		e.WaitFor("throttled bulk delivered", func() bool {
+			var st struct {
+				Counts map[string]int
+			}
+			e.API("GET", "/v1/bulk-sends/"+res.BatchID, nil).JSON(t, &st)
+			return st.Counts[string(sb.StatusDelivered)] == 8
+		})
+		if s := e.Carrier.Stats(); s.Accepted != 8 || s.Throttled != 3 || s.Duplicates != 0 {
+			t.Fatalf("carrier: %+v", s)
+		}
+	})
+}
