@@ -103,12 +103,17 @@ func (s *Server) bulkSend(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, err)
 		return
 	}
+	req.IdempotencyKey = r.Header.Get("Idempotency-Key")
 	res, err := s.Hub.Bulk(r.Context(), UserFrom(r), req)
 	if err != nil {
 		WriteError(w, err)
 		return
 	}
-	WriteJSON(w, http.StatusAccepted, res)
+	status := http.StatusAccepted
+	if res.Replayed {
+		status = http.StatusOK
+	}
+	WriteJSON(w, status, res)
 }
 
 func (s *Server) getBulkSend(w http.ResponseWriter, r *http.Request) {

@@ -30,6 +30,8 @@ type BulkRequest struct {
 	TemplateID string `json:"template_id,omitempty"`
 	// FormID starts an SMS form (survey) with each message.
 	FormID string `json:"form_id,omitempty"`
+	// IdempotencyKey makes a retried request return the first one's result.
+	IdempotencyKey string `json:"-"`
 }
 
 // Excluded is a recipient left out of a bulk send, with the reason.
@@ -49,6 +51,9 @@ type BulkResult struct {
 	Blocked  int        `json:"blocked"`
 	Excluded []Excluded `json:"excluded"`
 	Segments int        `json:"segments_per_message"`
+	// Replayed is true when an earlier request with the same idempotency
+	// key made this bulk send.
+	Replayed bool `json:"replayed,omitempty"`
 }
 
 // Bulk accepts a bulk send. Records with the global opt-out flag, missing or
@@ -83,6 +88,14 @@ func (h *Hub) Bulk(ctx context.Context, user *sb.User, req BulkRequest) (*BulkRe
 	}
 	if len(req.Recipients) == 0 {
 		return nil, sb.FieldError("recipients", "recipients is empty")
+	}
+	if len(req.IdempotencyKey) > 200 {
+		return nil, sb.FieldError("idempotency_key", "idempotency key is longer than 200 characters")
+	}
+	if req.IdempotencyKey != "" {
+		if prev, err := h.replayedBulk(ctx, org.ID, req.IdempotencyKey); prev != nil || err != nil {
+			return prev, err
+		}
 	}
 	if len(req.Recipients) > MaxBulkRecipients {
 		return nil, sb.FieldError("recipients", "a bulk send has at most %d recipients, got %d", MaxBulkRecipients, len(req.Recipients))
@@ -181,9 +194,8 @@ func (h *Hub) Bulk(ctx context.Context, user *sb.User, req BulkRequest) (*BulkRe
 		if err != nil {
 			return err
 		}
-		if err := tx.CreateBatch(ctx, store.Batch{ID: res.BatchID, OrgID: org.ID, GatewayID: gw.ID, CreatedBy: user.ID, Total: len(req.Recipients), Excluded: string(excluded), CreatedAt: now}); err != nil {
-			return err
-		}
+		batch := store.Batch{ID: res.BatchID, OrgID: org.ID, GatewayID: gw.ID, CreatedBy: user.ID, Total: len(req.Recipients),
+			Excluded: string(excluded), CreatedAt: now, IdempotencyKey: req.IdempotencyKey}
 		msgs := make([]store.NewMessage, 0, len(targets))
 		var prep []Outgoing
 		var queued []string
@@ -223,12 +235,20 @@ func (h *Hub) Bulk(ctx context.Context, user *sb.User, req BulkRequest) (*BulkRe
 		for start := 0; start < len(queued); start += h.ChunkSize {
 			tx.AddJob(SendChunkArgs{OrgID: org.ID, GatewayID: gw.ID, MessageIDs: queued[start:min(start+h.ChunkSize, len(queued))]}, sendJobOpts())
 		}
-		return nil
+		res.Accepted = len(targets)
+		b, _ := json.Marshal(res)
+		batch.Result = string(b)
+		return tx.CreateBatch(ctx, batch)
 	})
+	if sb.IsCode(err, sb.EConflict) && req.IdempotencyKey != "" {
+		// The same request, made at the same moment, won the race.
+		if prev, perr := h.replayedBulk(ctx, org.ID, req.IdempotencyKey); prev != nil || perr != nil {
+			return prev, perr
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
-	res.Accepted = len(targets)
 	h.Metrics.MessagesAccepted.WithLabelValues(sb.SourceBulk).Add(float64(res.Accepted))
 	return res, nil
 }
@@ -252,4 +272,19 @@ func (h *Hub) Batch(ctx context.Context, user *sb.User, id string) (*BatchStatus
 		return nil, fmt.Errorf("batch counts: %w", err)
 	}
 	return &BatchStatus{Batch: *b, Counts: counts, Done: counts[sb.StatusQueued] == 0}, nil
+}
+
+// replayedBulk returns the result of the bulk send made earlier with key,
+// or nil.
+func (h *Hub) replayedBulk(ctx context.Context, orgID, key string) (*BulkResult, error) {
+	raw, err := h.DB.BatchResult(ctx, orgID, key)
+	if err != nil || raw == "" {
+		return nil, err
+	}
+	var res BulkResult
+	if err := json.Unmarshal([]byte(raw), &res); err != nil {
+		return nil, err
+	}
+	res.Replayed = true
+	return &res, nil
 }

@@ -348,3 +348,26 @@ func TestSendValidation(t *testing.T) {
 		}
 	})
 }
+
+func TestBulkIdempotencyKey(t *testing.T) {
+	hubtest.Each(t, func(t *testing.T, e *hubtest.Env) {
+		body := map[string]any{"gateway_id": e.Gateway.ID, "body": "once", "recipients": []map[string]string{{"to": "+12025550191"}, {"to": "+12025550192"}}}
+		first := e.Do("POST", "/v1/bulk-sends", e.Key, body, "Idempotency-Key", "chunk-1")
+		again := e.Do("POST", "/v1/bulk-sends", e.Key, body, "Idempotency-Key", "chunk-1")
+		if first.Status != http.StatusAccepted || again.Status != http.StatusOK || !strings.Contains(string(again.Body), `"replayed":true`) {
+			t.Fatalf("statuses %d %d: %s", first.Status, again.Status, again.Body)
+		}
+		var a, b struct {
+			BatchID string `json:"batch_id"`
+		}
+		first.JSON(t, &a)
+		again.JSON(t, &b)
+		if a.BatchID != b.BatchID {
+			t.Fatal("a retried bulk send made a second batch")
+		}
+		e.WaitFor("delivered", func() bool { return e.Carrier.Stats().Accepted == 2 })
+		if n, _ := e.DB.CountRows(context.Background(), "messages"); n != 2 {
+			t.Fatalf("%d messages for one bulk send retried", n)
+		}
+	})
+}

@@ -19,13 +19,35 @@ type Batch struct {
 	Excluded   string          `json:"-"`
 	Exclusions json.RawMessage `json:"excluded"`
 	CreatedAt  time.Time       `json:"created_at"`
+	// IdempotencyKey and Result make a retried request return the first
+	// one's result.
+	IdempotencyKey string `json:"-"`
+	Result         string `json:"-"`
 }
 
 // CreateBatch stores a bulk send.
 func (tx *Tx) CreateBatch(ctx context.Context, b Batch) error {
-	_, err := tx.q.exec(ctx, `INSERT INTO batches (id, org_id, gateway_id, created_by, total, excluded, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		b.ID, b.OrgID, b.GatewayID, b.CreatedBy, b.Total, b.Excluded, micros(b.CreatedAt))
+	if b.Result == "" {
+		b.Result = "{}"
+	}
+	_, err := tx.q.exec(ctx, `INSERT INTO batches (id, org_id, gateway_id, created_by, total, excluded, created_at, idempotency_key, result)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		b.ID, b.OrgID, b.GatewayID, b.CreatedBy, b.Total, b.Excluded, micros(b.CreatedAt), nullStr(b.IdempotencyKey), b.Result)
+	if errors.Is(err, errUnique) {
+		return sb.Errorf(sb.EConflict, "a bulk send with this idempotency key exists")
+	}
 	return err
+}
+
+// BatchResult returns the stored result of the bulk send made with an
+// idempotency key, or "" when there is none.
+func (db *DB) BatchResult(ctx context.Context, orgID, key string) (string, error) {
+	var res string
+	err := db.reader().queryRow(ctx, `SELECT result FROM batches WHERE org_id = $1 AND idempotency_key = $2`, orgID, key).Scan(&res)
+	if errors.Is(err, errNoRows) {
+		return "", nil
+	}
+	return res, err
 }
 
 // BulkBatch returns a bulk send of an org.
