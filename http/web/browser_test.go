@@ -1,0 +1,138 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/store"
+	"github.com/switchboard/switchboard/store/storetest"
+	sbtemplate "github.com/switchboard/switchboard/template"
+)
+
+// The browser test drives the UI in Debian's headless Chromium with
+// Playwright (playwright-core, pinned in tools/node): testdata/browser.mjs
+// walks through every page as users with each permission set would, and
+// saves a screenshot of each under test-artifacts/ui/ at the repo root.
+
+// chromiumPath is where Debian's chromium package installs the browser.
+const chromiumPath = "/usr/bin/chromium"
+
+// browserPeers returns the repo root, or skips the test when Node,
+// playwright-core or Chromium is missing (fails under
+// SWITCHBOARD_REQUIRE_PEERS=1).
+func browserPeers(t *testing.T) (root, node string) {
+	t.Helper()
+	missing := func(why string) {
+		msg := why + "; install the test peers with: npm ci --prefix tools/node (and apt-get install -y chromium)"
+		if os.Getenv("SWITCHBOARD_REQUIRE_PEERS") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("no go.mod above the test directory")
+		}
+		dir = parent
+	}
+	if _, err := os.Stat(filepath.Join(dir, "tools", "node", "node_modules", "playwright-core", "package.json")); err != nil {
+		missing("playwright-core is not installed under tools/node/node_modules")
+	}
+	if _, err := os.Stat(chromiumPath); err != nil {
+		missing("Chromium is not installed at " + chromiumPath)
+	}
+	node, err = exec.LookPath("node")
+	if err != nil {
+		missing("node is not on PATH")
+	}
+	return dir, node
+}
+
+// browserSeed is what the script needs to know about the seeded org.
+type browserSeed struct {
+	Password string            `json:"password"`
+	Users    map[string]string `json:"users"` // role → email
+	Gateway  struct {
+		ID     string `json:"id"`
+		Number string `json:"number"`
+	} `json:"gateway"`
+	Contacts map[string]struct {
+		ID    string `json:"id"`
+		Phone string `json:"phone"`
+	} `json:"contacts"`
+}
+
+func TestBrowser(t *testing.T) {
+	root, node := browserPeers(t)
+	storetest.Each(t, func(t *testing.T, d store.Dialect) {
+		e := newTestEnv(t, d)
+		seed := browserSeed{Password: testPassword, Users: map[string]string{}}
+		for role, u := range e.Users {
+			seed.Users[role] = u.Email
+		}
+		seed.Gateway.ID, seed.Gateway.Number = e.Gateway.ID, e.Gateway.Number
+		seed.Contacts = map[string]struct {
+			ID    string `json:"id"`
+			Phone string `json:"phone"`
+		}{}
+		for _, c := range []struct {
+			key, first, last, phone string
+			optOut                  bool
+		}{
+			{"ana", "Ana", "Lopez", "+12025550111", false},
+			{"ben", "Ben", "Okafor", "+12025550112", true},
+			{"cy", "Cy", "Tran", "+12025550113", false},
+		} {
+			rec := e.contact(c.first, c.last, c.phone, c.optOut)
+			seed.Contacts[c.key] = struct {
+				ID    string `json:"id"`
+				Phone string `json:"phone"`
+			}{rec.ID, c.phone}
+		}
+		name, body := "Reminder", "Hi {Contact.FirstName|there}, this is {User.Name} from {Org.Name}."
+		if _, err := e.Templates.Create(context.Background(), e.Admin, sbtemplate.Input{Name: &name, Body: &body}); err != nil {
+			t.Fatal(err)
+		}
+		seedJSON, err := json.Marshal(seed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		artifacts := filepath.Join(root, "test-artifacts", "ui", string(d))
+		if err := os.RemoveAll(artifacts); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(artifacts, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		// The deadline only stops a hung browser; every step inside the
+		// script waits on a condition of the page.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, node, filepath.Join("testdata", "browser.mjs"))
+		cmd.Env = append(os.Environ(),
+			"BASE_URL="+e.Srv.URL,
+			"ARTIFACTS="+artifacts,
+			"SEED="+string(seedJSON),
+			"NODE_TOOLS="+filepath.Join(root, "tools", "node"),
+			"CHROMIUM="+chromiumPath,
+		)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("browser scenarios failed: %v\n%s", err, out)
+		}
+		t.Logf("browser scenarios passed; screenshots in %s\n%s", artifacts, out)
+	})
+}

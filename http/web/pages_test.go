@@ -1,0 +1,482 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	sb "github.com/switchboard/switchboard"
+	"github.com/switchboard/switchboard/hub"
+	"github.com/switchboard/switchboard/store"
+)
+
+var threadVersion = regexp.MustCompile(`data-version="([0-9a-f]+|none)"`)
+
+func TestConversation(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *testEnv) {
+		ctx := context.Background()
+		ana := e.contact("Ana", "Lopez", "+12025550111", false)
+		ben := e.contact("Ben", "Okafor", "+12025550112", true)
+		admin := e.signIn(t, "admin")
+		conv := "/ui/conversation?record=" + ana.ID
+
+		p := admin.get(conv)
+		if p.Status != http.StatusOK || !p.has("Ana Lopez") || strings.Contains(p.Body, `id="send-warning"`) {
+			t.Fatalf("conversation page: %d", p.Status)
+		}
+		v := threadVersion.FindStringSubmatch(p.Body)[1]
+		poll := "/ui/conversation/thread?record=" + ana.ID + "&v=" + v
+		if p := admin.get(poll); p.Status != http.StatusNoContent {
+			t.Fatalf("poll with no change: %d, want 204", p.Status)
+		}
+
+		// Send; the message reaches the handset and its CRM record shows in
+		// the thread with its final status.
+		p = admin.post("/ui/conversation/send", url.Values{"record": {ana.ID}, "gateway": {e.Gateway.ID}, "body": {"See you Tuesday"}, "idem": {"ui-test-1"}})
+		if p.Status != http.StatusOK || !p.has("Message queued") {
+			t.Fatalf("send: %d %s", p.Status, p.Body)
+		}
+		ms, err := e.DB.Messages(ctx, e.Org.ID, store.MessageFilter{RecordID: ana.ID})
+		if err != nil || len(ms) != 1 {
+			t.Fatalf("messages of the record: %d %v", len(ms), err)
+		}
+		m := e.WaitStatus(ms[0].ID, sb.StatusDelivered)
+		if m.Source != sb.SourceAPI || m.CreatedByID != e.Admin.ID {
+			t.Fatalf("sent message: %+v", m)
+		}
+		// A repeated form (same idempotency key) sends nothing more.
+		admin.post("/ui/conversation/send", url.Values{"record": {ana.ID}, "gateway": {e.Gateway.ID}, "body": {"See you Tuesday"}, "idem": {"ui-test-1"}})
+		if ms, _ := e.DB.Messages(ctx, e.Org.ID, store.MessageFilter{RecordID: ana.ID}); len(ms) != 1 {
+			t.Fatalf("a resubmitted form sent again: %d messages", len(ms))
+		}
+		e.WaitCRMSynced()
+		p = admin.get(poll)
+		if p.Status != http.StatusOK || !p.has("See you Tuesday") || !strings.Contains(p.Body, `data-status="Delivered"`) {
+			t.Fatalf("poll after the send: %d %s", p.Status, p.Body)
+		}
+
+		// Errors are shown with the message kept.
+		p = admin.post("/ui/conversation/send", url.Values{"record": {ana.ID}, "gateway": {e.Gateway.ID}, "body": {"   "}})
+		if p.Status != http.StatusBadRequest || !p.has("Not sent: body is required") {
+			t.Fatalf("empty body: %d", p.Status)
+		}
+		long := strings.Repeat("x", hub.MaxBodyChars+1)
+		p = admin.post("/ui/conversation/send", url.Values{"record": {ana.ID}, "gateway": {e.Gateway.ID}, "body": {long}})
+		if p.Status != http.StatusBadRequest || !p.has(long) {
+			t.Fatalf("too long: %d", p.Status)
+		}
+
+		// A global opt-out disables sending.
+		p = admin.get("/ui/conversation?record=" + ben.ID)
+		if !p.has("global opt-out flag") || !strings.Contains(p.Body, "<fieldset disabled>") {
+			t.Fatalf("global opt-out contact: no warning or fields enabled")
+		}
+		p = admin.post("/ui/conversation/send", url.Values{"record": {ben.ID}, "gateway": {e.Gateway.ID}, "body": {"hi"}})
+		if p.Status != http.StatusConflict || !p.has("global opt-out") {
+			t.Fatalf("send to a global opt-out: %d", p.Status)
+		}
+
+		// STOP: warning, fields disabled except the gateway picklist, no
+		// manual opt-in.
+		e.Text(ana.Phone, e.Gateway.Number, "stop")
+		p = admin.get(conv)
+		if !p.has("This number is opted out on Main (Opt-out keyword: STOP)") || !strings.Contains(p.Body, "<fieldset disabled>") ||
+			strings.Contains(p.Body, `id="gateway" name="gateway" disabled`) {
+			t.Fatalf("opted-out conversation: %s", p.Body)
+		}
+		if strings.Contains(p.Body, `value="Opt-In"`) {
+			t.Fatal("manual opt-in offered after a keyword opt-out")
+		}
+		p = admin.post("/ui/conversation/send", url.Values{"record": {ana.ID}, "gateway": {e.Gateway.ID}, "body": {"hi"}})
+		if p.Status != http.StatusConflict || !p.has("opt-out") {
+			t.Fatalf("send to an opted-out number: %d", p.Status)
+		}
+		p = admin.post("/ui/conversation/subscription", url.Values{"record": {ana.ID}, "sub_gateway": {e.Gateway.ID}, "status": {"Opt-In"}})
+		if p.Status != http.StatusConflict || !p.has("only an opt-in keyword") {
+			t.Fatalf("manual opt-in after STOP: %d", p.Status)
+		}
+
+		// Limited Access: no buttons; Manual Opt-In/Opt-Out: buttons.
+		cy := e.contact("Cy", "Tran", "+12025550113", false)
+		limited := e.signIn(t, "limited")
+		if p := limited.get("/ui/conversation?record=" + cy.ID); strings.Contains(p.Body, `name="status"`) {
+			t.Fatal("Limited Access sees subscription buttons")
+		}
+		manual := e.signIn(t, "manual")
+		p = manual.get("/ui/conversation?record=" + cy.ID)
+		if !strings.Contains(p.Body, `value="Opt-Out"`) || strings.Contains(p.Body, `value="Opt-In"`) {
+			t.Fatal("manual user: want an Opt-Out button only (number is opted in)")
+		}
+		p = manual.post("/ui/conversation/subscription", url.Values{"record": {cy.ID}, "sub_gateway": {e.Gateway.ID}, "status": {"Opt-Out"}})
+		if p.Status != http.StatusOK || !p.has("Subscription changed: Opt-Out (Manual opt-out by Manual User)") || !p.has("This number is opted out on Main") {
+			t.Fatalf("manual opt-out: %d", p.Status)
+		}
+		p = manual.post("/ui/conversation/subscription", url.Values{"record": {cy.ID}, "sub_gateway": {e.Gateway.ID}, "status": {"Opt-In"}})
+		if p.Status != http.StatusOK || p.has("This number is opted out") {
+			t.Fatalf("manual opt-in after a manual opt-out: %d", p.Status)
+		}
+
+		// A phone-number conversation; a bad number is refused.
+		if p := admin.get("/ui/conversation?phone=" + url.QueryEscape("(202) 555-0142")); p.Status != http.StatusOK || !p.has("+12025550142") {
+			t.Fatalf("phone conversation: %d", p.Status)
+		}
+		if p := admin.get("/ui/conversation?phone=12"); p.Status != http.StatusBadRequest || !p.has("too few digits") {
+			t.Fatalf("bad phone: %d", p.Status)
+		}
+		if p := admin.get("/ui/conversation?record=003nothere"); p.Status != http.StatusNotFound {
+			t.Fatalf("unknown record: %d", p.Status)
+		}
+	})
+}
+
+func TestMandatoryOptInWarning(t *testing.T) {
+	e := newTestEnv(t, store.SQLite)
+	s := e.Org.Settings
+	s.OptInMode = sb.OptInMandatory
+	if _, err := e.Hub.UpdateSettings(context.Background(), e.Admin, s); err != nil {
+		t.Fatal(err)
+	}
+	b := e.signIn(t, "limited")
+	p := b.get("/ui/conversation?phone=%2B12025550142")
+	if !p.has("has not opted in on Main") || !strings.Contains(p.Body, "<fieldset disabled>") {
+		t.Fatalf("mandatory mode without opt-in: no warning")
+	}
+}
+
+func TestSegmentsCounter(t *testing.T) {
+	e := newTestEnv(t, store.SQLite)
+	b := e.signIn(t, "limited")
+	for body, want := range map[string]string{
+		"":                       "0 characters · 1 segment (GSM-7) · 160 left in this segment",
+		strings.Repeat("a", 161): "161 characters · 2 segments (GSM-7) · 145 left in this segment",
+		"€":                      "2 characters · 1 segment (GSM-7) · 158 left in this segment",
+		"Grüße 🙂":                "8 UTF-16 units · 1 segment (UCS-2) · 62 left in this segment",
+		strings.Repeat("ж", 71):  "71 UTF-16 units · 2 segments (UCS-2) · 63 left in this segment",
+	} {
+		p := b.post("/ui/segments", url.Values{"body": {body}}, "HX-Request", "true")
+		if p.Status != http.StatusOK || strings.TrimSpace(p.Body) != want {
+			t.Errorf("segments of %q: %d %q, want %q", body, p.Status, p.Body, want)
+		}
+	}
+}
+
+func TestInboxPage(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *testEnv) {
+		ana := e.contact("Ana", "Lopez", "+12025550111", false)
+		e.Text(ana.Phone, e.Gateway.Number, "Is the office open?")
+		e.Text("+12025550188", e.Gateway.Number, "Who is this?")
+		e.WaitCRMSynced()
+		b := e.signIn(t, "inbox")
+		p := b.get("/ui/inbox")
+		if !p.has("2 unread") || !p.has("Is the office open?") || !p.has("Ana Lopez") || !p.has("+12025550188") {
+			t.Fatalf("inbox: %s", p.Body)
+		}
+		if !p.has("/ui/conversation?gateway=" + e.Gateway.ID + "&record=" + ana.ID) {
+			t.Fatal("no link to the contact's conversation")
+		}
+		items, _, err := e.DB.Inbox(context.Background(), e.Org.ID, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p = b.post("/ui/inbox/read", url.Values{"one": {items[0].MessageID}, "ids": {items[1].MessageID}})
+		if p.Status != http.StatusOK || !p.has("Marked 1 message read") || !p.has("1 unread") {
+			t.Fatalf("mark one read: %d %s", p.Status, p.Body)
+		}
+		p = b.post("/ui/inbox/read", nil)
+		if p.Status != http.StatusBadRequest || !p.has("Tick the messages") {
+			t.Fatalf("nothing ticked: %d", p.Status)
+		}
+		p = b.post("/ui/inbox/read", url.Values{"ids": {items[1].MessageID}})
+		if !p.has("No unread messages") {
+			t.Fatalf("all read: %s", p.Body)
+		}
+	})
+}
+
+func TestBulkPreviewAndSend(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *testEnv) {
+		ctx := context.Background()
+		ana := e.contact("Ana", "Lopez", "+12025550111", false)
+		ben := e.contact("Ben", "Okafor", "+12025550112", true)
+		cy := e.contact("Cy", "Tran", "+12025550113", false)
+		noPhone := e.contact("Dee", "Nophone", "", false)
+		e.Text(cy.Phone, e.Gateway.Number, "STOP")
+		b := e.signIn(t, "bulk")
+
+		form := url.Values{"source": {"selected"}, "record": {ana.ID, ben.ID, cy.ID, noPhone.ID}, "body": {strings.Repeat("a", 200)},
+			"gateway": {e.Gateway.ID}, "price": {"0.01"}}
+		p := b.post("/ui/bulk/preview", form, "HX-Request", "true")
+		if p.Status != http.StatusOK {
+			t.Fatalf("preview: %d %s", p.Status, p.Body)
+		}
+		for _, want := range []string{
+			`<dd id="pv-recipients">4</dd>`, `<dd id="pv-send">1</dd>`, `<dd id="pv-blocked">1</dd>`, `<dd id="pv-excluded">2</dd>`,
+			`<dd id="pv-segments">2</dd>`, `<dd id="pv-cost">0.02 USD</dd>`,
+		} {
+			if !strings.Contains(p.Body, want) {
+				t.Errorf("preview lacks %s", want)
+			}
+		}
+		for _, want := range []string{"Ben Okafor</th><td>Global opt-out", "Cy Tran</th><td>Opted out on Main", "Dee Nophone</th><td>No phone number"} {
+			if !strings.Contains(p.Body, want) {
+				t.Errorf("preview lacks %q", want)
+			}
+		}
+		if strings.Contains(p.Body, "<form") {
+			t.Error("an htmx preview answers with the outcome only")
+		}
+		before, _ := e.DB.Messages(ctx, e.Org.ID, store.MessageFilter{Direction: sb.Outgoing})
+
+		// The preview agrees with what the send does.
+		p = b.post("/ui/bulk/send", form, "HX-Request", "true")
+		if p.Status != http.StatusAccepted || !p.has("Bulk send accepted: 1 queued, 1 blocked, 2 left out.") {
+			t.Fatalf("send: %d %s", p.Status, p.Body)
+		}
+		id := regexp.MustCompile(`/ui/bulk/([0-9a-f-]+)/progress`).FindStringSubmatch(p.Body)
+		if id == nil {
+			t.Fatalf("no progress poll in %s", p.Body)
+		}
+		e.WaitFor("bulk send done", func() bool {
+			bs, err := e.Hub.Batch(ctx, e.Admin, id[1])
+			return err == nil && bs.Done
+		})
+		p = b.get("/ui/bulk/"+id[1]+"/progress", "HX-Request", "true")
+		if !strings.Contains(p.Body, `data-finished="true"`) || strings.Contains(p.Body, "hx-trigger") || !p.has("2 of 2 processed") ||
+			!p.has("Ben Okafor: Global opt-out") || !p.has("Dee Nophone: no phone number") {
+			t.Fatalf("finished progress: %s", p.Body)
+		}
+		after, _ := e.DB.Messages(ctx, e.Org.ID, store.MessageFilter{Direction: sb.Outgoing})
+		if len(after)-len(before) != 2 {
+			t.Fatalf("%d messages created, want 2 (one sent, one blocked)", len(after)-len(before))
+		}
+
+		// CSV upload: numbers without a header.
+		csv := "+12025550141\n(202) 555-0142\n\n+12025550141\nnot a number\n"
+		p = b.postFile("/ui/bulk/preview", url.Values{"source": {"csv"}, "body": {"Hi"}, "gateway": {e.Gateway.ID}}, "csv", "list.csv", []byte(csv))
+		if p.Status != http.StatusOK || !strings.Contains(p.Body, `<dd id="pv-recipients">4</dd>`) || !strings.Contains(p.Body, `<dd id="pv-send">2</dd>`) ||
+			!p.has("Duplicate phone number") || !p.has("CSV line 5") || strings.Contains(p.Body, "+12025550141") {
+			t.Fatalf("csv preview: %d %s", p.Status, p.Body)
+		}
+		// Contact rows with a header.
+		csv = "First Name,Mobile Phone,Id\nAna,," + ana.ID + "\nEve,+12025550150,\n"
+		p = b.postFile("/ui/bulk/preview", url.Values{"source": {"csv"}, "body": {"Hi"}, "gateway": {e.Gateway.ID}}, "csv", "contacts.csv", []byte(csv))
+		if p.Status != http.StatusOK || !strings.Contains(p.Body, `<dd id="pv-send">2</dd>`) {
+			t.Fatalf("contact rows preview: %d %s", p.Status, p.Body)
+		}
+		// Errors name the problem.
+		for _, tc := range []struct {
+			form url.Values
+			want string
+		}{
+			{url.Values{"source": {"selected"}, "body": {"Hi"}, "gateway": {e.Gateway.ID}}, "tick at least one contact"},
+			{url.Values{"source": {"selected"}, "record": {ana.ID}, "body": {" "}, "gateway": {e.Gateway.ID}}, "write the message"},
+			{url.Values{"source": {"selected"}, "record": {ana.ID}, "body": {"Hi"}}, "choose a gateway"},
+			{url.Values{"source": {"selected"}, "record": {ana.ID}, "body": {"Hi"}, "gateway": {e.Gateway.ID}, "price": {"-1"}}, "price per segment"},
+			{url.Values{"source": {"csv"}, "body": {"Hi"}, "gateway": {e.Gateway.ID}}, "choose a CSV file"},
+			{url.Values{"source": {"filter"}, "q": {"nobody"}, "body": {"Hi"}, "gateway": {e.Gateway.ID}}, "no contact with a phone number matches"},
+		} {
+			p := b.post("/ui/bulk/preview", tc.form, "HX-Request", "true")
+			if p.Status != http.StatusBadRequest || !p.has(tc.want) {
+				t.Errorf("preview %v: %d, want 400 with %q: %s", tc.form, p.Status, tc.want, p.Body)
+			}
+		}
+		// Every contact matching a filter.
+		p = b.post("/ui/bulk/preview", url.Values{"source": {"filter"}, "q": {"lopez"}, "body": {"Hi"}, "gateway": {e.Gateway.ID}}, "HX-Request", "true")
+		if !strings.Contains(p.Body, `<dd id="pv-recipients">1</dd>`) {
+			t.Fatalf("filtered preview: %s", p.Body)
+		}
+		// A custom field filter.
+		future := &sb.CRMRecord{FirstName: "Fay", LastName: "Future", Phone: "+12025550160", Fields: map[string]string{"Student_Type": "Future"}}
+		if err := e.DB.Tx(ctx, func(tx *store.Tx) error { return tx.SaveContact(ctx, e.Org.ID, future) }); err != nil {
+			t.Fatal(err)
+		}
+		p = b.post("/ui/bulk/preview", url.Values{"source": {"filter"}, "field": {"Student_Type = Future"}, "body": {"Hi"}, "gateway": {e.Gateway.ID}}, "HX-Request", "true")
+		if !strings.Contains(p.Body, `<dd id="pv-recipients">1</dd>`) || !strings.Contains(p.Body, `<dd id="pv-send">1</dd>`) {
+			t.Fatalf("field-filtered preview: %s", p.Body)
+		}
+		p = b.post("/ui/bulk/preview", url.Values{"source": {"filter"}, "field": {"Student_Type"}, "body": {"Hi"}, "gateway": {e.Gateway.ID}}, "HX-Request", "true")
+		if p.Status != http.StatusBadRequest || !p.has("Name=Value") {
+			t.Fatalf("bad field filter: %d", p.Status)
+		}
+		if p := b.get("/ui/bulk?field=nonsense"); p.Status != http.StatusOK || !p.has("Name=Value") {
+			t.Fatalf("bulk page with a bad filter: %d", p.Status)
+		}
+		// The filter refreshes the contact list alone.
+		p = b.get("/ui/bulk?q=okafor", "HX-Request", "true", "HX-Target", "contacts")
+		if !p.has("Ben Okafor") || p.has("Ana Lopez") || strings.Contains(p.Body, "<form") {
+			t.Fatalf("filtered contacts fragment: %s", p.Body)
+		}
+	})
+}
+
+func TestSettingsActions(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *testEnv) {
+		ctx := context.Background()
+		b := e.signIn(t, "admin")
+		p := b.get("/ui/settings")
+		if p.Status != http.StatusOK || !p.has("Needs action") {
+			t.Fatalf("settings: %d", p.Status)
+		}
+
+		// The new key is shown once, and works.
+		p = b.post("/ui/settings/api-key", nil)
+		key := regexp.MustCompile(`id="new-api-key" class="mono">(sb_[^<]+)<`).FindStringSubmatch(p.Body)
+		if key == nil {
+			t.Fatalf("no key shown: %s", p.Body)
+		}
+		if u, err := e.DB.Authenticate(ctx, key[1]); err != nil || u.ID != e.Admin.ID {
+			t.Fatalf("shown key: %v", err)
+		}
+		if p := b.get("/ui/settings"); p.has(key[1]) {
+			t.Fatal("the key is shown again")
+		}
+
+		// One-way toggles: on, then an admin cannot switch them off.
+		p = b.post("/ui/settings/toggles", url.Values{"name": {"connected_app_for_incoming"}, "value": {"on"}})
+		if p.Status != http.StatusConflict || !p.has("enable the Messaging API for bulk sends first") {
+			t.Fatalf("connected app before the bulk API: %d", p.Status)
+		}
+		for _, name := range []string{"messaging_api_for_bulk", "connected_app_for_incoming"} {
+			if p := b.post("/ui/settings/toggles", url.Values{"name": {name}, "value": {"on"}}); p.Status != http.StatusOK {
+				t.Fatalf("enable %s: %d", name, p.Status)
+			}
+			p := b.post("/ui/settings/toggles", url.Values{"name": {name}, "value": {"off"}})
+			if p.Status != http.StatusForbidden || !p.has("can only be disabled by a service operator") {
+				t.Fatalf("disable %s as admin: %d", name, p.Status)
+			}
+			if !regexp.MustCompile(`id="toggle-` + name + `" aria-checked="true" class="switch" disabled`).MatchString(p.Body) {
+				t.Fatalf("%s toggle not shown on and disabled", name)
+			}
+		}
+		org, _ := e.DB.Org(ctx, e.Org.ID)
+		if !org.Settings.MessagingAPIForBulk || !org.Settings.ConnectedAppForIncoming {
+			t.Fatalf("settings: %+v", org.Settings)
+		}
+
+		// Opt-in mode.
+		p = b.post("/ui/settings/opt-in", url.Values{"mode": {"mandatory"}, "create_opt_in": {"on"}})
+		if p.Status != http.StatusOK {
+			t.Fatalf("opt-in mode: %d", p.Status)
+		}
+		if org, _ := e.DB.Org(ctx, e.Org.ID); org.Settings.OptInMode != sb.OptInMandatory || !org.Settings.CreateOptInOnIncoming {
+			t.Fatalf("opt-in settings: %+v", org.Settings)
+		}
+		if p := b.post("/ui/settings/opt-in", url.Values{"mode": {"sometimes"}}); p.Status != http.StatusBadRequest || !p.has("opt_in_mode must be") {
+			t.Fatalf("bad mode: %d", p.Status)
+		}
+
+		// Gateways: the provider's fields, a bad number, then a good one.
+		p = b.get("/ui/settings/gateway-fields?provider=sim", "HX-Request", "true")
+		if !strings.Contains(p.Body, `name="config.secret" type="password"`) || !p.has("Carrier URL") {
+			t.Fatalf("sim fields: %s", p.Body)
+		}
+		if p := b.get("/ui/settings/gateway-fields?provider=nope"); p.Status != http.StatusBadRequest {
+			t.Fatalf("unknown provider fields: %d", p.Status)
+		}
+		p = b.post("/ui/settings/gateways", url.Values{"provider": {"sim"}, "name": {"Bad"}, "number": {"12"}, "config.secret": {"a-secret-that-is-long"}})
+		if p.Status != http.StatusBadRequest || !p.has("gateway number") || p.has("a-secret-that-is-long") || !strings.Contains(p.Body, `value="Bad"`) {
+			t.Fatalf("bad gateway: %d %s", p.Status, p.Body)
+		}
+		p = b.post("/ui/settings/gateways", url.Values{"provider": {"sim"}, "name": {"Admissions"}, "number": {"+1 202 555 0177"}, "rate": {"2"},
+			"opt_out_keywords": {"stop, quit"}, "help_text": {"Admissions line. Reply STOP to opt out."}})
+		if p.Status != http.StatusOK || !p.has("Gateway Admissions added. Its webhooks are registered") {
+			t.Fatalf("add gateway: %d %s", p.Status, p.Body)
+		}
+		gws, _ := e.DB.Gateways(ctx, e.Org.ID)
+		var added *sb.Gateway
+		for _, g := range gws {
+			if g.Name == "Admissions" {
+				added = g
+			}
+		}
+		if added == nil || added.Number != "+12025550177" || added.Rate != 2 || strings.Join(added.Keywords.OptOut, ",") != "STOP,QUIT" ||
+			strings.Join(added.Keywords.OptIn, ",") != "START,UNSTOP,YES" || added.HelpText != "Admissions line. Reply STOP to opt out." {
+			t.Fatalf("added gateway: %+v", added)
+		}
+		if p := b.post("/ui/settings/gateways", url.Values{"provider": {"sim"}, "number": {"+12025550178"}, "rate": {"fast"}}); p.Status != http.StatusBadRequest || !p.has("rate must be a number") {
+			t.Fatalf("bad rate: %d", p.Status)
+		}
+
+		// Test send (mandatory mode now: the number has not opted in).
+		p = b.post("/ui/settings/gateways/test", url.Values{"gateway": {e.Gateway.ID}, "to": {"+12025550142"}})
+		if p.Status != http.StatusConflict || !p.has("not opted in") {
+			t.Fatalf("test send without opt-in: %d %s", p.Status, p.Body)
+		}
+		s := org.Settings
+		s.OptInMode = sb.OptInDefault
+		if _, err := e.Hub.UpdateSettings(ctx, e.Admin, s); err != nil {
+			t.Fatal(err)
+		}
+		p = b.post("/ui/settings/gateways/test", url.Values{"gateway": {e.Gateway.ID}, "to": {"+12025550142"}})
+		if p.Status != http.StatusOK || !p.has("Test message queued") {
+			t.Fatalf("test send: %d", p.Status)
+		}
+		e.WaitFor("test message on the handset", func() bool { return len(e.Carrier.Inbox("+12025550142")) == 1 })
+		if got := e.Carrier.Inbox("+12025550142")[0].Body; got != "Test message from Switchboard." {
+			t.Fatalf("test message: %q", got)
+		}
+
+		// Salesforce is not configured on this service: the step says so.
+		p = b.post("/ui/settings/salesforce/authorize", nil)
+		if p.Status != http.StatusServiceUnavailable || !p.has("Salesforce is not configured") {
+			t.Fatalf("authorize without Salesforce: %d", p.Status)
+		}
+	})
+}
+
+func TestDashboardPage(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *testEnv) {
+		m := e.Send("+12025550142", "hello")
+		e.WaitStatus(m.ID, sb.StatusDelivered)
+		e.Text("+12025550142", e.Gateway.Number, "STOP")
+		b := e.signIn(t, "admin")
+		for _, rg := range []string{"", "?range=7d", "?range=30d", "?range=bogus"} {
+			p := b.get("/ui/dashboard" + rg)
+			if p.Status != http.StatusOK {
+				t.Fatalf("dashboard%s: %d", rg, p.Status)
+			}
+			for _, want := range []string{`<dd id="kpi-outgoing">2</dd>`, `<dd id="kpi-incoming">1</dd>`, `<dd id="kpi-optouts">1</dd>`, "<svg", `class="st-delivered"`} {
+				if !strings.Contains(p.Body, want) {
+					t.Errorf("dashboard%s lacks %s", rg, want)
+				}
+			}
+		}
+	})
+}
+
+func TestNiceCeil(t *testing.T) {
+	for in, want := range map[int]int{0: 2, 1: 2, 2: 2, 3: 5, 7: 10, 10: 10, 11: 20, 99: 100, 101: 200, 450: 500, 501: 1000} {
+		if got := niceCeil(in); got != want {
+			t.Errorf("niceCeil(%d) = %d, want %d", in, got, want)
+		}
+	}
+}
+
+// TestOfflineBanner: when the org's CRM connection is offline every page
+// says so.
+func TestOfflineBanner(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *testEnv) {
+		b := e.signIn(t, "limited")
+		if p := b.get("/ui/"); p.has("CRM offline") {
+			t.Fatal("banner shown while the built-in CRM is in use")
+		}
+		s := e.Org.Settings
+		s.CRM = sb.CRMSalesforce
+		if _, err := e.Hub.UpdateSettings(context.Background(), e.Admin, s); err != nil {
+			t.Fatal(err)
+		}
+		for _, path := range []string{"/ui/", "/ui/conversation?phone=%2B12025550142", "/ui/nowhere"} {
+			if p := b.get(path); !p.has("CRM offline:") || !strings.Contains(p.Body, `class="banner offline" role="alert"`) {
+				t.Errorf("%s: no offline banner", path)
+			}
+		}
+		admin := e.signIn(t, "admin")
+		p := admin.get("/ui/settings")
+		if !p.has("CRM offline:") || !p.has("authorize the CRM again") || !strings.Contains(p.Body, `<span class="state todo">Offline</span>`) {
+			t.Fatalf("settings while offline: %s", p.Body)
+		}
+	})
+}

@@ -1,0 +1,99 @@
+package web
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	sb "github.com/switchboard/switchboard"
+	"github.com/switchboard/switchboard/crm/salesforce"
+	"github.com/switchboard/switchboard/crm/salesforce/sftest"
+	"github.com/switchboard/switchboard/hub"
+	"github.com/switchboard/switchboard/hub/hubtest"
+	"github.com/switchboard/switchboard/store"
+	"github.com/switchboard/switchboard/store/storetest"
+)
+
+// sfCRMs resolves orgs to the built-in CRM or the Salesforce client.
+type sfCRMs struct {
+	e  **hubtest.Env
+	sf **salesforce.Client
+}
+
+func (c sfCRMs) For(ctx context.Context, org *sb.Org) (sb.CRM, error) {
+	if org.Settings.CRM == sb.CRMSalesforce {
+		return *c.sf, nil
+	}
+	return (*c.e).Builtin, nil
+}
+
+// TestSalesforceStep walks the setup assistant's CRM step against the
+// in-repo Salesforce fake: Authorize sends the browser to Salesforce, the
+// callback brings it back connected; Check now runs the health check;
+// Revoke takes the connection offline and every page says so.
+func TestSalesforceStep(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, d store.Dialect) {
+		var he *hubtest.Env
+		var client *salesforce.Client
+		e := newTestEnvWith(t, d, hubtest.Options{CRMs: sfCRMs{e: &he, sf: &client}})
+		he = e.Env
+		redirect := e.Server.URL + "/oauth/salesforce/callback"
+		fake := sftest.NewServer(t, sftest.WithRedirectURL(redirect))
+		fake.AddUser("integration@college.example")
+		client = salesforce.New(salesforce.Config{
+			ClientID: fake.ClientID(), ClientSecret: fake.ClientSecret(), RedirectURL: redirect,
+			HTTPClient: fake.HTTPClient(), Logger: slog.New(slog.DiscardHandler),
+			Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() },
+		}, hub.SalesforceStore{DB: e.DB})
+		e.Hub.Salesforce, e.Hub.SalesforceOAuth = client, true
+
+		b := e.signIn(t, "admin")
+		p := b.get("/ui/settings")
+		if !p.has("built-in CRM</strong> is in use") || !p.has(">Authorize</button>") {
+			t.Fatalf("CRM step before authorizing: %s", p.Body)
+		}
+		// htmx: the answer sends the whole page to Salesforce.
+		p = b.post("/ui/settings/salesforce/authorize", nil, "HX-Request", "true")
+		to := p.Header.Get("HX-Redirect")
+		if p.Status != http.StatusNoContent || to == "" {
+			t.Fatalf("authorize: %d %q", p.Status, to)
+		}
+		// Without htmx: a page with the link (a form may not leave the site).
+		if p := b.post("/ui/settings/salesforce/authorize", nil); p.Status != http.StatusOK || !p.has("Continue to Salesforce") {
+			t.Fatalf("authorize without htmx: %d", p.Status)
+		}
+		code, state, err := fake.Authorize(to, "integration@college.example")
+		if err != nil {
+			t.Fatal(err)
+		}
+		back := e.browser(t) // Salesforce sends the browser back to the callback
+		resp, err := back.c.Get(e.Server.URL + "/oauth/salesforce/callback?code=" + url.QueryEscape(code) + "&state=" + url.QueryEscape(state))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc := resp.Header.Get("Location")
+		if resp.StatusCode != http.StatusSeeOther || loc != "/ui/settings?salesforce=connected#crm" {
+			t.Fatalf("callback: %d %q", resp.StatusCode, loc)
+		}
+		p = b.get(loc)
+		if !p.has("Salesforce authorized.") || !p.has("integration@college.example") || !p.has(`<span class="state done">Connected</span>`) || p.has("CRM offline") {
+			t.Fatalf("CRM step after authorizing: %s", p.Body)
+		}
+		p = b.post("/ui/settings/salesforce/check", nil)
+		if p.Status != http.StatusOK || !p.has("Last health check") {
+			t.Fatalf("check now: %d %s", p.Status, p.Body)
+		}
+		p = b.post("/ui/settings/salesforce/revoke", nil)
+		if p.Status != http.StatusOK || !p.has("Salesforce authorization revoked") {
+			t.Fatalf("revoke: %d %s", p.Status, p.Body)
+		}
+		limited := e.signIn(t, "limited")
+		if p := limited.get("/ui/"); !p.has("CRM offline:") || !p.has("a System Admin authorizes the CRM again") {
+			t.Fatalf("no offline banner after revoking: %s", p.Body)
+		}
+	})
+}

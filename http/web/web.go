@@ -1,0 +1,436 @@
+// Package web is Switchboard's web interface for the people who use it
+// every day: sign-in, the setup assistant (application settings), the
+// conversation view with its SMS subscriptions panel, the inbox, bulk sends
+// and a dashboard. Pages are rendered on the server with html/template and
+// made live with htmx; every asset is embedded, nothing is built.
+//
+// Every page and action checks the signed-in user's permission sets, and
+// every form and htmx request carries the session's CSRF token.
+package web
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	sb "github.com/switchboard/switchboard"
+	"github.com/switchboard/switchboard/crm/builtin"
+	"github.com/switchboard/switchboard/hub"
+	"github.com/switchboard/switchboard/store"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Template is a message template the pickers offer.
+type Template struct {
+	ID   string
+	Name string
+	// Body is the template's text with its merge fields, shown as a preview.
+	Body string
+}
+
+// TemplateSource lists the message templates a user may use. The template
+// feature provides it; without one the pickers are hidden.
+type TemplateSource interface {
+	ListTemplates(ctx context.Context, user *sb.User) ([]Template, error)
+}
+
+// Deps is what the UI needs.
+type Deps struct {
+	Hub *hub.Hub
+	DB  *store.DB
+	// Builtin is the built-in CRM, asked directly for the records of orgs
+	// that use it.
+	Builtin *builtin.CRM
+	Log     *slog.Logger
+	// Templates feeds the template pickers; nil hides them.
+	Templates TemplateSource
+	// PricePerSegment is the default price of one SMS segment in the bulk
+	// send's cost estimate (default 0.0079), in Currency (default "USD").
+	PricePerSegment float64
+	Currency        string
+	// SessionIdle ends a session unused this long (default 2 hours);
+	// SessionMaxAge ends any session this old (default 12 hours).
+	SessionIdle   time.Duration
+	SessionMaxAge time.Duration
+	// MaxFailuresPerUser and MaxFailuresPerAddr limit failed sign-ins per
+	// email address and per client address within LoginWindow (defaults:
+	// the constants of the same names).
+	MaxFailuresPerUser int
+	MaxFailuresPerAddr int
+	// SecureCookies marks cookies Secure; it is set automatically when the
+	// hub's public URL is https.
+	SecureCookies bool
+	// Now is the clock (default: the store's).
+	Now func() time.Time
+}
+
+// Sign-in rate limits: failures allowed per email address and per client
+// address within LoginWindow.
+const (
+	LoginWindow        = 15 * time.Minute
+	MaxFailuresPerUser = 5
+	MaxFailuresPerAddr = 20
+)
+
+// Request body limits.
+const (
+	maxFormBytes = 1 << 20
+	maxBulkBytes = 32 << 20
+)
+
+// UI is the web interface, an http.Handler for the /ui/ tree.
+type UI struct {
+	d       Deps
+	mux     *http.ServeMux
+	pages   map[string]*template.Template
+	static  http.Handler
+	version string // of the static assets, for cache busting
+	cop     *http.CrossOriginProtection
+}
+
+// New builds the UI.
+func New(deps Deps) *UI {
+	if deps.Log == nil {
+		deps.Log = slog.Default()
+	}
+	if deps.PricePerSegment == 0 {
+		deps.PricePerSegment = 0.0079
+	}
+	if deps.Currency == "" {
+		deps.Currency = "USD"
+	}
+	if deps.SessionIdle <= 0 {
+		deps.SessionIdle = 2 * time.Hour
+	}
+	if deps.SessionMaxAge <= 0 {
+		deps.SessionMaxAge = 12 * time.Hour
+	}
+	if deps.Now == nil {
+		deps.Now = deps.DB.Now
+	}
+	if deps.MaxFailuresPerUser <= 0 {
+		deps.MaxFailuresPerUser = MaxFailuresPerUser
+	}
+	if deps.MaxFailuresPerAddr <= 0 {
+		deps.MaxFailuresPerAddr = MaxFailuresPerAddr
+	}
+	if deps.Hub != nil && deps.Hub.PublicURL != nil && deps.Hub.PublicURL.Scheme == "https" {
+		deps.SecureCookies = true
+	}
+	u := &UI{d: deps, cop: http.NewCrossOriginProtection()}
+	u.pages = mustParsePages()
+	sub, _ := fs.Sub(staticFS, "static")
+	u.static = http.StripPrefix("/ui/static/", http.FileServerFS(sub))
+	u.version = assetVersion(sub)
+	u.routes()
+	return u
+}
+
+// ServeHTTP implements http.Handler.
+func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
+		"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	// Conversation URLs may carry a phone number: never send them on.
+	h.Set("Referrer-Policy", "no-referrer")
+	u.mux.ServeHTTP(w, r)
+}
+
+func (u *UI) routes() {
+	m := http.NewServeMux()
+	m.HandleFunc("GET /ui/static/", func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r) // no folder listings
+			return
+		}
+		w.Header().Set("Cache-Control", "public, max-age=86400")
+		u.static.ServeHTTP(w, r)
+	})
+	m.HandleFunc("GET /ui/login", u.loginPage)
+	m.HandleFunc("POST /ui/login", u.login)
+	m.HandleFunc("POST /ui/logout", u.authed("", u.logout))
+
+	m.HandleFunc("GET /ui/{$}", u.authed("", u.home))
+	m.HandleFunc("POST /ui/segments", u.authed("", u.segments))
+	m.HandleFunc("GET /ui/templates/preview", u.authed("", u.templatePreview))
+
+	m.HandleFunc("GET /ui/conversation", u.authed("", u.conversation))
+	m.HandleFunc("GET /ui/conversation/thread", u.authed("", u.thread))
+	m.HandleFunc("POST /ui/conversation/send", u.authed("", u.send))
+	m.HandleFunc("POST /ui/conversation/subscription", u.authed(sb.PermManualOptInOut, u.setSubscription))
+
+	m.HandleFunc("GET /ui/inbox", u.authed(sb.PermInbox, u.inbox))
+	m.HandleFunc("POST /ui/inbox/read", u.authed(sb.PermInbox, u.markRead))
+
+	m.HandleFunc("GET /ui/bulk", u.authed(sb.PermBulkSMS, u.bulkPage))
+	m.HandleFunc("POST /ui/bulk/preview", u.authed(sb.PermBulkSMS, u.bulkPreview))
+	m.HandleFunc("POST /ui/bulk/send", u.authed(sb.PermBulkSMS, u.bulkSend))
+	m.HandleFunc("GET /ui/bulk/{id}", u.authed(sb.PermBulkSMS, u.batchPage))
+	m.HandleFunc("GET /ui/bulk/{id}/progress", u.authed(sb.PermBulkSMS, u.batchProgress))
+
+	m.HandleFunc("GET /ui/dashboard", u.authed(sb.PermSystemAdmin, u.dashboard))
+
+	m.HandleFunc("GET /ui/settings", u.authed(sb.PermSystemAdmin, u.settings))
+	m.HandleFunc("POST /ui/settings/api-key", u.authed(sb.PermSystemAdmin, u.createAPIKey))
+	m.HandleFunc("POST /ui/settings/toggles", u.authed(sb.PermSystemAdmin, u.toggle))
+	m.HandleFunc("POST /ui/settings/opt-in", u.authed(sb.PermSystemAdmin, u.saveOptIn))
+	m.HandleFunc("POST /ui/settings/salesforce/authorize", u.authed(sb.PermSystemAdmin, u.authorizeSalesforce))
+	m.HandleFunc("POST /ui/settings/salesforce/revoke", u.authed(sb.PermSystemAdmin, u.revokeSalesforce))
+	m.HandleFunc("POST /ui/settings/salesforce/check", u.authed(sb.PermSystemAdmin, u.checkCRM))
+	m.HandleFunc("GET /ui/settings/gateway-fields", u.authed(sb.PermSystemAdmin, u.gatewayFields))
+	m.HandleFunc("POST /ui/settings/gateways", u.authed(sb.PermSystemAdmin, u.addGateway))
+	m.HandleFunc("POST /ui/settings/gateways/test", u.authed(sb.PermSystemAdmin, u.testSend))
+
+	m.HandleFunc("/ui/", u.authed("", func(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+		u.fail(w, r, rc, sb.Errorf(sb.ENotFound, "there is no page at %s", r.URL.Path))
+	}))
+	u.mux = m
+}
+
+// reqCtx is what a signed-in request carries.
+type reqCtx struct {
+	User    *sb.User
+	Org     *sb.Org
+	Session *store.Session
+}
+
+// page is the data every full page renders with.
+type page struct {
+	Title     string
+	Nav       string
+	User      *sb.User
+	Org       *sb.Org
+	CSRF      string
+	HXHeaders string
+	Asset     string // static asset version
+	// Offline is the CRM offline banner's text ("" when online).
+	Offline string
+	Notice  string
+	Error   string
+	Can     struct{ Inbox, Bulk, Admin bool }
+	Data    any
+}
+
+func (u *UI) newPage(r *http.Request, rc *reqCtx, nav, title string, data any) *page {
+	p := &page{Title: title, Nav: nav, Asset: u.version, Data: data}
+	if rc != nil {
+		p.User, p.Org = rc.User, rc.Org
+		p.CSRF = rc.Session.CSRFToken
+		hdr, _ := json.Marshal(map[string]string{"X-CSRF-Token": rc.Session.CSRFToken})
+		p.HXHeaders = string(hdr)
+		p.Can.Inbox = rc.User.Can(sb.PermInbox)
+		p.Can.Bulk = rc.User.Can(sb.PermBulkSMS)
+		p.Can.Admin = rc.User.IsAdmin()
+		p.Offline = u.offlineBanner(r.Context(), rc)
+	}
+	return p
+}
+
+// offlineBanner returns why the org's CRM connection is offline, or "".
+func (u *UI) offlineBanner(ctx context.Context, rc *reqCtx) string {
+	if rc.Org.Settings.CRM == sb.CRMBuiltin || u.d.Hub == nil {
+		return ""
+	}
+	c, err := u.d.Hub.CRMConnection(ctx, rc.User)
+	if err != nil {
+		u.d.Log.Warn("CRM connection state", "org", rc.Org.ID, "err", err)
+		return ""
+	}
+	if !c.Offline {
+		return ""
+	}
+	if c.OfflineReason != "" {
+		return c.OfflineReason
+	}
+	return "the CRM connection is offline"
+}
+
+// render writes a full page with the status. htmx requests get the whole
+// page too and swap the part they name (hx-select).
+func (u *UI) render(w http.ResponseWriter, status int, name string, p *page) {
+	u.execute(w, status, name, "layout", p)
+}
+
+// renderFragment writes one named template of a page.
+func (u *UI) renderFragment(w http.ResponseWriter, status int, name, fragment string, data any) {
+	u.execute(w, status, name, fragment, data)
+}
+
+func (u *UI) execute(w http.ResponseWriter, status int, name, tmpl string, data any) {
+	t, ok := u.pages[name]
+	if !ok {
+		u.d.Log.Error("unknown page template", "page", name)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, tmpl, data); err != nil {
+		u.d.Log.Error("render page", "page", name, "template", tmpl, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// fail renders an error page for err with the HTTP status of its code.
+// Internal errors are logged and shown without their cause.
+func (u *UI) fail(w http.ResponseWriter, r *http.Request, rc *reqCtx, err error) {
+	status := statusOf(sb.ErrorCode(err))
+	if status >= 500 {
+		u.d.Log.Error("ui request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	title := http.StatusText(status)
+	p := u.newPage(r, rc, "", title, map[string]any{"Status": status})
+	p.Error = sb.ErrorMessage(err)
+	if status == http.StatusForbidden {
+		p.Title = "No access"
+	}
+	u.render(w, status, "error", p)
+}
+
+// statusOf maps a domain error code to an HTTP status.
+func statusOf(code string) int {
+	switch code {
+	case "":
+		return http.StatusOK
+	case sb.EInvalid:
+		return http.StatusBadRequest
+	case sb.ENotFound:
+		return http.StatusNotFound
+	case sb.EConflict:
+		return http.StatusConflict
+	case sb.EUnauthorized:
+		return http.StatusUnauthorized
+	case sb.EForbidden:
+		return http.StatusForbidden
+	case sb.EUnavailable:
+		return http.StatusServiceUnavailable
+	case sb.ETooLarge:
+		return http.StatusRequestEntityTooLarge
+	}
+	return http.StatusInternalServerError
+}
+
+// isHTMX reports whether htmx made the request.
+func isHTMX(r *http.Request) bool { return r.Header.Get("HX-Request") == "true" }
+
+// redirect sends the browser to a URL: a plain redirect, or for htmx the
+// HX-Redirect header so the whole page changes.
+func redirect(w http.ResponseWriter, r *http.Request, to string) {
+	if isHTMX(r) {
+		w.Header().Set("HX-Redirect", to)
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	http.Redirect(w, r, to, http.StatusSeeOther)
+}
+
+// localPath returns p when it is a path inside the UI, else "/ui/".
+func localPath(p string) string {
+	if p == "" || !strings.HasPrefix(p, "/ui/") || strings.HasPrefix(p, "//") || strings.ContainsAny(p, "\\\r\n") {
+		return "/ui/"
+	}
+	if u, err := url.Parse(p); err != nil || u.IsAbs() || u.Host != "" {
+		return "/ui/"
+	}
+	return p
+}
+
+// Template functions.
+var funcs = template.FuncMap{
+	"when": func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format("2 Jan 2006 15:04 UTC")
+	},
+	"iso": func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format(time.RFC3339)
+	},
+	"statusKey": func(s any) string { return strings.ToLower(strings.ReplaceAll(toString(s), " ", "-")) },
+	"join":      strings.Join,
+	"percent":   func(f float64) string { return fmt.Sprintf("%.1f%%", f*100) },
+	"list":      func(xs ...string) []string { return xs },
+	// dict2 carries a settings step's notices and errors to its template.
+	"dict2": func(notice, errs map[string]string, step string) map[string]any {
+		return map[string]any{"Notice": notice, "Error": errs, "Step": step}
+	},
+	"toggleData": func(name, label string, on, operator, blocked bool, csrf string) map[string]any {
+		return map[string]any{"Name": name, "Label": label, "On": on, "Operator": operator, "Blocked": blocked, "CSRF": csrf}
+	},
+	"fieldsData": func(fields []sb.ConfigField, config map[string]string) map[string]any {
+		return map[string]any{"Fields": fields, "Config": config}
+	},
+}
+
+func toString(v any) string {
+	switch s := v.(type) {
+	case string:
+		return s
+	case sb.Status:
+		return string(s)
+	case sb.SubscriptionStatus:
+		return string(s)
+	}
+	return ""
+}
+
+func mustParsePages() map[string]*template.Template {
+	base := template.Must(template.New("base").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html"))
+	entries, err := fs.ReadDir(templateFS, "templates")
+	if err != nil {
+		panic(err)
+	}
+	pages := map[string]*template.Template{}
+	for _, e := range entries {
+		name := strings.TrimSuffix(e.Name(), ".html")
+		if name == "layout" || name == "partials" {
+			continue
+		}
+		pages[name] = template.Must(template.Must(base.Clone()).ParseFS(templateFS, "templates/"+e.Name()))
+	}
+	return pages
+}
+
+// assetVersion fingerprints the static files so their URLs change when
+// they do.
+func assetVersion(fsys fs.FS) string {
+	h := sha256.New()
+	_ = fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(fsys, path)
+		if err != nil {
+			return err
+		}
+		h.Write([]byte(path))
+		h.Write(b)
+		return nil
+	})
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}
