@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	sb "github.com/switchboard/switchboard"
+	"github.com/switchboard/switchboard/chat"
 	"github.com/switchboard/switchboard/crm/builtin"
 	"github.com/switchboard/switchboard/hub"
 	"github.com/switchboard/switchboard/store"
@@ -45,6 +46,12 @@ type Server struct {
 	Ready func() bool
 	// UI, when set, serves the web interface under /ui/.
 	UI http.Handler
+	// Chat, when set, serves the chat conversations API, the chat export
+	// settings and log, and the embeddable chat widget.
+	Chat *chat.Service
+	// Content holds the template, tracked-link and SMS-form services; their
+	// routes answer "unavailable" while it is nil.
+	Content *Content
 
 	mux *http.ServeMux
 }

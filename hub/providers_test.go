@@ -14,7 +14,6 @@ import (
 	"github.com/switchboard/switchboard/provider/whatsapp"
 )
 
-
 // TestPartnerWebhooksThroughServer sends the partners' documented webhook
 // payloads through the real HTTP server: signed requests are stored and
 // answered as the partner expects; unsigned ones get 403 and store nothing.

@@ -323,3 +323,11 @@ func crmID(prefix string) string {
 	}
 	return prefix + string(b)
 }
+
+// CRMMessagesWithStatus counts an org's built-in CRM message records with a
+// status (diagnostics, tests).
+func (db *DB) CRMMessagesWithStatus(ctx context.Context, orgID string, status sb.Status) (int, error) {
+	var n int
+	err := db.reader().queryRow(ctx, `SELECT COUNT(*) FROM crm_messages WHERE org_id = $1 AND status = $2`, orgID, string(status)).Scan(&n)
+	return n, err
+}

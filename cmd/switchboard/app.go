@@ -14,10 +14,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	sb "github.com/switchboard/switchboard"
+	"github.com/switchboard/switchboard/chat"
 	"github.com/switchboard/switchboard/crm/builtin"
 	"github.com/switchboard/switchboard/crm/salesforce"
+	"github.com/switchboard/switchboard/form"
 	sbhttp "github.com/switchboard/switchboard/http"
+	"github.com/switchboard/switchboard/http/web"
 	"github.com/switchboard/switchboard/hub"
+	"github.com/switchboard/switchboard/link"
 	"github.com/switchboard/switchboard/logging"
 	"github.com/switchboard/switchboard/provider"
 	"github.com/switchboard/switchboard/provider/sim"
@@ -25,6 +29,7 @@ import (
 	"github.com/switchboard/switchboard/provider/twilio"
 	"github.com/switchboard/switchboard/provider/whatsapp"
 	"github.com/switchboard/switchboard/store"
+	"github.com/switchboard/switchboard/template"
 )
 
 // App is a running Switchboard: store, hub, job workers, HTTP server and,
@@ -39,6 +44,11 @@ type App struct {
 	Carrier *sim.Carrier
 	Builtin *builtin.CRM
 	SMPP    *smpp.Provider
+	// Content features and the chat export.
+	Templates *template.Service
+	Links     *link.Service
+	Forms     *form.Service
+	Chat      *chat.Service
 	// CRMWrites counts CRM write calls (for the benchmark figure).
 	CRMWrites atomic.Int64
 
@@ -123,7 +133,21 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, workers bool) (*
 	a.Hub = hub.New(db, providers, crms{builtin: a.Builtin, salesforce: sf}, cfg.public, log, metrics)
 	a.Hub.Salesforce, a.Hub.SalesforceOAuth = sf, cfg.SalesforceClientID != "" && cfg.SalesforceClientSecret != ""
 
-	qcfg := a.Hub.QueueConfig(cfg.SendWorkers, logging.AtLeast(log, slog.LevelWarn))
+	// Content features and the chat export join the pipeline through the
+	// hub's hooks and the job queue.
+	a.Templates = template.New(db, a.Hub.CRMs)
+	a.Links = link.New(db, a.Hub, link.Options{})
+	a.Forms = form.New(db, a.Hub)
+	a.Hub.Renderer = a.Templates
+	a.Hub.OutgoingHooks = append(a.Hub.OutgoingHooks, a.Forms, a.Links) // forms first: URLs in questions get shortened
+	a.Hub.IncomingHooks = append(a.Hub.IncomingHooks, a.Forms)
+	a.Chat = chat.New(db, a.Hub.CRMs, log)
+	a.Chat.PublicURL, a.Chat.Connector = cfg.public, sf
+
+	qcfg := a.Hub.QueueConfig(cfg.SendWorkers, logging.AtLeast(log, slog.LevelWarn), a.Links.AddWorkers, a.Forms.AddWorkers, a.Chat.Workers)
+	qcfg.PeriodicJobs = append(qcfg.PeriodicJobs, a.Links.PeriodicJobs()...)
+	qcfg.PeriodicJobs = append(qcfg.PeriodicJobs, a.Forms.PeriodicJobs()...)
+	qcfg.PeriodicJobs = append(qcfg.PeriodicJobs, a.Chat.PeriodicJobs()...)
 	if !workers {
 		qcfg.Workers, qcfg.Queues, qcfg.PeriodicJobs = nil, nil, nil
 	}
@@ -134,7 +158,10 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, workers bool) (*
 	if cfg.SimURL == "" && workers {
 		a.Carrier = sim.NewCarrier(log)
 	}
-	a.Server = &sbhttp.Server{Hub: a.Hub, DB: db, Builtin: a.Builtin, Log: log, Gatherer: reg, Ready: a.ready.Load}
+	a.Server = &sbhttp.Server{Hub: a.Hub, DB: db, Builtin: a.Builtin, Log: log, Gatherer: reg, Ready: a.ready.Load,
+		Chat: a.Chat, Content: &sbhttp.Content{Templates: a.Templates, Links: a.Links, Forms: a.Forms}}
+	a.Server.UI = web.New(web.Deps{Hub: a.Hub, DB: db, Builtin: a.Builtin, Log: log, Templates: web.TemplatesFrom(a.Templates),
+		PricePerSegment: cfg.PricePerSegment})
 	if a.Carrier != nil {
 		a.Server.Sim = a.Carrier
 	}
@@ -181,6 +208,9 @@ func (a *App) Stop(grace time.Duration) {
 	defer cancel()
 	if a.http != nil {
 		_ = a.http.Shutdown(ctx)
+	}
+	if err := a.Links.Close(ctx); err != nil { // buffered clicks are written
+		a.Log.Warn("link clicks not flushed", "err", err)
 	}
 	if a.listeners != nil {
 		a.listeners()

@@ -270,4 +270,3 @@ func peakRSSMB() float64 {
 	runtime.ReadMemStats(&ms)
 	return float64(ms.Sys) / (1 << 20)
 }
-

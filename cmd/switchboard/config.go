@@ -34,6 +34,9 @@ type Config struct {
 	OrgName     string // SWITCHBOARD_ORG_NAME: the first org's name
 	AdminEmail  string // SWITCHBOARD_ADMIN_EMAIL: the first admin's email
 	DemoGateway bool   // SWITCHBOARD_DEMO_GATEWAY: create a simulated gateway with the first org
+	// PricePerSegment is the cost estimate per SMS segment the bulk-send
+	// preview shows (SWITCHBOARD_PRICE_PER_SEGMENT).
+	PricePerSegment float64
 
 	SalesforceClientID     string // SALESFORCE_CLIENT_ID
 	SalesforceClientSecret string // SALESFORCE_CLIENT_SECRET
@@ -70,6 +73,9 @@ func loadConfig(fs *flag.FlagSet, args []string) (*Config, error) {
 	var err error
 	if c.SendWorkers, err = strconv.Atoi(env("SWITCHBOARD_SEND_WORKERS", "20")); err != nil {
 		return nil, fmt.Errorf("SWITCHBOARD_SEND_WORKERS must be a whole number, not %q", os.Getenv("SWITCHBOARD_SEND_WORKERS"))
+	}
+	if c.PricePerSegment, err = strconv.ParseFloat(env("SWITCHBOARD_PRICE_PER_SEGMENT", "0.0079"), 64); err != nil || c.PricePerSegment < 0 {
+		return nil, fmt.Errorf("SWITCHBOARD_PRICE_PER_SEGMENT must be a non-negative number, not %q", os.Getenv("SWITCHBOARD_PRICE_PER_SEGMENT"))
 	}
 	if c.DemoGateway, err = strconv.ParseBool(env("SWITCHBOARD_DEMO_GATEWAY", "true")); err != nil {
 		return nil, fmt.Errorf("SWITCHBOARD_DEMO_GATEWAY must be true or false, not %q", os.Getenv("SWITCHBOARD_DEMO_GATEWAY"))
