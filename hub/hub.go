@@ -40,6 +40,10 @@ type Hub struct {
 	MaxPacingWait time.Duration
 	// SendTimeout bounds one provider call.
 	SendTimeout time.Duration
+	// JobTimeout bounds one run of any job. It also sets how soon work left
+	// by a process that died is taken over: 1.5 × JobTimeout (plus a
+	// moment), so keep it short. SetJobTimeout adjusts SendTimeout with it.
+	JobTimeout time.Duration
 	// Renderer renders message templates (nil: templates unavailable).
 	Renderer Renderer
 	// OutgoingHooks and IncomingHooks let content features join the
@@ -86,8 +90,16 @@ func New(db *store.DB, providers *provider.Registry, crms CRMs, publicURL *url.U
 		metrics = NewMetrics(nil)
 	}
 	return &Hub{DB: db, Providers: providers, CRMs: crms, PublicURL: publicURL, Log: log, Metrics: metrics,
-		ChunkSize: 100, MaxPacingWait: 5 * time.Second, SendTimeout: 30 * time.Second, gwCache: map[string]cachedGateway{}, orgCache: map[string]cachedOrg{},
+		ChunkSize: 100, MaxPacingWait: 5 * time.Second, SendTimeout: 15 * time.Second, JobTimeout: time.Minute, gwCache: map[string]cachedGateway{}, orgCache: map[string]cachedOrg{},
 		HTTPClient: &http.Client{Timeout: 15 * time.Second}}
+}
+
+// SetJobTimeout sets the job timeout, and the provider-call timeout to a
+// quarter of it (at most 15 s) so that a run with calls in flight ends in
+// time.
+func (h *Hub) SetJobTimeout(d time.Duration) {
+	h.JobTimeout = d
+	h.SendTimeout = min(15*time.Second, d/4)
 }
 
 // Gateway returns a gateway by id from a short-lived cache. orgID "" finds

@@ -79,7 +79,10 @@ func (h *Hub) QueueConfig(sendWorkers int, log *slog.Logger, extra ...func(*rive
 			store.QueueCRM:     {MaxWorkers: 8},
 			store.QueueDefault: {MaxWorkers: 4},
 		},
-		JobTimeout:                  5 * time.Minute,
+		JobTimeout: h.JobTimeout,
+		// A job still "running" this long after it started belongs to a
+		// process that died: it is run again by any live process.
+		RescueStuckJobsAfter:        h.JobTimeout + h.JobTimeout/2 + 5*time.Second,
 		CompletedJobRetentionPeriod: time.Hour,
 		PeriodicJobs: []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(5*time.Second), func() (river.JobArgs, *river.InsertOpts) {

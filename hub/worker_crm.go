@@ -59,8 +59,14 @@ func (w *CRMWorker) Work(ctx context.Context, job *river.Job[store.CRMWritebackA
 		return err
 	}
 	users := map[string]string{}
+	// A run ends within the job timeout; what is left continues in the next
+	// run right away.
+	deadline := time.Now().Add(h.JobTimeout / 2)
 	for {
-		pend, err := h.DB.ClaimCRM(ctx, org.ID, CRMBatchSize, 2*time.Minute)
+		if time.Now().After(deadline) {
+			return river.JobSnooze(0)
+		}
+		pend, err := h.DB.ClaimCRM(ctx, org.ID, CRMBatchSize, h.JobTimeout+15*time.Second)
 		if err != nil {
 			return err
 		}

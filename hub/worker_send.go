@@ -19,25 +19,16 @@ import (
 type SendWorker struct {
 	river.WorkerDefaults[SendChunkArgs]
 	Hub *Hub
-	// MaxRun bounds one run of a job; a paced chunk that is not done by then
-	// snoozes and continues later, so workers are not held for hours.
-	MaxRun time.Duration
 	// Parallel is how many messages of one chunk are in flight at once on a
 	// gateway without a rate limit.
 	Parallel int
 }
 
-// Timeout leaves room for MaxRun plus the provider calls in flight.
-func (w *SendWorker) Timeout(*river.Job[SendChunkArgs]) time.Duration {
-	return w.maxRun() + 2*w.Hub.SendTimeout
-}
-
-func (w *SendWorker) maxRun() time.Duration {
-	if w.MaxRun <= 0 {
-		return 2 * time.Minute
-	}
-	return w.MaxRun
-}
+// maxRun bounds one run of a send job: a paced chunk that is not done by
+// then snoozes and continues later, so workers are not held for hours and
+// a run always ends (with the provider calls in flight) within the job
+// timeout.
+func (w *SendWorker) maxRun() time.Duration { return w.Hub.JobTimeout / 2 }
 
 // errSnooze carries a snooze request out of the send loop.
 type errSnooze struct{ d time.Duration }

@@ -11,6 +11,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -41,6 +42,8 @@ type DB struct {
 	sqlW, sqlR *sql.DB
 	// PostgreSQL: one pool.
 	pool *pgxpool.Pool
+	// lock keeps other processes off a SQLite file.
+	lock *os.File
 
 	keys   *sb.Keyring
 	hasher *sb.Hasher
@@ -119,6 +122,13 @@ func (db *DB) openSQLite(ctx context.Context, path string, maxReaders int) error
 	if maxReaders <= 0 {
 		maxReaders = 4
 	}
+	if path != ":memory:" && !strings.HasPrefix(path, "file::memory:") {
+		lock, err := lockFile(path + ".lock")
+		if err != nil {
+			return err
+		}
+		db.lock = lock
+	}
 	pragmas := "_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_pragma=cache_size(-16000)"
 	dsn := "file:" + path + "?" + pragmas + "&_txlock=immediate"
 	w, err := sql.Open("sqlite", dsn)
@@ -172,7 +182,11 @@ func (db *DB) Close() error {
 		return nil
 	}
 	db.sqlR.Close()
-	return db.sqlW.Close()
+	err := db.sqlW.Close()
+	if db.lock != nil {
+		db.lock.Close()
+	}
+	return err
 }
 
 // querier is what queries run on: the database itself or a transaction.

@@ -141,3 +141,14 @@ func (db *DB) recentWriteback(org string) bool {
 	db.wbLast[org] = now
 	return false
 }
+
+// RecoverOrphanedJobs makes jobs left "running" by a process that died
+// available again, at once. Only for SQLite, where the file lock guarantees
+// this process is the only one: on PostgreSQL a running job may belong to a
+// live process, and River's rescuer takes over jobs past their timeout.
+func (db *DB) RecoverOrphanedJobs(ctx context.Context) (int64, error) {
+	if db.dialect != SQLite {
+		return 0, nil
+	}
+	return db.writer().exec(ctx, `UPDATE river_job SET state = 'available' WHERE state = 'running'`)
+}

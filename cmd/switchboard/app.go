@@ -131,6 +131,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, workers bool) (*
 	}
 	sf := salesforce.New(sfcfg, hub.SalesforceStore{DB: db})
 	a.Hub = hub.New(db, providers, crms{builtin: a.Builtin, salesforce: sf}, cfg.public, log, metrics)
+	a.Hub.SetJobTimeout(cfg.JobTimeout)
 	a.Hub.Salesforce, a.Hub.SalesforceOAuth = sf, cfg.SalesforceClientID != "" && cfg.SalesforceClientSecret != ""
 
 	// Content features and the chat export join the pipeline through the
@@ -181,6 +182,11 @@ func (a *App) Start(ctx context.Context) error {
 			a.Log.Error("http server stopped", "err", err)
 		}
 	}()
+	if n, err := a.DB.RecoverOrphanedJobs(ctx); err != nil {
+		return fmt.Errorf("recover jobs: %w", err)
+	} else if n > 0 {
+		a.Log.Warn("jobs left running by a stopped process are run again", "jobs", n)
+	}
 	if err := a.Queue.Start(ctx); err != nil {
 		return fmt.Errorf("start job workers: %w", err)
 	}

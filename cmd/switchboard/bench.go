@@ -105,7 +105,7 @@ func benchOne(ctx context.Context, dialect, pgURL string, n, batch, clients, wor
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	cfg := &Config{Addr: "127.0.0.1:0", DataDir: dir, LogLevel: "error", LogFormat: "text", SendWorkers: workers, OrgName: "Bench", AdminEmail: "bench@example.org"}
+	cfg := &Config{Addr: "127.0.0.1:0", DataDir: dir, LogLevel: "error", LogFormat: "text", SendWorkers: workers, OrgName: "Bench", AdminEmail: "bench@example.org", JobTimeout: time.Minute}
 	if dialect == "postgres" {
 		u, cleanup, err := benchSchema(ctx, pgURL)
 		if err != nil {

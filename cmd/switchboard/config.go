@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	sb "github.com/switchboard/switchboard"
 )
@@ -37,6 +38,9 @@ type Config struct {
 	// PricePerSegment is the cost estimate per SMS segment the bulk-send
 	// preview shows (SWITCHBOARD_PRICE_PER_SEGMENT).
 	PricePerSegment float64
+	// JobTimeout bounds a job run; work of a process that died is taken
+	// over after 1.5 × it (SWITCHBOARD_JOB_TIMEOUT, e.g. 60s).
+	JobTimeout time.Duration
 
 	SalesforceClientID     string // SALESFORCE_CLIENT_ID
 	SalesforceClientSecret string // SALESFORCE_CLIENT_SECRET
@@ -76,6 +80,9 @@ func loadConfig(fs *flag.FlagSet, args []string) (*Config, error) {
 	}
 	if c.PricePerSegment, err = strconv.ParseFloat(env("SWITCHBOARD_PRICE_PER_SEGMENT", "0.0079"), 64); err != nil || c.PricePerSegment < 0 {
 		return nil, fmt.Errorf("SWITCHBOARD_PRICE_PER_SEGMENT must be a non-negative number, not %q", os.Getenv("SWITCHBOARD_PRICE_PER_SEGMENT"))
+	}
+	if c.JobTimeout, err = time.ParseDuration(env("SWITCHBOARD_JOB_TIMEOUT", "60s")); err != nil || c.JobTimeout < 4*time.Second || c.JobTimeout > time.Hour {
+		return nil, fmt.Errorf("SWITCHBOARD_JOB_TIMEOUT must be a duration between 4s and 1h such as 60s, not %q", os.Getenv("SWITCHBOARD_JOB_TIMEOUT"))
 	}
 	if c.DemoGateway, err = strconv.ParseBool(env("SWITCHBOARD_DEMO_GATEWAY", "true")); err != nil {
 		return nil, fmt.Errorf("SWITCHBOARD_DEMO_GATEWAY must be true or false, not %q", os.Getenv("SWITCHBOARD_DEMO_GATEWAY"))
