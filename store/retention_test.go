@@ -115,4 +115,3 @@ func TestRetention(t *testing.T) {
 		}
 	})
 }
-
