@@ -67,6 +67,9 @@ type Options struct {
 	// MaxConns caps PostgreSQL connections (default 20) and SQLite readers
 	// (default 4).
 	MaxConns int
+	// Inspect opens a SQLite file another process holds, to read it
+	// (diagnostics, tests); it must not be used to write.
+	Inspect bool
 }
 
 // Open connects to the database named by url: "postgres://…" or
@@ -85,7 +88,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	case strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://"):
 		err = db.openPostgres(ctx, url, opts.MaxConns)
 	default:
-		err = db.openSQLite(ctx, strings.TrimPrefix(url, "sqlite:"), opts.MaxConns)
+		err = db.openSQLite(ctx, strings.TrimPrefix(url, "sqlite:"), opts.MaxConns, opts.Inspect)
 	}
 	if err != nil {
 		return nil, err
@@ -115,14 +118,14 @@ func (db *DB) openPostgres(ctx context.Context, url string, maxConns int) error 
 	return nil
 }
 
-func (db *DB) openSQLite(ctx context.Context, path string, maxReaders int) error {
+func (db *DB) openSQLite(ctx context.Context, path string, maxReaders int, inspect bool) error {
 	if path == "" {
 		return errors.New("sqlite: empty database path")
 	}
 	if maxReaders <= 0 {
 		maxReaders = 4
 	}
-	if path != ":memory:" && !strings.HasPrefix(path, "file::memory:") {
+	if !inspect && path != ":memory:" && !strings.HasPrefix(path, "file::memory:") {
 		lock, err := lockFile(path + ".lock")
 		if err != nil {
 			return err
