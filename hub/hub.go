@@ -62,9 +62,10 @@ type Hub struct {
 	// gateway (tests and diagnostics).
 	SlotObserver func(gatewayID string, at time.Time)
 
-	gwMu     sync.Mutex
-	gwCache  map[string]cachedGateway
-	orgCache map[string]cachedOrg
+	gwMu      sync.Mutex
+	gwCache   map[string]cachedGateway
+	orgCache  map[string]cachedOrg
+	throttled map[string]time.Time // unlimited gateways lately throttled
 }
 
 type cachedOrg struct {

@@ -153,6 +153,12 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendChunkArgs]) er
 // limit still honours a provider's throttling pause.
 func (h *Hub) pace(ctx context.Context, gw *sb.Gateway, it store.SendItem) error {
 	if gw.Rate <= 0 {
+		// No rate limit: only a provider's throttling pause (recorded on the
+		// pacing row) holds sends back, and this process looks at the row
+		// only while such a pause may be in force.
+		if !h.throttledRecently(gw.ID) {
+			return nil
+		}
 		next, err := h.DB.PacingNext(ctx, gw.ID)
 		if err != nil {
 			return err
@@ -254,6 +260,7 @@ func (h *Hub) sendOne(ctx context.Context, p sb.Provider, gw *sb.Gateway, it sto
 		if err := h.DB.DelayGateway(context.WithoutCancel(ctx), gw.ID, h.DB.Now().Add(pause)); err != nil {
 			return err
 		}
+		h.noteThrottle(gw.ID, pause)
 		return errSnooze{pause}
 	default:
 		kind := "transient"
@@ -336,4 +343,25 @@ func (h *Hub) failItems(ctx context.Context, items []store.SendItem, status sb.S
 		_, err := tx.FailQueued(ctx, ids, status, code, debug)
 		return err
 	})
+}
+
+// throttleWatch is how long after a provider's throttling answer a process
+// keeps checking the shared pacing row of an unlimited gateway (other
+// processes may have been throttled too: they each learn it from their own
+// next answer, or from the row while they watch it).
+const throttleWatch = time.Minute
+
+func (h *Hub) noteThrottle(gatewayID string, pause time.Duration) {
+	h.gwMu.Lock()
+	defer h.gwMu.Unlock()
+	if h.throttled == nil {
+		h.throttled = map[string]time.Time{}
+	}
+	h.throttled[gatewayID] = time.Now().Add(pause + throttleWatch)
+}
+
+func (h *Hub) throttledRecently(gatewayID string) bool {
+	h.gwMu.Lock()
+	defer h.gwMu.Unlock()
+	return time.Now().Before(h.throttled[gatewayID])
 }

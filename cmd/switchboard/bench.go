@@ -58,6 +58,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	workers := fs.Int("send-workers", 20, "send workers")
 	asJSON := fs.Bool("json", false, "print JSON")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
+	progress := fs.Bool("progress", false, "print progress every second (to stderr)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -85,7 +86,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer pprof.StopCPUProfile()
 	}
 	for _, d := range dbs {
-		res, err := benchOne(ctx, d, *pg, *n, *batch, *clients, *workers, stderr)
+		res, err := benchOne(ctx, d, *pg, *n, *batch, *clients, *workers, *progress, stderr)
 		if err != nil {
 			return fmt.Errorf("bench %s: %w", d, err)
 		}
@@ -99,7 +100,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func benchOne(ctx context.Context, dialect, pgURL string, n, batch, clients, workers int, stderr io.Writer) (*BenchResult, error) {
+func benchOne(ctx context.Context, dialect, pgURL string, n, batch, clients, workers int, progress bool, stderr io.Writer) (*BenchResult, error) {
 	dir, err := os.MkdirTemp("", "switchboard-bench-")
 	if err != nil {
 		return nil, err
@@ -190,6 +191,7 @@ func benchOne(ctx context.Context, dialect, pgURL string, n, batch, clients, wor
 
 	// Wait until every message is delivered and written to the CRM.
 	deadline := time.Now().Add(30 * time.Minute)
+	lastReport := time.Now()
 	for {
 		delivered, err := app.DB.CountDelivered(ctx, org.ID)
 		if err != nil {
@@ -202,10 +204,16 @@ func benchOne(ctx context.Context, dialect, pgURL string, n, batch, clients, wor
 		if delivered >= n && pending == 0 {
 			break
 		}
+		if progress && time.Since(lastReport) >= time.Second {
+			lastReport = time.Now()
+			st := app.Carrier.Stats()
+			fmt.Fprintf(stderr, "%6.1fs delivered %6d  CRM pending %6d  carrier accepted %6d callbacks sent %6d queued %5d\n",
+				time.Since(start).Seconds(), delivered, pending, st.Accepted, st.CallbacksSent, st.CallbacksQueued)
+		}
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("timed out: %d of %d delivered, %d CRM changes pending", delivered, n, pending)
 		}
-		time.Sleep(time.Second)
+		time.Sleep(100 * time.Millisecond)
 	}
 	elapsed := time.Since(start)
 	lat, err := app.DB.DeliveryLatencies(ctx, org.ID)

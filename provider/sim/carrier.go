@@ -71,6 +71,10 @@ type Stats struct {
 	CallbacksQueued int64 `json:"callbacks_queued"`
 	Inbound         int64 `json:"inbound"`
 	Throttled       int64 `json:"throttled"`
+	// Failed counts sends answered with a simulated 5xx (Faults.FailNext).
+	Failed int64 `json:"failed"`
+	// TimedOut counts sends taken but answered late (Faults.TimeoutNext).
+	TimedOut int64 `json:"timed_out"`
 }
 
 // Carrier is the simulated carrier's HTTP server side.
@@ -81,6 +85,9 @@ type Carrier struct {
 	RetryFor time.Duration
 	// KeepPerHandset bounds the messages remembered per handset.
 	KeepPerHandset int
+	// KeepArrivals bounds the send arrival times remembered per gateway
+	// number (default 100,000).
+	KeepArrivals int
 
 	mu       sync.Mutex
 	numbers  map[string]registration // gateway number → webhook
@@ -88,6 +95,11 @@ type Carrier struct {
 	inbox    map[string][]Received
 	byRef    map[string]string // account+client_ref → message id
 	throttle int               // answer the next sends with 429
+	fail     int               // answer the next sends with failStatus
+	failCode int
+	timeout  int // take the next sends but answer them after hold
+	hold     time.Duration
+	arrivals map[string][]time.Time // gateway number → send arrival times
 
 	stats     Stats
 	queue     chan callback
@@ -116,13 +128,13 @@ func NewCarrier(log *slog.Logger) *Carrier {
 		log = slog.Default()
 	}
 	c := &Carrier{
-		log: log, RetryFor: time.Hour, KeepPerHandset: 50,
+		log: log, RetryFor: time.Hour, KeepPerHandset: 50, KeepArrivals: 100_000,
 		client:  &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxIdleConns: 256, IdleConnTimeout: 90 * time.Second}},
 		numbers: map[string]registration{}, handsets: map[string]Handset{}, inbox: map[string][]Received{},
-		byRef: map[string]string{},
+		byRef: map[string]string{}, arrivals: map[string][]time.Time{},
 		queue: make(chan callback, 1<<16), quit: make(chan struct{}), idle: make(chan struct{}, 1),
 	}
-	for range 64 {
+	for range 256 {
 		c.wg.Add(1)
 		go c.worker()
 	}
@@ -157,6 +169,106 @@ func (c *Carrier) ThrottleNext(n int) {
 	c.mu.Unlock()
 }
 
+// Faults are the send failures the carrier simulates. Each count is used
+// up one send at a time, in this order: throttled, failed, then timed out.
+type Faults struct {
+	// ThrottleNext answers the next sends with 429 Too Many Requests and
+	// Retry-After: 1 (as ThrottleNext does).
+	ThrottleNext int `json:"throttle_next"`
+	// FailNext answers the next sends with FailStatus, a 5xx (default 503),
+	// without taking them.
+	FailNext   int `json:"fail_next"`
+	FailStatus int `json:"fail_status,omitempty"`
+	// TimeoutNext takes the next sends — the handset gets the message and
+	// the status callbacks are posted — but holds each answer for
+	// TimeoutMillis (default 60,000) or until the client hangs up, so a
+	// sender with a shorter timeout cannot know the message went out.
+	TimeoutNext   int   `json:"timeout_next"`
+	TimeoutMillis int64 `json:"timeout_ms,omitempty"`
+}
+
+// MaxTimeoutMillis bounds Faults.TimeoutMillis (10 minutes).
+const MaxTimeoutMillis = 10 * 60 * 1000
+
+// check validates f and fills its defaults.
+func (f *Faults) check() error {
+	if f.ThrottleNext < 0 || f.FailNext < 0 || f.TimeoutNext < 0 {
+		return fmt.Errorf("throttle_next, fail_next and timeout_next must not be negative")
+	}
+	if f.FailStatus == 0 {
+		f.FailStatus = http.StatusServiceUnavailable
+	}
+	if f.FailStatus < 500 || f.FailStatus > 599 {
+		return fmt.Errorf("fail_status must be a 5xx status such as 500 or 503, not %d", f.FailStatus)
+	}
+	if f.TimeoutMillis == 0 {
+		f.TimeoutMillis = 60_000
+	}
+	if f.TimeoutMillis < 0 || f.TimeoutMillis > MaxTimeoutMillis {
+		return fmt.Errorf("timeout_ms must be between 1 and %d, not %d", MaxTimeoutMillis, f.TimeoutMillis)
+	}
+	return nil
+}
+
+// SetFaults replaces the simulated send failures; the zero Faults clears
+// them.
+func (c *Carrier) SetFaults(f Faults) error {
+	if err := f.check(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.throttle, c.fail, c.failCode = f.ThrottleNext, f.FailNext, f.FailStatus
+	c.timeout, c.hold = f.TimeoutNext, time.Duration(f.TimeoutMillis)*time.Millisecond
+	c.mu.Unlock()
+	return nil
+}
+
+// Faults returns the simulated send failures still to come.
+func (c *Carrier) Faults() Faults {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	status := c.failCode
+	if status == 0 {
+		status = http.StatusServiceUnavailable
+	}
+	hold := c.hold
+	if hold == 0 {
+		hold = time.Minute
+	}
+	return Faults{ThrottleNext: c.throttle, FailNext: c.fail, FailStatus: status, TimeoutNext: c.timeout, TimeoutMillis: hold.Milliseconds()}
+}
+
+// FailNext answers the next n sends with status, a 5xx such as 500 or 503
+// (anything else means 503); n = 0 ends the failure.
+func (c *Carrier) FailNext(n, status int) {
+	if status < 500 || status > 599 {
+		status = http.StatusServiceUnavailable
+	}
+	c.mu.Lock()
+	c.fail, c.failCode = max(n, 0), status
+	c.mu.Unlock()
+}
+
+// TimeoutNext takes the next n sends but answers each only after hold, or
+// when the client hangs up (see Faults.TimeoutNext); n = 0 ends it.
+func (c *Carrier) TimeoutNext(n int, hold time.Duration) {
+	if hold <= 0 {
+		hold = time.Minute
+	}
+	c.mu.Lock()
+	c.timeout, c.hold = max(n, 0), hold
+	c.mu.Unlock()
+}
+
+// Arrivals returns when each send request from a gateway number reached
+// the carrier (whatever the answer), oldest first: what a partner's rate
+// limit is measured on.
+func (c *Carrier) Arrivals(number string) []time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]time.Time(nil), c.arrivals[number]...)
+}
+
 // Stats returns the counters.
 func (c *Carrier) Stats() Stats {
 	c.mu.Lock()
@@ -182,6 +294,14 @@ func (c *Carrier) Inbox(number string) []Received {
 //	GET  /v1/handsets/{number}/messages    what a handset received
 //	GET  /v1/stats                         counters
 //	PUT  /v1/throttle                      {"next": n}: answer the next n sends with 429
+//	GET  /v1/faults                        the simulated send failures still to come
+//	PUT  /v1/faults                        set them (a Faults object; {} clears them):
+//	                                       {"fail_next": n, "fail_status": 503} answers the next
+//	                                       n sends with a 5xx; {"timeout_next": n, "timeout_ms": t}
+//	                                       takes the next n sends but answers after t ms (or when
+//	                                       the client hangs up); {"throttle_next": n} answers 429
+//	GET  /v1/numbers/{number}/arrivals     when each send from a gateway number arrived
+//	                                       (RFC 3339 times, oldest first)
 func (c *Carrier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.mux().ServeHTTP(w, r)
 }
@@ -207,7 +327,31 @@ func (c *Carrier) mux() *http.ServeMux {
 		c.ThrottleNext(req.Next)
 		writeJSON(w, http.StatusOK, req)
 	})
+	m.HandleFunc("GET /v1/faults", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, c.Faults()) })
+	m.HandleFunc("PUT /v1/faults", c.handleFaults)
+	m.HandleFunc("GET /v1/numbers/{number}/arrivals", func(w http.ResponseWriter, r *http.Request) {
+		at := c.Arrivals(r.PathValue("number"))
+		if at == nil {
+			at = []time.Time{}
+		}
+		writeJSON(w, http.StatusOK, at)
+	})
 	return m
+}
+
+func (c *Carrier) handleFaults(w http.ResponseWriter, r *http.Request) {
+	var f Faults
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		writeJSON(w, http.StatusBadRequest, APIError{Code: 21000, Message: "want a JSON object with throttle_next, fail_next, fail_status, timeout_next, timeout_ms"})
+		return
+	}
+	if err := c.SetFaults(f); err != nil {
+		writeJSON(w, http.StatusBadRequest, APIError{Code: 21000, Message: err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, c.Faults())
 }
 
 // SendRequest is the carrier's send API body.
@@ -249,6 +393,7 @@ func (c *Carrier) handleSend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.mu.Lock()
+	c.arrived(req.From)
 	if c.throttle > 0 {
 		c.throttle--
 		c.stats.Throttled++
@@ -257,11 +402,21 @@ func (c *Carrier) handleSend(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusTooManyRequests, APIError{Code: 20429, Message: "too many requests"})
 		return
 	}
+	if c.fail > 0 {
+		c.fail--
+		c.stats.Failed++
+		status := c.failCode
+		c.mu.Unlock()
+		writeJSON(w, status, APIError{Code: 20500, Message: "simulated carrier failure: " + http.StatusText(status)})
+		return
+	}
 	hs := c.handsets[req.To]
 	key := account + "\x00" + req.ClientRef
 	if id, dup := c.byRef[key]; dup && req.ClientRef != "" {
 		c.stats.Duplicates++
+		hold := c.takeHold()
 		c.mu.Unlock()
+		c.wait(r.Context(), hold)
 		writeJSON(w, http.StatusOK, SendResponse{ID: id, Status: "queued"})
 		return
 	}
@@ -282,6 +437,7 @@ func (c *Carrier) handleSend(w http.ResponseWriter, r *http.Request) {
 		c.byRef[key] = id
 	}
 	c.stats.Accepted++
+	hold := c.takeHold()
 	box := append(c.inbox[req.To], Received{ID: id, From: req.From, Body: req.Body, At: time.Now().UTC()})
 	if len(box) > c.KeepPerHandset {
 		box = box[len(box)-c.KeepPerHandset:]
@@ -313,7 +469,46 @@ func (c *Carrier) handleSend(w http.ResponseWriter, r *http.Request) {
 			c.enqueue(callback{url: reg.URL, secret: reg.Secret, events: [][]byte{incomingEvent("SM"+randomHex(16), req.To, req.From, reply)}, first: time.Now()})
 		}
 	}
+	c.wait(r.Context(), hold)
 	writeJSON(w, http.StatusCreated, SendResponse{ID: id, Status: "queued"})
+}
+
+// arrived records a send request from a gateway number; c.mu is held.
+func (c *Carrier) arrived(from string) {
+	at := append(c.arrivals[from], time.Now())
+	if keep := c.KeepArrivals; keep > 0 && len(at) > keep {
+		at = at[len(at)-keep:]
+	}
+	c.arrivals[from] = at
+}
+
+// takeHold uses up one timed-out send, if any are due, and returns how
+// long to hold its answer; c.mu is held.
+func (c *Carrier) takeHold() time.Duration {
+	if c.timeout == 0 {
+		return 0
+	}
+	c.timeout--
+	c.stats.TimedOut++
+	if c.hold <= 0 {
+		return time.Minute
+	}
+	return c.hold
+}
+
+// wait holds a send's answer for d, or until the client hangs up or the
+// carrier closes.
+func (c *Carrier) wait(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	case <-c.quit:
+	}
 }
 
 // Event is a callback the carrier posts: a status report or an incoming
