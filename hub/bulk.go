@@ -229,6 +229,12 @@ func (h *Hub) Bulk(ctx context.Context, user *sb.User, req BulkRequest) (*BulkRe
 		for _, p := range prep {
 			p.Msg.Segments = sb.CountSegments(p.Content.Body).Segments
 		}
+		// With templates or tracked links bodies differ: report the most
+		// segments any message takes.
+		res.Segments = 0
+		for _, m := range msgs {
+			res.Segments = max(res.Segments, m.Msg.Segments)
+		}
 		if err := tx.InsertMessages(ctx, msgs); err != nil {
 			return err
 		}

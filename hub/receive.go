@@ -249,7 +249,14 @@ func (h *Hub) queueSystemReply(ctx context.Context, tx *store.Tx, org *sb.Org, g
 		Segments: sb.CountSegments(body).Segments, RecordID: record, OwnerID: owner, CreatedByID: org.Settings.IntegrationUserID,
 		PhoneHash: hash, Source: sb.SourceSystem, CreatedAt: now, UpdatedAt: now,
 	}
-	if err := tx.InsertMessages(ctx, []store.NewMessage{{Msg: m, Content: &sb.Content{Phone: to, Body: body}}}); err != nil {
+	c := &sb.Content{Phone: to, Body: body}
+	// Content features see replies too (a form's next question may hold a
+	// link to shorten).
+	if err := h.prepareOutgoing(ctx, tx, org, gw, []Outgoing{{Msg: m, Content: c}}); err != nil {
+		return err
+	}
+	m.Segments = sb.CountSegments(c.Body).Segments
+	if err := tx.InsertMessages(ctx, []store.NewMessage{{Msg: m, Content: c}}); err != nil {
 		return err
 	}
 	tx.AddJob(SendChunkArgs{OrgID: org.ID, GatewayID: gw.ID, MessageIDs: []string{m.ID}}, sendJobOpts())
