@@ -2,6 +2,7 @@ package hub_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -243,4 +244,40 @@ func httptestServer(t *testing.T, f http.HandlerFunc) string {
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// TestSalesforceCallsPer1000Messages measures the Salesforce API calls the
+// pipeline makes for 1,000 messages sent, sent-reported and delivered
+// (creates and status updates), against the fake.
+func TestSalesforceCallsPer1000Messages(t *testing.T) {
+	s := newSFEnv(t, store.SQLite)
+	s.authorize(t)
+	before := s.fake.DataCalls()
+	var recips []map[string]string
+	for i := range 1000 {
+		recips = append(recips, map[string]string{"to": fmt.Sprintf("+1202555%04d", 3000+i)})
+	}
+	r := s.API("POST", "/v1/bulk-sends", map[string]any{"gateway_id": s.Gateway.ID, "body": "Registration closes Friday", "recipients": recips})
+	if r.Status != http.StatusAccepted {
+		t.Fatalf("bulk: %d %s", r.Status, r.Body)
+	}
+	s.WaitFor("all delivered", func() bool { return s.Carrier.Stats().CallbacksSent >= 2000 })
+	s.WaitCRMSynced()
+	calls := s.fake.DataCalls() - before
+	recs := s.messageRecords()
+	delivered := 0
+	for _, rec := range recs {
+		if rec["Status__c"] == "Delivered" {
+			delivered++
+		}
+	}
+	if len(recs) != 1000 || delivered != 1000 {
+		t.Fatalf("%d records, %d delivered", len(recs), delivered)
+	}
+	t.Logf("Salesforce API calls for 1,000 messages (create + sent + delivered write-back): %d", calls)
+	// Changes are batched (200 a call) and coalesced per message; a naive
+	// client makes about 3,000.
+	if calls > 30 {
+		t.Fatalf("%d Salesforce calls for 1,000 messages", calls)
+	}
 }
