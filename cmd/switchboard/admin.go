@@ -102,6 +102,7 @@ const adminUsage = `Usage: switchboard admin <command> [flags]
   gateway create [--org ID] --provider sim|twilio|whatsapp|smpp --number +1… [--name N] [--rate R] [--number-type T] [--sandbox] [--config key=value …]
   gateway list [--org ID]
   send [--org ID] --gateway ID --to +1… --body TEXT [--record ID]
+  reseal                      re-encrypt every secret with the first key of SWITCHBOARD_SECRET_KEYS (key rotation)
 
 Each command also takes the database flags of "serve" (--data, --database-url).
 `
@@ -156,7 +157,7 @@ func admin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		to = fs.String("to", "", "recipient number")
 		body = fs.String("body", "", "message text")
 		record = fs.String("record", "", "CRM record id")
-	case "org list", "user list", "gateway list":
+	case "org list", "user list", "gateway list", "reseal":
 	default:
 		fmt.Fprint(stderr, adminUsage)
 		return fmt.Errorf("unknown admin command %q", cmd)
@@ -174,6 +175,14 @@ func admin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		printJSON(stdout, map[string]string{"org_id": org.ID, "admin_user_id": u.ID, "api_key": key})
+		return nil
+	}
+	if cmd == "reseal" {
+		n, err := db.Reseal(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "re-sealed %d values with the current key\n", n)
 		return nil
 	}
 	if cmd == "org list" {
