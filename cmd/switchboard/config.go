@@ -49,8 +49,9 @@ type Config struct {
 	public *url.URL
 }
 
+// env returns an environment variable, or def when it is unset or empty.
 func env(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok {
+	if v := os.Getenv(name); v != "" {
 		return v
 	}
 	return def
