@@ -191,9 +191,12 @@ func WithUser(ctx context.Context, u *sb.User) context.Context {
 	return context.WithValue(ctx, userKey, u)
 }
 
-// statusOf maps a domain error code to an HTTP status, once, here.
-func statusOf(code string) int {
+// StatusOf maps a domain error code to an HTTP status, once, here (the web
+// UI uses it too).
+func StatusOf(code string) int {
 	switch code {
+	case "":
+		return http.StatusOK
 	case sb.EInvalid:
 		return http.StatusBadRequest
 	case sb.ENotFound:
@@ -234,7 +237,7 @@ func WriteError(w http.ResponseWriter, err error) {
 		// The cause goes to the log (by the request logger), not the client.
 		w.Header().Set("X-Error-Cause", "internal")
 	}
-	WriteJSON(w, statusOf(body.Error.Code), body)
+	WriteJSON(w, StatusOf(body.Error.Code), body)
 	if rw, ok := w.(*recorder); ok {
 		rw.err = err
 	}

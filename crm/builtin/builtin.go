@@ -22,7 +22,11 @@ type CRM struct {
 	Calls func()
 }
 
-var _ sb.CRM = (*CRM)(nil)
+var (
+	_ sb.CRM                = (*CRM)(nil)
+	_ sb.ClickWriter        = (*CRM)(nil)
+	_ sb.FormResponseWriter = (*CRM)(nil)
+)
 
 // New returns the built-in CRM on db.
 func New(db *store.DB) *CRM { return &CRM{DB: db} }
@@ -33,10 +37,34 @@ func (c *CRM) WriteMessages(ctx context.Context, org *sb.Org, msgs []sb.CRMMessa
 	if c.Calls != nil {
 		c.Calls()
 	}
+	return c.writeTx(ctx, org, func(tx *store.Tx) ([]string, error) { return tx.WriteCRMMessages(ctx, org.ID, msgs) })
+}
+
+// WriteClicks implements sb.ClickWriter: clicks go to the crm_link_clicks
+// table in one transaction, keyed by click id, so a repeated write never
+// makes a second record. Results hold the click records' ids in order.
+// Clicks do not count in Calls (a figure per message).
+func (c *CRM) WriteClicks(ctx context.Context, org *sb.Org, clicks []sb.LinkClick) ([]sb.CRMResult, error) {
+	return c.writeTx(ctx, org, func(tx *store.Tx) ([]string, error) { return tx.WriteCRMLinkClicks(ctx, org.ID, clicks) })
+}
+
+// WriteFormResponses implements sb.FormResponseWriter: form records go to
+// the crm_form_responses table in one transaction, created or updated by
+// session id. Results hold the form records' ids in order.
+func (c *CRM) WriteFormResponses(ctx context.Context, org *sb.Org, rs []sb.FormResponse) ([]sb.CRMResult, error) {
+	return c.writeTx(ctx, org, func(tx *store.Tx) ([]string, error) { return tx.WriteCRMFormResponses(ctx, org.ID, rs) })
+}
+
+// writeTx runs write in one transaction and turns the record ids it
+// returns into results; a failed transaction is a retryable CRMError.
+func (c *CRM) writeTx(ctx context.Context, org *sb.Org, write func(tx *store.Tx) ([]string, error)) ([]sb.CRMResult, error) {
+	if org == nil {
+		return nil, sb.FieldError("org", "org is required")
+	}
 	var ids []string
 	err := c.DB.Tx(ctx, func(tx *store.Tx) error {
 		var err error
-		ids, err = tx.WriteCRMMessages(ctx, org.ID, msgs)
+		ids, err = write(tx)
 		return err
 	})
 	if err != nil {

@@ -139,6 +139,7 @@ func (c *Client) connection(ctx context.Context, orgID string) (*Connection, err
 	if conn.Mapping.IsZero() {
 		conn.Mapping = DefaultMapping()
 	}
+	conn.Mapping = conn.Mapping.WithDefaults()
 	return conn, nil
 }
 
@@ -147,6 +148,10 @@ type apiRequest struct {
 	method string
 	url    string
 	body   any
+	// retrySafe marks a POST whose effect is idempotent (a /composite
+	// request of upserts and updates by id), so it is sent again after a
+	// transport failure like a PATCH.
+	retrySafe bool
 }
 
 type apiResponse struct {
@@ -158,7 +163,7 @@ type apiResponse struct {
 // idempotent reports whether a request may be sent again after a
 // transport failure.
 func (r apiRequest) idempotent() bool {
-	return r.method == http.MethodGet || r.method == http.MethodPatch || r.method == http.MethodDelete
+	return r.retrySafe || r.method == http.MethodGet || r.method == http.MethodPatch || r.method == http.MethodDelete
 }
 
 // do sends a REST call for an org: it refreshes the token once on 401,

@@ -39,34 +39,59 @@
 //
 // # Writing messages
 //
-// WriteMessages creates message records with sObject Collections (POST
-// /composite/sobjects, at most 200 records a call, allOrNone false) and
-// updates them with PATCH /composite/sobjects. When one call to
-// WriteMessages has both creates and updates, they travel together in one
-// /composite request (up to five collections of 200 records each). Updates
-// of the same record in one call are merged first (the status only moves
-// forward). Records that fail with UNABLE_TO_LOCK_ROW are retried within the
-// call with jittered back-off; 5xx answers are retried likewise; and
+// WriteMessages writes new messages with sObject Collections upsert by
+// external id (PATCH /composite/sobjects/{message object}/{external id
+// field}, at most 200 records a call, allOrNone false): the external id is
+// Switchboard's message id, so a create that is sent again — after a
+// timeout, or a 5xx answer although Salesforce saved it — updates the
+// record instead of making a second one. Existing records are updated by
+// id with PATCH /composite/sobjects. When one call to WriteMessages has
+// both creates and updates, they travel together in one /composite request
+// (up to five collections of 200 records each). Creates of the same message
+// and updates of the same record in one call are merged first (the status
+// only moves forward). Records that fail with UNABLE_TO_LOCK_ROW are
+// retried within the call with jittered back-off; 5xx answers and lost
+// answers are retried likewise (every write is idempotent); and
 // REQUEST_LIMIT_EXCEEDED leaves the org alone for Config.LimitBackoff.
 //
-// A create sends the external id (Switchboard's message id), direction,
-// status, body, phone, gateway number, owner and the lookup to the record
-// chosen by the record id's key prefix (003 Contact, 00Q Lead, …), plus
-// debug, segments, provider message id and batch id when they are set. An
-// update sends only status, debug, provider message id and segments.
+// A create sends the external id, direction, status, and — when they are
+// set — body, phone, gateway number, owner, the lookup to the record
+// chosen by the record id's key prefix (003 Contact, 00Q Lead, …), debug,
+// segments, provider message id and batch id; values that are not set are
+// left out, so a retried create never blanks a field. An update sends only
+// status, debug, provider message id and segments.
 //
-// Creates are POSTs and so not idempotent: a create whose answer was lost
-// (a timeout) is not retried inside the call, and is reported as retryable.
+// # Link clicks and form records
+//
+// WriteClicks (switchboard.ClickWriter) and WriteFormResponses
+// (switchboard.FormResponseWriter) upsert the same way into the click
+// object (Switchboard_Link_Click__c, by click id) and the form-response
+// object (Switchboard_Form_Response__c, by session id); Mapping.Clicks and
+// Mapping.Forms name the objects and fields, and a mapping saved without
+// them gets the defaults (Mapping.WithDefaults). A form record is written
+// again as answers arrive and stays one record. Its answers are a readable
+// transcript in a long text area, one "question: answer" line each (see
+// Transcript). Results are in input order and per-record errors are mapped
+// as for messages. docs/salesforce.md lists the defaults.
 //
 // # Chat export
 //
 // SaveContactAndTask creates or updates a contact and adds a completed Task
 // whose WhoId is the contact, in one /composite request with allOrNone true
 // (both or neither). When Mapping.TaskExternalIDField names an External ID
-// field on Task and the task carries an ExternalID, the task is upserted by
-// that field (PATCH /sobjects/Task/{field}/{value}), so a repeated export
-// returns the first task instead of creating a second one. Without such a
-// field a repeated export creates a second task.
+// field on Task (Switchboard_Chat_Id__c by default) and the task carries an
+// ExternalID, the task is upserted by that field (PATCH
+// /sobjects/Task/{field}/{value}), so a repeated export returns the first
+// task instead of creating a second one. A mapping that clears the field
+// creates a second task on a repeated export.
+//
+// # Health check
+//
+// Check describes every object Switchboard writes: the message, click and
+// form objects must be createable and updateable with every mapped field
+// (upserts update), and their external id fields must be External ID
+// fields; Task must take the chat export's fields; the record objects must
+// have their mapped fields.
 //
 // # API budget
 //

@@ -34,6 +34,9 @@ const (
 	CheckIdentity      = "identity"
 	CheckMessageObject = "message_object"
 	CheckRecordObjects = "record_objects"
+	CheckTaskObject    = "task_object"
+	CheckClickObject   = "click_object"
+	CheckFormObject    = "form_object"
 	CheckAPIBudget     = "api_budget"
 )
 
@@ -67,14 +70,18 @@ type describeResult struct {
 		Name       string `json:"name"`
 		Createable bool   `json:"createable"`
 		Updateable bool   `json:"updateable"`
+		ExternalID bool   `json:"externalId"`
+		IDLookup   bool   `json:"idLookup"`
 	} `json:"fields"`
 }
 
 // Check runs the connection health check of an org and saves the report:
 // the connection is online, its token works (refreshed if needed), the
-// identity URL answers, the message object and every mapped field can be
-// created and updated, the mapped record objects have their fields, and the
-// API budget is below the threshold.
+// identity URL answers, the message, click and form objects and every
+// mapped field can be created and updated and their external id fields
+// are External ID fields (records are upserted by them), the mapped record
+// objects have their fields, tasks can be created (and upserted by the
+// task external id field), and the API budget is below the threshold.
 func (c *Client) Check(ctx context.Context, org *switchboard.Org) *HealthReport {
 	r := &HealthReport{Time: c.cfg.Now()}
 	if org != nil {
@@ -127,21 +134,18 @@ func (c *Client) check(ctx context.Context, org *switchboard.Org, add func(strin
 
 	m := conn.Mapping
 	f := m.Fields
-	createFields := []string{f.ExternalID, f.Direction, f.Status, f.Body, f.Phone, f.Gateway, f.Owner, f.Debug, f.Segments, f.ProviderMessageID, f.BatchID}
+	// Messages are upserted: every field written at create may also update
+	// an existing record.
+	fields := []string{f.ExternalID, f.Direction, f.Status, f.Body, f.Phone, f.Gateway, f.Owner, f.Debug, f.Segments, f.ProviderMessageID, f.BatchID}
 	for _, r := range m.Records {
-		createFields = append(createFields, r.LookupField)
+		fields = append(fields, r.LookupField)
 	}
-	updateFields := []string{f.Status, f.Debug, f.ProviderMessageID, f.Segments}
-	if msg := c.checkObject(ctx, org.ID, conn.Username, m.MessageObject, true, createFields, updateFields); msg != "" {
-		add(CheckMessageObject, false, "%s", msg)
-	} else {
-		add(CheckMessageObject, true, "%s and its mapped fields can be created and updated", m.MessageObject)
-	}
+	c.checkWritable(ctx, org.ID, conn.Username, add, CheckMessageObject, objectCheck{object: m.MessageObject, write: true, externalID: f.ExternalID, create: fields, update: fields})
 
 	var problems []string
 	for _, obj := range m.Records {
 		read := append([]string{obj.FirstNameField, obj.LastNameField, obj.EmailField, obj.OwnerField, obj.OptOutField}, obj.PhoneFields...)
-		if msg := c.checkObject(ctx, org.ID, conn.Username, obj.Object, false, read, nil); msg != "" {
+		if msg := c.checkObject(ctx, org.ID, conn.Username, objectCheck{object: obj.Object, create: read}); msg != "" {
 			problems = append(problems, msg)
 		}
 	}
@@ -150,6 +154,27 @@ func (c *Client) check(ctx context.Context, org *switchboard.Org, add func(strin
 	} else {
 		add(CheckRecordObjects, true, "the mapped record objects have their fields")
 	}
+
+	taskFields := []string{"Subject", "Status", "Description", "ActivityDate", "OwnerId", "WhoId", m.TaskExternalIDField}
+	task := objectCheck{object: m.TaskObject, write: true, externalID: m.TaskExternalIDField, create: taskFields}
+	if m.TaskExternalIDField != "" {
+		task.update = taskFields // upserted: a repeated export updates the task
+	}
+	c.checkWritable(ctx, org.ID, conn.Username, add, CheckTaskObject, task)
+
+	cf := m.Clicks.Fields
+	fields = []string{cf.ExternalID, cf.Message, cf.URL, cf.ShortURL, cf.ClickedAt, cf.IPAddress, cf.Domain, cf.Browser}
+	for _, r := range m.Records {
+		fields = append(fields, lookupField(m.Clicks.Lookups, r))
+	}
+	c.checkWritable(ctx, org.ID, conn.Username, add, CheckClickObject, objectCheck{object: m.Clicks.Object, write: true, externalID: cf.ExternalID, create: fields, update: fields})
+
+	ff := m.Forms.Fields
+	fields = []string{ff.ExternalID, ff.FormName, ff.FormID, ff.Status, ff.Owner, ff.CreatedBy, ff.StartedAt, ff.EndedAt, ff.Answers}
+	for _, r := range m.Records {
+		fields = append(fields, lookupField(m.Forms.Lookups, r))
+	}
+	c.checkWritable(ctx, org.ID, conn.Username, add, CheckFormObject, objectCheck{object: m.Forms.Object, write: true, externalID: ff.ExternalID, create: fields, update: fields})
 
 	used, max := c.Usage(org.ID)
 	switch {
@@ -162,11 +187,34 @@ func (c *Client) check(ctx context.Context, org *switchboard.Org, add func(strin
 	}
 }
 
+// objectCheck is what the health check requires of an object: fields in
+// create must exist (and be createable when the object is written), fields
+// in update must be updateable, and externalID must be an External ID
+// field (upserts match on it).
+type objectCheck struct {
+	object string
+	// write: Switchboard creates records of the object, not only reads.
+	write          bool
+	externalID     string
+	create, update []string
+}
+
+// checkWritable adds the health item of an object Switchboard writes.
+func (c *Client) checkWritable(ctx context.Context, orgID, username string, add func(string, bool, string, ...any), item string, oc objectCheck) {
+	if msg := c.checkObject(ctx, orgID, username, oc); msg != "" {
+		add(item, false, "%s", msg)
+		return
+	}
+	verb := "created and updated"
+	if len(oc.update) == 0 {
+		verb = "created"
+	}
+	add(item, true, "%s and its mapped fields can be %s", oc.object, verb)
+}
+
 // checkObject describes an object and returns what is wrong with it, or "".
-// With write set, the object must be createable and updateable, fields in
-// create createable and fields in update updateable; otherwise the fields
-// only have to exist.
-func (c *Client) checkObject(ctx context.Context, orgID, username, object string, write bool, create, update []string) string {
+func (c *Client) checkObject(ctx context.Context, orgID, username string, oc objectCheck) string {
+	object, write := oc.object, oc.write
 	resp, err := c.do(ctx, orgID, apiRequest{method: http.MethodGet, url: c.dataPath("/sobjects/%s/describe", object)})
 	if err != nil {
 		if e, ok := err.(*switchboard.CRMError); ok && (e.Code == "NOT_FOUND" || e.Code == "INVALID_TYPE") {
@@ -178,13 +226,16 @@ func (c *Client) checkObject(ctx context.Context, orgID, username, object string
 	if err := json.Unmarshal(resp.body, &d); err != nil {
 		return fmt.Sprintf("the object %s could not be described: unexpected answer", object)
 	}
-	if write && (!d.Createable || !d.Updateable) {
+	if write && !d.Createable {
+		return fmt.Sprintf("%s cannot be created by %s; grant Create on it", object, username)
+	}
+	if len(oc.update) > 0 && !d.Updateable {
 		return fmt.Sprintf("%s cannot be created and updated by %s; grant Create and Edit on it", object, username)
 	}
-	type access struct{ create, update bool }
+	type access struct{ create, update, external bool }
 	fields := map[string]access{}
 	for _, f := range d.Fields {
-		fields[strings.ToLower(f.Name)] = access{f.Createable, f.Updateable}
+		fields[strings.ToLower(f.Name)] = access{f.Createable, f.Updateable, f.ExternalID || f.IDLookup}
 	}
 	var missing, readOnly []string
 	seen := map[string]bool{}
@@ -203,14 +254,14 @@ func (c *Client) checkObject(ctx context.Context, orgID, username, object string
 			readOnly = append(readOnly, name)
 		}
 	}
-	for _, f := range create {
+	for _, f := range oc.create {
 		if write {
 			check("create:", f, func(a access) bool { return a.create })
 		} else {
 			check("read:", f, nil)
 		}
 	}
-	for _, f := range update {
+	for _, f := range oc.update {
 		check("update:", f, func(a access) bool { return a.update })
 	}
 	var msgs []string
@@ -219,6 +270,9 @@ func (c *Client) checkObject(ctx context.Context, orgID, username, object string
 	}
 	if len(readOnly) > 0 {
 		msgs = append(msgs, fmt.Sprintf("%s cannot write the field(s) %s of %s; make them editable for the user", username, strings.Join(readOnly, ", "), object))
+	}
+	if a, ok := fields[strings.ToLower(oc.externalID)]; oc.externalID != "" && ok && !a.external {
+		msgs = append(msgs, fmt.Sprintf("%s.%s is not an External ID field, so records cannot be upserted by it; mark it External ID (and Unique)", object, oc.externalID))
 	}
 	return strings.Join(msgs, "; ")
 }

@@ -3,6 +3,7 @@ package salesforce
 import (
 	"context"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -24,8 +25,68 @@ type Mapping struct {
 	TaskObject string `json:"task_object"`
 	// TaskExternalIDField, when set, names an External ID field on the task
 	// object; tasks with an ExternalID are then upserted by it, so a
-	// repeated export does not create a second task.
+	// repeated export does not create a second task. The default is
+	// Switchboard_Chat_Id__c.
 	TaskExternalIDField string `json:"task_external_id_field,omitempty"`
+	// Clicks maps tracked-link clicks (Switchboard_Link_Click__c).
+	Clicks ClickMapping `json:"clicks"`
+	// Forms maps SMS form records (Switchboard_Form_Response__c).
+	Forms FormMapping `json:"forms"`
+}
+
+// ClickMapping is the object that holds one record per tracked-link click,
+// upserted by Switchboard's click id.
+type ClickMapping struct {
+	Object string      `json:"object"`
+	Fields ClickFields `json:"fields"`
+	// Lookups names, by record object (as in Mapping.Records), the click
+	// object's lookup to that object. A record object not listed uses the
+	// same field name as the message object's lookup.
+	Lookups map[string]string `json:"lookups,omitempty"`
+}
+
+// ClickFields are the fields of the click object.
+type ClickFields struct {
+	// ExternalID holds Switchboard's click id (an External ID field).
+	ExternalID string `json:"external_id"`
+	// Message is the lookup to the message record the link was sent in.
+	Message   string `json:"message,omitempty"`
+	URL       string `json:"url,omitempty"`
+	ShortURL  string `json:"short_url,omitempty"`
+	ClickedAt string `json:"clicked_at,omitempty"`
+	IPAddress string `json:"ip_address,omitempty"`
+	Domain    string `json:"domain,omitempty"`
+	Browser   string `json:"browser,omitempty"`
+}
+
+// FormMapping is the object that holds one record per SMS form session,
+// upserted by Switchboard's session id and written again as answers
+// arrive.
+type FormMapping struct {
+	Object string     `json:"object"`
+	Fields FormFields `json:"fields"`
+	// Lookups names, by record object, the form object's lookup to that
+	// object; a record object not listed uses the message object's field
+	// name.
+	Lookups map[string]string `json:"lookups,omitempty"`
+}
+
+// FormFields are the fields of the form-response object.
+type FormFields struct {
+	// ExternalID holds Switchboard's session id (an External ID field).
+	ExternalID string `json:"external_id"`
+	FormName   string `json:"form_name,omitempty"`
+	FormID     string `json:"form_id,omitempty"`
+	Status     string `json:"status,omitempty"`
+	Owner      string `json:"owner,omitempty"`
+	// CreatedBy is a user lookup for who started the form (none by
+	// default).
+	CreatedBy string `json:"created_by,omitempty"`
+	StartedAt string `json:"started_at,omitempty"`
+	EndedAt   string `json:"ended_at,omitempty"`
+	// Answers is a long text area that receives the answers as a readable
+	// transcript, one "question: answer" line each.
+	Answers string `json:"answers,omitempty"`
 }
 
 // MessageFields are the fields of the message object.
@@ -103,8 +164,62 @@ func DefaultMapping() Mapping {
 			person(ObjectContact, "003", "Contact__c"),
 			person(ObjectLead, "00Q", "Lead__c"),
 		},
-		TaskObject: ObjectTask,
+		TaskObject:          ObjectTask,
+		TaskExternalIDField: "Switchboard_Chat_Id__c",
+		Clicks:              DefaultClickMapping(),
+		Forms:               DefaultFormMapping(),
 	}
+}
+
+// DefaultClickMapping returns the mapping of the Switchboard_Link_Click__c
+// managed object.
+func DefaultClickMapping() ClickMapping {
+	return ClickMapping{
+		Object: "Switchboard_Link_Click__c",
+		Fields: ClickFields{
+			ExternalID: "Switchboard_Id__c",
+			Message:    "Message__c",
+			URL:        "URL__c",
+			ShortURL:   "Short_URL__c",
+			ClickedAt:  "Clicked_At__c",
+			IPAddress:  "IP_Address__c",
+			Domain:     "Domain__c",
+			Browser:    "Browser__c",
+		},
+		Lookups: map[string]string{ObjectContact: "Contact__c", ObjectLead: "Lead__c"},
+	}
+}
+
+// DefaultFormMapping returns the mapping of the
+// Switchboard_Form_Response__c managed object.
+func DefaultFormMapping() FormMapping {
+	return FormMapping{
+		Object: "Switchboard_Form_Response__c",
+		Fields: FormFields{
+			ExternalID: "Switchboard_Session_Id__c",
+			FormName:   "Form_Name__c",
+			FormID:     "Form_Id__c",
+			Status:     "Status__c",
+			Owner:      "OwnerId",
+			StartedAt:  "Started_At__c",
+			EndedAt:    "Ended_At__c",
+			Answers:    "Answers__c",
+		},
+		Lookups: map[string]string{ObjectContact: "Contact__c", ObjectLead: "Lead__c"},
+	}
+}
+
+// WithDefaults returns the mapping with a default click or form section
+// where that section is empty (no object): mappings saved before those
+// sections existed get the managed objects.
+func (m Mapping) WithDefaults() Mapping {
+	if m.Clicks.Object == "" {
+		m.Clicks = DefaultClickMapping()
+	}
+	if m.Forms.Object == "" {
+		m.Forms = DefaultFormMapping()
+	}
+	return m
 }
 
 // Clone returns a deep copy.
@@ -113,6 +228,8 @@ func (m Mapping) Clone() Mapping {
 	for i := range m.Records {
 		m.Records[i].PhoneFields = slices.Clone(m.Records[i].PhoneFields)
 	}
+	m.Clicks.Lookups = maps.Clone(m.Clicks.Lookups)
+	m.Forms.Lookups = maps.Clone(m.Forms.Lookups)
 	return m
 }
 
@@ -133,18 +250,7 @@ func validAPIName(s string) bool {
 // Validate checks the mapping; the error names the setting at fault.
 // Because names end up in SOQL and JSON, only API names are accepted.
 func (m Mapping) Validate() error {
-	name := func(field, v string, required bool) error {
-		if v == "" {
-			if required {
-				return switchboard.FieldError(field, "%s is required", field)
-			}
-			return nil
-		}
-		if !validAPIName(v) {
-			return switchboard.FieldError(field, "%s must be a Salesforce API name such as Status__c, not %q", field, v)
-		}
-		return nil
-	}
+	name := checkName
 	f := m.Fields
 	checks := []struct {
 		field, value string
@@ -216,7 +322,110 @@ func (m Mapping) Validate() error {
 			}
 		}
 	}
+	c, fm := m.Clicks, m.Forms
+	if err := m.validateSection("mapping.clicks", c.Object, c.Lookups, []namedField{
+		{"external_id", c.Fields.ExternalID, true},
+		{"message", c.Fields.Message, false},
+		{"url", c.Fields.URL, false},
+		{"short_url", c.Fields.ShortURL, false},
+		{"clicked_at", c.Fields.ClickedAt, false},
+		{"ip_address", c.Fields.IPAddress, false},
+		{"domain", c.Fields.Domain, false},
+		{"browser", c.Fields.Browser, false},
+	}); err != nil {
+		return err
+	}
+	return m.validateSection("mapping.forms", fm.Object, fm.Lookups, []namedField{
+		{"external_id", fm.Fields.ExternalID, true},
+		{"form_name", fm.Fields.FormName, false},
+		{"form_id", fm.Fields.FormID, false},
+		{"status", fm.Fields.Status, false},
+		{"owner", fm.Fields.Owner, false},
+		{"created_by", fm.Fields.CreatedBy, false},
+		{"started_at", fm.Fields.StartedAt, false},
+		{"ended_at", fm.Fields.EndedAt, false},
+		{"answers", fm.Fields.Answers, false},
+	})
+}
+
+// checkName checks one API name setting; field is the setting's path.
+func checkName(field, v string, required bool) error {
+	if v == "" {
+		if required {
+			return switchboard.FieldError(field, "%s is required", field)
+		}
+		return nil
+	}
+	if !validAPIName(v) {
+		return switchboard.FieldError(field, "%s must be a Salesforce API name such as Status__c, not %q", field, v)
+	}
 	return nil
+}
+
+type namedField struct {
+	key, value string
+	required   bool
+}
+
+// validateSection checks the click or form section at path: its object,
+// its fields, and its lookups, which must name mapped record objects; no
+// two settings may name the same field.
+func (m Mapping) validateSection(path, object string, lookups map[string]string, fields []namedField) error {
+	if err := checkName(path+".object", object, true); err != nil {
+		return err
+	}
+	seen := map[string]string{}
+	use := func(setting, value string) error {
+		key := strings.ToLower(value)
+		if other, dup := seen[key]; dup {
+			return switchboard.FieldError(setting, "%s and %s both name the field %s", other, setting, value)
+		}
+		seen[key] = setting
+		return nil
+	}
+	for _, f := range fields {
+		setting := path + ".fields." + f.key
+		if err := checkName(setting, f.value, f.required); err != nil {
+			return err
+		}
+		if f.value != "" {
+			if err := use(setting, f.value); err != nil {
+				return err
+			}
+		}
+	}
+	objects := map[string]bool{}
+	for _, k := range slices.Sorted(maps.Keys(lookups)) {
+		setting := path + ".lookups." + k
+		r, ok := m.recordObject(k)
+		if !ok {
+			return switchboard.FieldError(setting, "%s: %s is not one of the mapped record objects (mapping.records)", setting, k)
+		}
+		if objects[r.Object] {
+			return switchboard.FieldError(setting, "%s: the lookup to %s is given twice", setting, r.Object)
+		}
+		objects[r.Object] = true
+		if err := checkName(setting, lookups[k], true); err != nil {
+			return err
+		}
+	}
+	for _, r := range m.Records {
+		if err := use(path+".lookups."+r.Object, lookupField(lookups, r)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lookupField returns the field of a click or form object that looks up
+// records of r: the section's own setting, else the message object's.
+func lookupField(lookups map[string]string, r RecordObject) string {
+	for k, v := range lookups {
+		if strings.EqualFold(k, r.Object) {
+			return v
+		}
+	}
+	return r.LookupField
 }
 
 // recordObjectFor returns the object a record id belongs to by its prefix.
@@ -266,6 +475,7 @@ func (r RecordObject) selectFields() []string {
 // It is serialized with the org's token refreshes in this process; a SQL
 // store should still write only the mapping column (see Store).
 func (c *Client) SetMapping(ctx context.Context, orgID string, m Mapping) error {
+	m = m.WithDefaults()
 	if err := m.Validate(); err != nil {
 		return err
 	}

@@ -198,7 +198,7 @@ func (c *Client) finishConnect(ctx context.Context, orgID string, conn *Connecti
 	conn.UserID, conn.SFOrgID, conn.Username = id.UserID, id.OrganizationID, id.Username
 	conn.Mapping = DefaultMapping()
 	if prev, err := c.store.LoadConnection(ctx, orgID); err == nil && !prev.Mapping.IsZero() {
-		conn.Mapping = prev.Mapping
+		conn.Mapping = prev.Mapping.WithDefaults()
 	}
 	if err := c.store.SaveConnection(ctx, orgID, conn); err != nil {
 		return nil, err
@@ -439,6 +439,7 @@ func (c *Client) refresh(ctx context.Context, orgID, usedToken string) (*Connect
 	if stored.Mapping.IsZero() {
 		stored.Mapping = DefaultMapping()
 	}
+	stored.Mapping = stored.Mapping.WithDefaults()
 	return stored, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -165,21 +166,26 @@ func TestLastOutgoingOwner(t *testing.T) {
 
 func TestSaveContactAndTask(t *testing.T) {
 	tests := []struct {
-		name       string
-		existing   bool
-		externalID bool
+		name     string
+		existing bool
+		// noExternalID clears the task external id field, which the
+		// default mapping sets (Switchboard_Chat_Id__c).
+		noExternalID bool
 	}{
 		{"new contact", false, false},
 		{"existing contact", true, false},
-		{"idempotent task", false, true},
+		{"no task external id field", false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
 			e.connect(sftest.DefaultUsername)
-			if tt.externalID {
+			if e.stored().Mapping.TaskExternalIDField != "Switchboard_Chat_Id__c" {
+				t.Fatalf("default task external id field = %q", e.stored().Mapping.TaskExternalIDField)
+			}
+			if tt.noExternalID {
 				conn := e.stored()
-				conn.Mapping.TaskExternalIDField = "Switchboard_Chat_Id__c"
+				conn.Mapping.TaskExternalIDField = ""
 				if err := e.client.SetMapping(context.Background(), e.org.ID, conn.Mapping); err != nil {
 					t.Fatal(err)
 				}
@@ -214,10 +220,10 @@ func TestSaveContactAndTask(t *testing.T) {
 				t.Fatal(err)
 			}
 			tasks := len(e.sf.Records("Task"))
-			if tt.externalID && (tid2 != tid || tasks != 1) {
+			if !tt.noExternalID && (tid2 != tid || tasks != 1) {
 				t.Errorf("repeated export: task %s (first %s), %d tasks; want the first task", tid2, tid, tasks)
 			}
-			if !tt.externalID && tasks != 2 {
+			if tt.noExternalID && tasks != 2 {
 				t.Errorf("%d tasks, want 2 without an external id field", tasks)
 			}
 		})
@@ -388,6 +394,24 @@ func TestHealthCheck(t *testing.T) {
 		{"missing phone field", func(e *env) { e.sf.RemoveField("Lead", "MobilePhone") }, false, salesforce.CheckRecordObjects, "MobilePhone"},
 		{"api budget", func(e *env) { e.sf.SetAPIUsage(900, 1000) }, false, salesforce.CheckAPIBudget, "daily API requests"},
 		{"revoked", func(e *env) { e.sf.RevokeRefreshTokens() }, false, salesforce.CheckToken, "authorize"},
+		{"message field not updateable: upserts update it", func(e *env) { e.sf.SetFieldAccess("Switchboard_Message__c", "Body__c", true, false) }, false, salesforce.CheckMessageObject, "Body__c"},
+		{"message external id not an External ID", func(e *env) {
+			e.sf.AddField("Switchboard_Message__c", sftest.Field{Name: "Switchboard_Id__c", Type: "string", Createable: true, Updateable: true})
+		}, false, salesforce.CheckMessageObject, "not an External ID field"},
+		{"task external id field missing", func(e *env) { e.sf.RemoveField("Task", "Switchboard_Chat_Id__c") }, false, salesforce.CheckTaskObject, "Switchboard_Chat_Id__c"},
+		{"click field missing", func(e *env) { e.sf.RemoveField("Switchboard_Link_Click__c", "Browser__c") }, false, salesforce.CheckClickObject, "Browser__c"},
+		{"click lookup read-only", func(e *env) { e.sf.SetFieldAccess("Switchboard_Link_Click__c", "Lead__c", true, false) }, false, salesforce.CheckClickObject, "Lead__c"},
+		{"click external id not an External ID", func(e *env) {
+			e.sf.AddField("Switchboard_Link_Click__c", sftest.Field{Name: "Switchboard_Id__c", Type: "string", Createable: true, Updateable: true})
+		}, false, salesforce.CheckClickObject, "Switchboard_Link_Click__c.Switchboard_Id__c is not an External ID field"},
+		{"form object not installed", func(e *env) {
+			conn := e.stored()
+			conn.Mapping.Forms.Object = "Survey__c"
+			if err := e.client.SetMapping(context.Background(), e.org.ID, conn.Mapping); err != nil {
+				e.t.Fatal(err)
+			}
+		}, false, salesforce.CheckFormObject, "Survey__c does not exist"},
+		{"form answers read-only", func(e *env) { e.sf.SetFieldAccess("Switchboard_Form_Response__c", "Answers__c", false, false) }, false, salesforce.CheckFormObject, "Answers__c"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -405,14 +429,24 @@ func TestHealthCheck(t *testing.T) {
 				t.Error(err)
 			}
 			if tt.wantOK {
-				if len(r.Items) != 6 {
-					t.Errorf("items %+v", r.Items)
+				names := []string{salesforce.CheckConnection, salesforce.CheckToken, salesforce.CheckIdentity, salesforce.CheckMessageObject, salesforce.CheckRecordObjects,
+					salesforce.CheckTaskObject, salesforce.CheckClickObject, salesforce.CheckFormObject, salesforce.CheckAPIBudget}
+				if len(r.Items) != len(names) {
+					t.Fatalf("items %+v", r.Items)
+				}
+				for i, n := range names {
+					if r.Items[i].Name != n || !r.Items[i].OK {
+						t.Errorf("item %d = %+v, want %s ok", i, r.Items[i], n)
+					}
 				}
 				return
 			}
 			it, ok := r.Item(tt.failing)
 			if !ok || it.OK || !strings.Contains(it.Message, tt.wantText) {
 				t.Errorf("item %s = %+v, want failing mentioning %q (all: %+v)", tt.failing, it, tt.wantText, r.Items)
+			}
+			if failing := r.Failing(); len(failing) != 1 {
+				t.Errorf("failing items %+v, want only %s", failing, tt.failing)
 			}
 		})
 	}
@@ -439,6 +473,25 @@ func TestMappingValidate(t *testing.T) {
 		{"same prefix", func(m *salesforce.Mapping) { m.Records[1].KeyPrefix = "003" }, "mapping.records[1].key_prefix"},
 		{"bad phone field", func(m *salesforce.Mapping) { m.Records[0].PhoneFields = []string{"Mobile Phone"} }, "mapping.records[0].phone_fields[0]"},
 		{"no task object", func(m *salesforce.Mapping) { m.TaskObject = "" }, "mapping.task_object"},
+		{"bad task external id", func(m *salesforce.Mapping) { m.TaskExternalIDField = "Chat Id" }, "mapping.task_external_id_field"},
+		{"no task external id", func(m *salesforce.Mapping) { m.TaskExternalIDField = "" }, ""},
+		{"no click object", func(m *salesforce.Mapping) { m.Clicks.Object = "" }, "mapping.clicks.object"},
+		{"injection in click object", func(m *salesforce.Mapping) { m.Clicks.Object = "Click__c/x" }, "mapping.clicks.object"},
+		{"no click external id", func(m *salesforce.Mapping) { m.Clicks.Fields.ExternalID = "" }, "mapping.clicks.fields.external_id"},
+		{"bad click field", func(m *salesforce.Mapping) { m.Clicks.Fields.IPAddress = "IP Address" }, "mapping.clicks.fields.ip_address"},
+		{"optional click field left out", func(m *salesforce.Mapping) { m.Clicks.Fields.Browser = "" }, ""},
+		{"duplicate click field", func(m *salesforce.Mapping) { m.Clicks.Fields.Domain = "url__c" }, "mapping.clicks.fields.domain"},
+		{"click lookup to an unmapped object", func(m *salesforce.Mapping) { m.Clicks.Lookups["Account"] = "Account__c" }, "mapping.clicks.lookups.Account"},
+		{"click lookup given twice", func(m *salesforce.Mapping) { m.Clicks.Lookups["contact"] = "Person__c" }, "mapping.clicks.lookups.contact"},
+		{"bad click lookup", func(m *salesforce.Mapping) { m.Clicks.Lookups[salesforce.ObjectLead] = "Lead-Id" }, "mapping.clicks.lookups.Lead"},
+		{"click lookup clashes with a field", func(m *salesforce.Mapping) { m.Clicks.Lookups[salesforce.ObjectLead] = "Message__c" }, "mapping.clicks.lookups.Lead"},
+		{"click lookups default to the message lookups", func(m *salesforce.Mapping) { m.Clicks.Lookups = nil }, ""},
+		{"no form object", func(m *salesforce.Mapping) { m.Forms.Object = "" }, "mapping.forms.object"},
+		{"no form external id", func(m *salesforce.Mapping) { m.Forms.Fields.ExternalID = "" }, "mapping.forms.fields.external_id"},
+		{"bad form answers field", func(m *salesforce.Mapping) { m.Forms.Fields.Answers = "Answers__c;" }, "mapping.forms.fields.answers"},
+		{"duplicate form field", func(m *salesforce.Mapping) { m.Forms.Fields.EndedAt = "Started_At__c" }, "mapping.forms.fields.ended_at"},
+		{"form created-by lookup", func(m *salesforce.Mapping) { m.Forms.Fields.CreatedBy = "Started_By__c" }, ""},
+		{"form lookup clash", func(m *salesforce.Mapping) { m.Forms.Lookups[salesforce.ObjectLead] = "Contact__c" }, "mapping.forms.lookups.Lead"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -456,6 +509,36 @@ func TestMappingValidate(t *testing.T) {
 				t.Errorf("error = %v, want EInvalid on %s", err, tt.field)
 			}
 		})
+	}
+}
+
+func TestMappingDefaults(t *testing.T) {
+	m := salesforce.DefaultMapping()
+	if m.TaskExternalIDField != "Switchboard_Chat_Id__c" || m.Clicks.Object != "Switchboard_Link_Click__c" || m.Clicks.Fields.ExternalID != "Switchboard_Id__c" ||
+		m.Forms.Object != "Switchboard_Form_Response__c" || m.Forms.Fields.ExternalID != "Switchboard_Session_Id__c" || m.Forms.Fields.Owner != "OwnerId" {
+		t.Errorf("defaults %+v", m)
+	}
+	// A mapping saved before the click and form sections existed gets them.
+	old := salesforce.DefaultMapping()
+	old.Clicks, old.Forms = salesforce.ClickMapping{}, salesforce.FormMapping{}
+	if err := old.Validate(); err == nil {
+		t.Error("a mapping without a click section must not validate")
+	}
+	if got := old.WithDefaults(); !reflect.DeepEqual(got, m) {
+		t.Errorf("WithDefaults = %+v, want %+v", got, m)
+	}
+	// A section that is set is kept.
+	custom := salesforce.DefaultMapping()
+	custom.Clicks.Object = "Click__c"
+	if got := custom.WithDefaults(); got.Clicks.Object != "Click__c" {
+		t.Errorf("WithDefaults replaced a set section: %+v", got.Clicks)
+	}
+	// Clone copies the lookups.
+	cp := m.Clone()
+	cp.Clicks.Lookups[salesforce.ObjectContact] = "Other__c"
+	cp.Forms.Lookups[salesforce.ObjectContact] = "Other__c"
+	if m.Clicks.Lookups[salesforce.ObjectContact] != "Contact__c" || m.Forms.Lookups[salesforce.ObjectContact] != "Contact__c" {
+		t.Error("Clone shares the lookups")
 	}
 }
 

@@ -23,10 +23,12 @@ var recordIDRE = regexp.MustCompile(`^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$`)
 // letters and digits).
 func ValidID(s string) bool { return recordIDRE.MatchString(s) }
 
-// saveResult is one record's outcome in sObject Collections answers.
+// saveResult is one record's outcome in sObject Collections answers (a
+// SaveResult, or an UpsertResult with Created).
 type saveResult struct {
 	ID      string      `json:"id"`
 	Success bool        `json:"success"`
+	Created bool        `json:"created"`
 	Errors  []saveError `json:"errors"`
 }
 
@@ -36,14 +38,30 @@ type saveError struct {
 	Fields     []string `json:"fields"`
 }
 
-// writeOp is one record to create or update; updates of the same record
-// are merged into one op.
+// writeOp is one record to write: an upsert by external id (extField and
+// key set) or an update by record id. Writes of the same record in one
+// call are merged into one op that answers for all their indexes.
 type writeOp struct {
-	indexes []int
-	create  bool
-	id      string
-	record  map[string]any
-	upd     updateFields
+	indexes  []int
+	object   string
+	extField string
+	key      string
+	id       string
+	record   map[string]any
+
+	// message ops keep what they were built from, for merging
+	msg switchboard.CRMMessage
+	upd updateFields
+}
+
+func (op *writeOp) upsert() bool { return op.extField != "" }
+
+// path is the sObject Collections resource the op is sent to.
+func (op *writeOp) path(c *Client) string {
+	if op.upsert() {
+		return c.dataPath("/composite/sobjects/%s/%s", op.object, op.extField)
+	}
+	return c.dataPath("/composite/sobjects")
 }
 
 type updateFields struct {
@@ -58,9 +76,10 @@ type opResult struct {
 	err *switchboard.CRMError
 }
 
-// WriteMessages implements switchboard.CRM: creates go to sObject
-// Collections POST, updates to PATCH, both together in one /composite
-// request when a call has both; see the package documentation.
+// WriteMessages implements switchboard.CRM: new messages are upserted by
+// their external id with sObject Collections (so a retry never makes a
+// second record), existing ones updated by record id; both together in one
+// /composite request when a call has both; see the package documentation.
 func (c *Client) WriteMessages(ctx context.Context, org *switchboard.Org, msgs []switchboard.CRMMessage) ([]switchboard.CRMResult, error) {
 	if org == nil {
 		return nil, switchboard.FieldError("org", "org is required")
@@ -69,48 +88,81 @@ func (c *Client) WriteMessages(ctx context.Context, org *switchboard.Org, msgs [
 	if len(msgs) == 0 {
 		return results, nil
 	}
-	conn, err := c.connection(ctx, org.ID)
+	m, err := c.writeMapping(ctx, org.ID)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.limitBackoff(org.ID); err != nil {
+	return c.writeResults(ctx, org.ID, buildOps(m, msgs, results), results)
+}
+
+// writeMapping returns the org's validated mapping for a write call.
+func (c *Client) writeMapping(ctx context.Context, orgID string) (Mapping, error) {
+	conn, err := c.connection(ctx, orgID)
+	if err != nil {
+		return Mapping{}, err
+	}
+	if err := c.limitBackoff(orgID); err != nil {
+		return Mapping{}, err
+	}
+	if err := conn.Mapping.Validate(); err != nil {
+		return Mapping{}, err
+	}
+	return conn.Mapping, nil
+}
+
+// writeResults writes ops and fills results at their indexes; results
+// already holding an error (invalid input) stay as they are.
+func (c *Client) writeResults(ctx context.Context, orgID string, ops []*writeOp, results []switchboard.CRMResult) ([]switchboard.CRMResult, error) {
+	out, err := c.writeAll(ctx, orgID, ops)
+	if err != nil {
 		return nil, err
 	}
-	m := conn.Mapping
-	if err := m.Validate(); err != nil {
-		return nil, err
+	for i, op := range ops {
+		for _, idx := range op.indexes {
+			results[idx] = switchboard.CRMResult{CRMMessageID: out[i].id}
+			if out[i].err != nil {
+				results[idx].Err = out[i].err
+			}
+		}
 	}
-	pending := buildOps(m, msgs, results)
+	return results, nil
+}
+
+// writeAll sends ops, retrying records that were locked with back-off,
+// and returns one result per op. It fails as a whole only when no call
+// went through.
+func (c *Client) writeAll(ctx context.Context, orgID string, ops []*writeOp) ([]opResult, error) {
+	out := make([]opResult, len(ops))
+	pending := make([]int, len(ops))
+	for i := range pending {
+		pending[i] = i
+	}
 	var fatal error
 	written := false
 	for round := 0; len(pending) > 0; round++ {
-		out, ok, err := c.sendOps(ctx, org.ID, m, pending)
+		batch := make([]*writeOp, len(pending))
+		for j, i := range pending {
+			batch[j] = ops[i]
+		}
+		res, ok, err := c.sendOps(ctx, orgID, batch)
 		written = written || ok
 		if err != nil && fatal == nil {
 			fatal = err
 		}
-		var retry []*writeOp
-		for i, op := range pending {
-			r := out[i]
-			if r.err != nil && r.err.Code == CodeUnableToLockRow && round < c.cfg.LockRetries {
-				retry = append(retry, op)
+		var retry []int
+		for j, i := range pending {
+			if r := res[j]; r.err != nil && r.err.Code == CodeUnableToLockRow && round < c.cfg.LockRetries {
+				retry = append(retry, i)
 				continue
 			}
-			for _, idx := range op.indexes {
-				results[idx] = switchboard.CRMResult{CRMMessageID: r.id}
-				if r.err != nil {
-					results[idx].Err = r.err
-				}
-			}
+			out[i] = res[j]
 		}
 		if len(retry) == 0 {
 			break
 		}
 		if err := c.cfg.Sleep(ctx, c.cfg.Backoff(round+1)); err != nil {
-			for _, op := range retry {
-				for _, idx := range op.indexes {
-					results[idx] = switchboard.CRMResult{CRMMessageID: op.id, Err: &switchboard.CRMError{Code: CodeUnableToLockRow, Message: "record was locked and the call ended before a retry", Retryable: true}}
-				}
+			for _, i := range retry {
+				out[i] = opResult{id: ops[i].id, err: &switchboard.CRMError{Code: CodeUnableToLockRow, Message: "record was locked and the call ended before a retry", Retryable: true}}
 			}
 			break
 		}
@@ -119,7 +171,7 @@ func (c *Client) WriteMessages(ctx context.Context, org *switchboard.Org, msgs [
 	if !written && fatal != nil {
 		return nil, fatal
 	}
-	return results, nil
+	return out, nil
 }
 
 func invalidInput(format string, args ...any) *switchboard.CRMError {
@@ -127,18 +179,26 @@ func invalidInput(format string, args ...any) *switchboard.CRMError {
 }
 
 // buildOps turns messages into records; invalid messages get their error
-// in results at once.
+// in results at once. Creates of the same message id are merged, and so are
+// updates of the same record.
 func buildOps(m Mapping, msgs []switchboard.CRMMessage, results []switchboard.CRMResult) []*writeOp {
 	var ops []*writeOp
+	creates := map[string]*writeOp{}
 	updates := map[string]*writeOp{}
 	for i, msg := range msgs {
 		if msg.CRMMessageID == "" {
-			rec, err := createRecord(m, msg)
-			if err != nil {
+			if _, err := createRecord(m, msg); err != nil {
 				results[i].Err = err
 				continue
 			}
-			ops = append(ops, &writeOp{indexes: []int{i}, create: true, record: rec})
+			if op, ok := creates[msg.MessageID]; ok {
+				op.msg = mergeCreate(op.msg, msg)
+				op.indexes = append(op.indexes, i)
+				continue
+			}
+			op := &writeOp{indexes: []int{i}, object: m.MessageObject, extField: m.Fields.ExternalID, key: msg.MessageID, msg: msg}
+			creates[msg.MessageID] = op
+			ops = append(ops, op)
 			continue
 		}
 		if !ValidID(msg.CRMMessageID) {
@@ -155,16 +215,47 @@ func buildOps(m Mapping, msgs []switchboard.CRMMessage, results []switchboard.CR
 			op.indexes = append(op.indexes, i)
 			continue
 		}
-		op := &writeOp{indexes: []int{i}, id: msg.CRMMessageID, upd: u}
+		op := &writeOp{indexes: []int{i}, object: m.MessageObject, id: msg.CRMMessageID, upd: u}
 		updates[msg.CRMMessageID] = op
 		ops = append(ops, op)
 	}
 	for _, op := range ops {
-		if !op.create {
+		if op.upsert() {
+			op.record, _ = createRecord(m, op.msg)
+		} else {
 			op.record = updateRecord(m, op.id, op.upd)
 		}
 	}
 	return ops
+}
+
+// mergeCreate folds a later create of the same message into an earlier
+// one: the status only moves forward, later non-empty values win.
+func mergeCreate(a, b switchboard.CRMMessage) switchboard.CRMMessage {
+	status := a.Status
+	if a.Status.Advances(b.Status) {
+		status = b.Status
+	}
+	pick := func(x, y string) string {
+		if y != "" {
+			return y
+		}
+		return x
+	}
+	a.Direction = switchboard.Direction(pick(string(a.Direction), string(b.Direction)))
+	a.Body = pick(a.Body, b.Body)
+	a.Phone = pick(a.Phone, b.Phone)
+	a.GatewayNumber = pick(a.GatewayNumber, b.GatewayNumber)
+	a.OwnerID = pick(a.OwnerID, b.OwnerID)
+	a.RecordID = pick(a.RecordID, b.RecordID)
+	a.Debug = pick(a.Debug, b.Debug)
+	a.ProviderMessageID = pick(a.ProviderMessageID, b.ProviderMessageID)
+	a.BatchID = pick(a.BatchID, b.BatchID)
+	if b.Segments > 0 {
+		a.Segments = b.Segments
+	}
+	a.Status = status
+	return a
 }
 
 // mergeUpdate folds a later update into an earlier one: the status only
@@ -191,7 +282,9 @@ func setField(rec map[string]any, field string, v any) {
 	}
 }
 
-// createRecord maps a new message onto the message object.
+// createRecord maps a new message onto the message object. Only values
+// that are set are sent, so that an upsert that finds the record (a
+// retried create) never blanks a field.
 func createRecord(m Mapping, msg switchboard.CRMMessage) (map[string]any, *switchboard.CRMError) {
 	switch {
 	case msg.MessageID == "":
@@ -210,39 +303,39 @@ func createRecord(m Mapping, msg switchboard.CRMMessage) (map[string]any, *switc
 	setField(rec, f.ExternalID, msg.MessageID)
 	setField(rec, f.Direction, string(msg.Direction))
 	setField(rec, f.Status, string(msg.Status))
-	setField(rec, f.Body, msg.Body)
-	if msg.Phone != "" {
-		setField(rec, f.Phone, msg.Phone)
-	}
-	if msg.GatewayNumber != "" {
-		setField(rec, f.Gateway, msg.GatewayNumber)
-	}
-	if msg.OwnerID != "" {
-		setField(rec, f.Owner, msg.OwnerID)
+	for _, v := range []struct{ field, value string }{
+		{f.Body, msg.Body}, {f.Phone, msg.Phone}, {f.Gateway, msg.GatewayNumber}, {f.Owner, msg.OwnerID},
+		{f.Debug, msg.Debug}, {f.ProviderMessageID, msg.ProviderMessageID}, {f.BatchID, msg.BatchID},
+	} {
+		if v.value != "" {
+			setField(rec, v.field, v.value)
+		}
 	}
 	if msg.RecordID != "" {
-		if !ValidID(msg.RecordID) {
-			return nil, invalidInput("message %s: record %q is not a Salesforce record id", msg.MessageID, msg.RecordID)
+		field, err := recordLookup(m, nil, msg.RecordID, "message "+msg.MessageID)
+		if err != nil {
+			return nil, err
 		}
-		obj, ok := m.recordObjectFor(msg.RecordID)
-		if !ok {
-			return nil, &switchboard.CRMError{Code: CodeUnmappedRecord, Message: fmt.Sprintf("message %s: no lookup field is mapped for records with id prefix %s; add the object to the Salesforce mapping", msg.MessageID, msg.RecordID[:3])}
-		}
-		rec[obj.LookupField] = msg.RecordID
-	}
-	if msg.Debug != "" {
-		setField(rec, f.Debug, msg.Debug)
+		rec[field] = msg.RecordID
 	}
 	if msg.Segments > 0 {
 		setField(rec, f.Segments, msg.Segments)
 	}
-	if msg.ProviderMessageID != "" {
-		setField(rec, f.ProviderMessageID, msg.ProviderMessageID)
-	}
-	if msg.BatchID != "" {
-		setField(rec, f.BatchID, msg.BatchID)
-	}
 	return rec, nil
+}
+
+// recordLookup returns the field that looks up a record by its id's key
+// prefix: the message object's lookup (lookups nil), or a click or form
+// object's (see lookupField). what names the record being written.
+func recordLookup(m Mapping, lookups map[string]string, recordID, what string) (string, *switchboard.CRMError) {
+	if !ValidID(recordID) {
+		return "", invalidInput("%s: record %q is not a Salesforce record id", what, recordID)
+	}
+	obj, ok := m.recordObjectFor(recordID)
+	if !ok {
+		return "", &switchboard.CRMError{Code: CodeUnmappedRecord, Message: fmt.Sprintf("%s: no lookup field is mapped for records with id prefix %s; add the object to the Salesforce mapping", what, recordID[:3])}
+	}
+	return lookupField(lookups, obj), nil
 }
 
 // updateRecord maps a message update: status, debug, provider id and
@@ -265,37 +358,40 @@ func updateRecord(m Mapping, id string, u updateFields) map[string]any {
 	return rec
 }
 
-// chunk is up to 200 ops of one kind, as indexes into the ops slice.
+// chunk is up to 200 ops bound for one resource, as indexes into the ops
+// slice.
 type chunk struct {
-	create bool
-	idx    []int
+	path string
+	idx  []int
 }
 
 // sendOps sends ops in as few calls as allowed and returns their results
 // in order, whether any call went through, and the first whole-call error.
-func (c *Client) sendOps(ctx context.Context, orgID string, m Mapping, ops []*writeOp) ([]opResult, bool, error) {
-	var creates, updates []chunk
+// Ops bound for one resource go in direct sObject Collections calls; when
+// a call has ops for several resources (creates and updates), their
+// collections share /composite requests, five at a time.
+func (c *Client) sendOps(ctx context.Context, orgID string, ops []*writeOp) ([]opResult, bool, error) {
+	var chunks []chunk
+	open := map[string]int{} // resource → index of its chunk being filled
 	for i, op := range ops {
-		list := &updates
-		if op.create {
-			list = &creates
+		p := op.path(c)
+		k, ok := open[p]
+		if !ok || len(chunks[k].idx) == collectionSize {
+			chunks = append(chunks, chunk{path: p})
+			k = len(chunks) - 1
+			open[p] = k
 		}
-		if n := len(*list); n == 0 || len((*list)[n-1].idx) == collectionSize {
-			*list = append(*list, chunk{create: op.create})
-		}
-		last := &(*list)[len(*list)-1]
-		last.idx = append(last.idx, i)
+		chunks[k].idx = append(chunks[k].idx, i)
 	}
 	var groups [][]chunk
-	if len(creates) > 0 && len(updates) > 0 {
-		all := append(creates, updates...)
-		for len(all) > 0 {
+	if len(open) > 1 {
+		for all := chunks; len(all) > 0; {
 			n := min(collectionsPerBatch, len(all))
 			groups = append(groups, all[:n])
 			all = all[n:]
 		}
 	} else {
-		for _, ch := range append(creates, updates...) {
+		for _, ch := range chunks {
 			groups = append(groups, []chunk{ch})
 		}
 	}
@@ -337,20 +433,14 @@ func (ch chunk) body(ops []*writeOp) map[string]any {
 	return map[string]any{"allOrNone": false, "records": recs}
 }
 
-func (ch chunk) method() string {
-	if ch.create {
-		return http.MethodPost
-	}
-	return http.MethodPatch
-}
-
 // sendGroup makes one call for a group of chunks: an sObject Collections
-// request for one chunk, a /composite request for several. It fills out and
-// returns an error only when the call as a whole failed.
+// request for one chunk, a /composite request for several. Every
+// collection is a PATCH (an upsert by external id or an update by id), so
+// the call may be sent again after a lost answer. It fills out and returns
+// an error only when the call as a whole failed.
 func (c *Client) sendGroup(ctx context.Context, orgID string, ops []*writeOp, g []chunk, out []opResult) *switchboard.CRMError {
-	path := c.dataPath("/composite/sobjects")
 	if len(g) == 1 {
-		resp, err := c.do(ctx, orgID, apiRequest{method: g[0].method(), url: path, body: g[0].body(ops)})
+		resp, err := c.do(ctx, orgID, apiRequest{method: http.MethodPatch, url: g[0].path, body: g[0].body(ops)})
 		if err != nil {
 			return asCRMError(err)
 		}
@@ -358,9 +448,9 @@ func (c *Client) sendGroup(ctx context.Context, orgID string, ops []*writeOp, g 
 	}
 	subs := make([]map[string]any, len(g))
 	for k, ch := range g {
-		subs[k] = map[string]any{"method": ch.method(), "url": path, "referenceId": fmt.Sprintf("chunk%d", k), "body": ch.body(ops)}
+		subs[k] = map[string]any{"method": http.MethodPatch, "url": ch.path, "referenceId": fmt.Sprintf("chunk%d", k), "body": ch.body(ops)}
 	}
-	resp, err := c.do(ctx, orgID, apiRequest{method: http.MethodPost, url: c.dataPath("/composite"), body: map[string]any{"allOrNone": false, "compositeRequest": subs}})
+	resp, err := c.do(ctx, orgID, apiRequest{method: http.MethodPost, url: c.dataPath("/composite"), body: map[string]any{"allOrNone": false, "compositeRequest": subs}, retrySafe: true})
 	if err != nil {
 		return asCRMError(err)
 	}

@@ -13,6 +13,10 @@ import (
 	"github.com/switchboard/switchboard/crm/salesforce/sftest"
 )
 
+// messageUpserts is the call counter of message creates: sObject
+// Collections upserts by the message id.
+const messageUpserts = "PATCH /composite/sobjects/Switchboard_Message__c/Switchboard_Id__c"
+
 func newMessages(n int, prefix string) []switchboard.CRMMessage {
 	msgs := make([]switchboard.CRMMessage, n)
 	for i := range msgs {
@@ -58,8 +62,8 @@ func TestWriteMessagesCreatesInCollections(t *testing.T) {
 	e.sf.ResetCounters()
 	msgs := newMessages(450, "m")
 	res := e.write(msgs)
-	if got := e.sf.Calls("POST /composite/sobjects"); got != 3 {
-		t.Errorf("collection calls = %d, want 3 for 450 records", got)
+	if got := e.sf.Calls(messageUpserts); got != 3 {
+		t.Errorf("collection upsert calls = %d, want 3 for 450 records (%v)", got, e.sf.CallCounts())
 	}
 	if got := e.sf.DataCalls(); got != 3 {
 		t.Errorf("data calls = %d, want 3", got)

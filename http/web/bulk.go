@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	sb "github.com/switchboard/switchboard"
+	sbhttp "github.com/switchboard/switchboard/http"
 	"github.com/switchboard/switchboard/hub"
 	"github.com/switchboard/switchboard/store"
 )
@@ -270,7 +271,7 @@ func (u *UI) bulkPreview(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	f := readBulkForm(r)
 	p, err := u.preview(r.Context(), rc, r, f)
 	if err != nil {
-		u.renderBulk(w, r, rc, f, &bulkOutcome{Error: sb.ErrorMessage(err)}, statusOf(sb.ErrorCode(err)))
+		u.renderBulk(w, r, rc, f, &bulkOutcome{Error: sb.ErrorMessage(err)}, sbhttp.StatusOf(sb.ErrorCode(err)))
 		return
 	}
 	u.renderBulk(w, r, rc, f, &bulkOutcome{Preview: p}, http.StatusOK)
@@ -466,7 +467,7 @@ func (u *UI) bulkSend(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	ctx := r.Context()
 	f := readBulkForm(r)
 	fail := func(err error) {
-		u.renderBulk(w, r, rc, f, &bulkOutcome{Error: notSent(err)}, statusOf(sb.ErrorCode(err)))
+		u.renderBulk(w, r, rc, f, &bulkOutcome{Error: notSent(err)}, sbhttp.StatusOf(sb.ErrorCode(err)))
 	}
 	if _, err := u.bulkGateway(ctx, rc, f); err != nil {
 		fail(err)
@@ -486,7 +487,7 @@ func (u *UI) bulkSend(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	}
 	res, err := u.d.Hub.Bulk(ctx, rc.User, req)
 	if err != nil {
-		if statusOf(sb.ErrorCode(err)) >= 500 {
+		if sbhttp.StatusOf(sb.ErrorCode(err)) >= 500 {
 			u.d.Log.Error("ui bulk send failed", "err", err)
 		}
 		fail(err)

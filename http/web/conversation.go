@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	sb "github.com/switchboard/switchboard"
+	sbhttp "github.com/switchboard/switchboard/http"
 	"github.com/switchboard/switchboard/hub"
 	"github.com/switchboard/switchboard/store"
 )
@@ -373,10 +374,10 @@ func (u *UI) send(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 		_, _, err = u.d.Hub.Send(r.Context(), rc.User, req)
 	}
 	if err != nil {
-		if statusOf(sb.ErrorCode(err)) >= 500 {
+		if sbhttp.StatusOf(sb.ErrorCode(err)) >= 500 {
 			u.d.Log.Error("ui send failed", "err", err)
 		}
-		o.Error, o.Status = notSent(err), statusOf(sb.ErrorCode(err))
+		o.Error, o.Status = notSent(err), sbhttp.StatusOf(sb.ErrorCode(err))
 		u.renderConversation(w, r, rc, t, o)
 		return
 	}
@@ -410,7 +411,7 @@ func (u *UI) setSubscription(w http.ResponseWriter, r *http.Request, rc *reqCtx)
 			u.fail(w, r, rc, err)
 			return
 		}
-		o.Error, o.Status = sb.ErrorMessage(err), statusOf(sb.ErrorCode(err))
+		o.Error, o.Status = sb.ErrorMessage(err), sbhttp.StatusOf(sb.ErrorCode(err))
 		u.renderConversation(w, r, rc, t, o)
 		return
 	}

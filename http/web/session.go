@@ -232,7 +232,7 @@ func timingHash() string {
 
 func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 	if err := u.readForm(w, r); err != nil {
-		u.renderLogin(w, r, statusOf(sb.ErrorCode(err)), loginData{}, "", sb.ErrorMessage(err))
+		u.renderLogin(w, r, sbhttp.StatusOf(sb.ErrorCode(err)), loginData{}, "", sb.ErrorMessage(err))
 		return
 	}
 	ctx := r.Context()

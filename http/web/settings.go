@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	sb "github.com/switchboard/switchboard"
+	sbhttp "github.com/switchboard/switchboard/http"
 	"github.com/switchboard/switchboard/hub"
 	"github.com/switchboard/switchboard/store"
 )
@@ -100,7 +101,7 @@ func (u *UI) renderSettings(w http.ResponseWriter, r *http.Request, rc *reqCtx, 
 	status := http.StatusOK
 	if res.Err != nil {
 		d.Error[res.Step] = sb.ErrorMessage(res.Err)
-		status = statusOf(sb.ErrorCode(res.Err))
+		status = sbhttp.StatusOf(sb.ErrorCode(res.Err))
 		if status >= 500 {
 			u.d.Log.Error("ui settings action failed", "step", res.Step, "err", res.Err)
 		}

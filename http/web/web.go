@@ -26,6 +26,7 @@ import (
 
 	sb "github.com/switchboard/switchboard"
 	"github.com/switchboard/switchboard/crm/builtin"
+	sbhttp "github.com/switchboard/switchboard/http"
 	"github.com/switchboard/switchboard/hub"
 	"github.com/switchboard/switchboard/store"
 )
@@ -296,7 +297,7 @@ func (u *UI) execute(w http.ResponseWriter, status int, name, tmpl string, data 
 // fail renders an error page for err with the HTTP status of its code.
 // Internal errors are logged and shown without their cause.
 func (u *UI) fail(w http.ResponseWriter, r *http.Request, rc *reqCtx, err error) {
-	status := statusOf(sb.ErrorCode(err))
+	status := sbhttp.StatusOf(sb.ErrorCode(err))
 	if status >= 500 {
 		u.d.Log.Error("ui request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
@@ -307,29 +308,6 @@ func (u *UI) fail(w http.ResponseWriter, r *http.Request, rc *reqCtx, err error)
 		p.Title = "No access"
 	}
 	u.render(w, status, "error", p)
-}
-
-// statusOf maps a domain error code to an HTTP status.
-func statusOf(code string) int {
-	switch code {
-	case "":
-		return http.StatusOK
-	case sb.EInvalid:
-		return http.StatusBadRequest
-	case sb.ENotFound:
-		return http.StatusNotFound
-	case sb.EConflict:
-		return http.StatusConflict
-	case sb.EUnauthorized:
-		return http.StatusUnauthorized
-	case sb.EForbidden:
-		return http.StatusForbidden
-	case sb.EUnavailable:
-		return http.StatusServiceUnavailable
-	case sb.ETooLarge:
-		return http.StatusRequestEntityTooLarge
-	}
-	return http.StatusInternalServerError
 }
 
 // isHTMX reports whether htmx made the request.

@@ -85,6 +85,17 @@ func defaultObjects() []*object {
 			rw("Body__c", "textarea"), rw("Phone__c", "phone"), rw("Gateway_Number__c", "string"),
 			rw("Debug__c", "string"), rw("Segments__c", "double"), rw("Provider_Message_Id__c", "string"),
 			rw("Batch_Id__c", "string"), rw("Contact__c", "reference"), rw("Lead__c", "reference")),
+		newObject("Switchboard_Link_Click__c", "a0L",
+			Field{Name: "Name", Type: "string"},
+			external(rw("Switchboard_Id__c", "string")), rw("Message__c", "reference"),
+			rw("URL__c", "textarea"), rw("Short_URL__c", "url"), rw("Clicked_At__c", "datetime"),
+			rw("IP_Address__c", "string"), rw("Domain__c", "string"), rw("Browser__c", "string"),
+			rw("Contact__c", "reference"), rw("Lead__c", "reference")),
+		newObject("Switchboard_Form_Response__c", "a0F",
+			Field{Name: "Name", Type: "string"},
+			external(rw("Switchboard_Session_Id__c", "string")), rw("Form_Name__c", "string"), rw("Form_Id__c", "string"),
+			rw("Status__c", "picklist"), rw("Started_At__c", "datetime"), rw("Ended_At__c", "datetime"),
+			rw("Answers__c", "textarea"), rw("Contact__c", "reference"), rw("Lead__c", "reference")),
 	}
 }
 

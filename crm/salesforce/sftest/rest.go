@@ -50,6 +50,15 @@ func (s *Server) route(method, path, soql string, body []byte, userID string) *r
 			return s.collections(ver, false, body, userID)
 		}
 		return notAllowed(method)
+	case strings.HasPrefix(rest, "/composite/sobjects/"):
+		seg := strings.Split(strings.TrimPrefix(rest, "/composite/sobjects/"), "/")
+		if len(seg) != 2 {
+			return errorResponse(http.StatusNotFound, "NOT_FOUND", "The requested resource does not exist")
+		}
+		if method != http.MethodPatch {
+			return notAllowed(method)
+		}
+		return s.upsertCollection(seg[0], seg[1], body, userID)
 	case rest == "/composite":
 		if method != http.MethodPost {
 			return notAllowed(method)
@@ -168,6 +177,22 @@ func (s *Server) upsert(obj *object, fieldName, rawValue string, body []byte, us
 	if resp != nil {
 		return resp
 	}
+	id, created, errs := s.upsertLocked(obj, f, value, fields, userID)
+	switch {
+	case len(errs) > 0 && errs[0].StatusCode == "MULTIPLE_CHOICES":
+		return errorResponse(http.StatusMultipleChoices, "MULTIPLE_CHOICES", "more than one record has the external id")
+	case len(errs) > 0:
+		return saveErrorsResponse(http.StatusBadRequest, errs)
+	case created:
+		return jsonResponse(http.StatusCreated, map[string]any{"id": id, "success": true, "errors": []any{}, "created": true})
+	}
+	return jsonResponse(http.StatusOK, map[string]any{"id": id, "success": true, "errors": []any{}, "created": false})
+}
+
+// upsertLocked creates the record of obj whose external id field f has
+// value, or updates it when there is one; more than one is an error
+// (MULTIPLE_CHOICES).
+func (s *Server) upsertLocked(obj *object, f *Field, value string, fields map[string]any, userID string) (string, bool, []saveErr) {
 	var matches []*record
 	for _, r := range s.records {
 		if r.obj == obj && fmt.Sprint(r.vals[f.Name]) == value {
@@ -179,17 +204,112 @@ func (s *Server) upsert(obj *object, fieldName, rawValue string, body []byte, us
 		fields = withOwner(fields, userID)
 		fields[f.Name] = value
 		id, errs := s.insertLocked(obj, fields, "")
-		if len(errs) > 0 {
-			return saveErrorsResponse(http.StatusBadRequest, errs)
-		}
-		return jsonResponse(http.StatusCreated, map[string]any{"id": id, "success": true, "errors": []any{}, "created": true})
+		return id, len(errs) == 0, errs
 	case 1:
 		if errs := s.updateLocked(matches[0], fields); len(errs) > 0 {
-			return saveErrorsResponse(http.StatusBadRequest, errs)
+			return "", false, errs
 		}
-		return jsonResponse(http.StatusOK, map[string]any{"id": matches[0].id, "success": true, "errors": []any{}, "created": false})
+		return matches[0].id, false, nil
 	}
-	return errorResponse(http.StatusMultipleChoices, "MULTIPLE_CHOICES", "more than one record has the external id")
+	ids := make([]string, len(matches))
+	for i, r := range matches {
+		ids[i] = r.id
+	}
+	sort.Strings(ids)
+	return "", false, []saveErr{{StatusCode: "MULTIPLE_CHOICES", Message: fmt.Sprintf("more than one record found for external id field: %v", ids), Fields: []string{f.Name}}}
+}
+
+// upsertCollection serves sObject Collections upsert, PATCH
+// /composite/sobjects/{obj}/{externalIdField}: up to 200 records of that
+// object, each created or updated by its external id value, answered with
+// UpsertResults in order ("created" tells which). An external id given twice
+// in one request fails both records with DUPLICATE_VALUE; one that matches
+// several records fails with DUPLICATE_EXTERNAL_ID.
+func (s *Server) upsertCollection(objectName, fieldName string, body []byte, userID string) *response {
+	obj, resp := s.object(objectName)
+	if resp != nil {
+		return resp
+	}
+	f := obj.fields[strings.ToLower(fieldName)]
+	if f == nil || !f.ExternalID {
+		return errorResponse(http.StatusNotFound, "NOT_FOUND", "Provided external ID field does not exist or is not accessible: %s", fieldName)
+	}
+	var req struct {
+		AllOrNone bool             `json:"allOrNone"`
+		Records   []map[string]any `json:"records"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		return errorResponse(http.StatusBadRequest, "JSON_PARSER_ERROR", "The request body is not valid JSON for sObject Collections")
+	}
+	if len(req.Records) == 0 {
+		return errorResponse(http.StatusBadRequest, "INVALID_FIELD", "records: the list is empty")
+	}
+	if len(req.Records) > 200 {
+		return errorResponse(http.StatusBadRequest, "EXCEEDED_ID_LIMIT", "record limit reached. cannot submit more than 200 records into this call")
+	}
+	keyOf := func(rec map[string]any) string {
+		for k, v := range rec {
+			if strings.EqualFold(k, f.Name) && v != nil {
+				return fmt.Sprint(v)
+			}
+		}
+		return ""
+	}
+	count := map[string]int{}
+	for _, rec := range req.Records {
+		count[keyOf(rec)]++
+	}
+	var restore func()
+	if req.AllOrNone {
+		restore = s.snapshot()
+	}
+	results := make([]map[string]any, len(req.Records))
+	failed := false
+	for i, rec := range req.Records {
+		id, created, errs := s.upsertRecord(obj, f, keyOf(rec), count, rec, userID)
+		res := map[string]any{"success": len(errs) == 0, "errors": errs, "created": created}
+		if len(errs) == 0 {
+			res["id"] = id
+			res["errors"] = []saveErr{}
+		} else {
+			failed = true
+		}
+		results[i] = res
+	}
+	if failed && restore != nil {
+		restore()
+		for _, res := range results {
+			if res["success"] == true {
+				res["success"], res["created"] = false, false
+				res["errors"] = []saveErr{{StatusCode: "ALL_OR_NONE_OPERATION_ROLLED_BACK", Message: "Record rolled back because not all records were valid and the request was using AllOrNone header", Fields: []string{}}}
+				delete(res, "id")
+			}
+		}
+	}
+	return jsonResponse(http.StatusOK, results)
+}
+
+func (s *Server) upsertRecord(obj *object, f *Field, key string, count map[string]int, rec map[string]any, userID string) (string, bool, []saveErr) {
+	attrs, _ := rec["attributes"].(map[string]any)
+	if typ, _ := attrs["type"].(string); !strings.EqualFold(typ, obj.name) {
+		return "", false, []saveErr{{StatusCode: "INVALID_INPUT", Message: fmt.Sprintf("the record's type %q is not %s, the object of the request URI", typ, obj.name), Fields: []string{}}}
+	}
+	for k := range rec {
+		if strings.EqualFold(k, "id") {
+			return "", false, []saveErr{{StatusCode: "INVALID_FIELD", Message: "record ids are not supported in an upsert by external id; use the external id field", Fields: []string{"Id"}}}
+		}
+	}
+	switch {
+	case key == "":
+		return "", false, []saveErr{{StatusCode: "MISSING_ARGUMENT", Message: f.Name + " not specified", Fields: []string{f.Name}}}
+	case count[key] > 1:
+		return "", false, []saveErr{{StatusCode: "DUPLICATE_VALUE", Message: "Duplicate external id specified: " + key, Fields: []string{f.Name}}}
+	}
+	id, created, errs := s.upsertLocked(obj, f, key, rec, userID)
+	if len(errs) > 0 && errs[0].StatusCode == "MULTIPLE_CHOICES" {
+		errs[0].StatusCode = "DUPLICATE_EXTERNAL_ID"
+	}
+	return id, created, errs
 }
 
 func (s *Server) describe(ver string, obj *object) *response {
@@ -198,7 +318,7 @@ func (s *Server) describe(ver string, obj *object) *response {
 		f := obj.fields[strings.ToLower(name)]
 		fields = append(fields, map[string]any{
 			"name": f.Name, "type": f.Type, "createable": f.Createable, "updateable": f.Updateable,
-			"nillable": !f.Required, "externalId": f.ExternalID,
+			"nillable": !f.Required, "externalId": f.ExternalID, "idLookup": f.ExternalID || f.Name == "Id",
 		})
 	}
 	return jsonResponse(http.StatusOK, map[string]any{

@@ -79,8 +79,11 @@ type Server struct {
 
 	failNext     int
 	failStatus   int
+	loseNext     int
+	loseStatus   int
 	tokenFaults  []tokenFault
 	recordFaults []*RecordFault
+	latency      latency // SetLatency
 }
 
 type user struct{ id, username string }
@@ -151,7 +154,8 @@ func WithAPILimit(max int) Option { return func(s *Server) { s.apiMax = max } }
 
 // NewServer starts a fake Salesforce that is closed when the test ends. It
 // has one user, DefaultUsername, and the objects Contact (003), Lead (00Q),
-// Task (00T), User (005) and Switchboard_Message__c (a0S).
+// Task (00T), User (005), Switchboard_Message__c (a0S),
+// Switchboard_Link_Click__c (a0L) and Switchboard_Form_Response__c (a0F).
 func NewServer(t testing.TB, opts ...Option) *Server {
 	s := &Server{
 		t:            t,
@@ -335,6 +339,17 @@ func (s *Server) FailNext(n, status int) {
 	s.failNext, s.failStatus = n, status
 }
 
+// LoseNextAnswers processes the next n data API calls as usual — records
+// are saved — but loses their answers, as when a call times out after
+// Salesforce committed it: with status 0 the connection is dropped before
+// any answer, otherwise the call is answered with that status (such as 500)
+// and a SERVER_UNAVAILABLE error array.
+func (s *Server) LoseNextAnswers(n, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loseNext, s.loseStatus = n, status
+}
+
 // FailNextToken answers the next token request, whatever its grant, with
 // the OAuth error (such as "invalid_grant", "authentication failure").
 func (s *Server) FailNextToken(code, description string) {
@@ -394,7 +409,10 @@ func defaultFaultMessage(code string, fields []string) string {
 }
 
 // Calls returns how many requests reached an endpoint, keyed as
-// "POST /composite/sobjects", "PATCH /composite/sobjects", "POST /composite",
+// "POST /composite/sobjects", "PATCH /composite/sobjects",
+// "PATCH /composite/sobjects/{object}/{external id field}" (upserts, such as
+// "PATCH /composite/sobjects/Switchboard_Message__c/Switchboard_Id__c"),
+// "POST /composite",
 // "GET /query", "GET /sobjects/Contact/describe", "POST /sobjects/Contact",
 // "PATCH /sobjects/Contact/{id}", "POST /services/oauth2/token",
 // "POST /services/oauth2/revoke", "GET /id".
@@ -471,8 +489,20 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	resp := s.dispatch(r, body)
+	lose := s.loseNext > 0 && strings.HasPrefix(r.URL.Path, "/services/data/") && resp.status < 400
+	if lose {
+		s.loseNext--
+		if s.loseStatus != 0 {
+			resp = errorResponse(s.loseStatus, "SERVER_UNAVAILABLE", "Service temporarily unavailable; try again")
+		}
+	}
 	w.Header().Set("Sforce-Limit-Info", fmt.Sprintf("api-usage=%d/%d", s.apiUsed, s.apiMax))
+	status := s.loseStatus
 	s.mu.Unlock()
+	s.latency.hold(r)
+	if lose && status == 0 {
+		panic(http.ErrAbortHandler) // the connection closes without an answer
+	}
 	for k, v := range resp.header {
 		w.Header()[k] = v
 	}
@@ -541,6 +571,8 @@ func callKey(path string) string {
 	switch {
 	case strings.HasPrefix(rest, "/query"):
 		return "/query"
+	case strings.HasPrefix(rest, "/composite/sobjects/"):
+		return rest
 	case strings.HasPrefix(rest, "/sobjects/"):
 		seg := strings.Split(strings.TrimPrefix(rest, "/sobjects/"), "/")
 		switch {

@@ -265,3 +265,149 @@ func TestAuthorizeRedirect(t *testing.T) {
 		t.Errorf("mismatched redirect: %d", status)
 	}
 }
+
+func TestUpsertCollection(t *testing.T) {
+	const path = "/services/data/v62.0/composite/sobjects/Switchboard_Link_Click__c/Switchboard_Id__c"
+	click := func(key string, extra ...string) map[string]any {
+		r := map[string]any{"attributes": map[string]string{"type": "Switchboard_Link_Click__c"}, "Switchboard_Id__c": key}
+		for i := 0; i+1 < len(extra); i += 2 {
+			r[extra[i]] = extra[i+1]
+		}
+		return r
+	}
+	type want struct {
+		success, created bool
+		code             string // first error's statusCode when not success
+	}
+	tests := []struct {
+		name    string
+		setup   func(s *sftest.Server)
+		path    string
+		body    map[string]any
+		status  int
+		results []want
+		records int // click records afterwards
+	}{
+		{"create, then the same keys update", func(s *sftest.Server) {
+			s.AddRecord("Switchboard_Link_Click__c", map[string]any{"Switchboard_Id__c": "c1", "URL__c": "https://old.example"})
+		}, path, map[string]any{"records": []map[string]any{click("c1", "URL__c", "https://new.example"), click("c2")}}, 200,
+			[]want{{success: true, created: false}, {success: true, created: true}}, 2},
+		{"a key twice in one request", nil, path, map[string]any{"records": []map[string]any{click("d"), click("e"), click("d")}}, 200,
+			[]want{{code: "DUPLICATE_VALUE"}, {success: true, created: true}, {code: "DUPLICATE_VALUE"}}, 1},
+		{"a key on two records", func(s *sftest.Server) {
+			s.AddRecord("Switchboard_Link_Click__c", map[string]any{"Switchboard_Id__c": "x"})
+			s.AddRecord("Switchboard_Link_Click__c", map[string]any{"Switchboard_Id__c": "x"})
+		}, path, map[string]any{"records": []map[string]any{click("x")}}, 200, []want{{code: "DUPLICATE_EXTERNAL_ID"}}, 2},
+		{"wrong type, record id, no key, unknown field", nil, path, map[string]any{"records": []map[string]any{
+			{"attributes": map[string]string{"type": "Contact"}, "Switchboard_Id__c": "t"},
+			{"attributes": map[string]string{"type": "Switchboard_Link_Click__c"}, "Switchboard_Id__c": "i", "Id": "a0LRS0000000001AAA"},
+			{"attributes": map[string]string{"type": "Switchboard_Link_Click__c"}},
+			click("u", "Nope__c", "x"),
+		}}, 200, []want{{code: "INVALID_INPUT"}, {code: "INVALID_FIELD"}, {code: "MISSING_ARGUMENT"}, {code: "INVALID_FIELD"}}, 0},
+		{"allOrNone rolls back", nil, path, map[string]any{"allOrNone": true, "records": []map[string]any{click("ok"), click("bad", "Nope__c", "x")}}, 200,
+			[]want{{code: "ALL_OR_NONE_OPERATION_ROLLED_BACK"}, {code: "INVALID_FIELD"}}, 0},
+		{"not an external id field", nil, "/services/data/v62.0/composite/sobjects/Switchboard_Link_Click__c/URL__c",
+			map[string]any{"records": []map[string]any{click("a")}}, 404, nil, 0},
+		{"unknown object", nil, "/services/data/v62.0/composite/sobjects/Nope__c/Switchboard_Id__c",
+			map[string]any{"records": []map[string]any{click("a")}}, 404, nil, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := sftest.NewServer(t)
+			tok := login(t, s)
+			if tt.setup != nil {
+				tt.setup(s)
+			}
+			status, _, body := call(t, s, "PATCH", s.InstanceURL()+tt.path, tok, tt.body)
+			if status != tt.status {
+				t.Fatalf("status %d, want %d (%v)", status, tt.status, body)
+			}
+			if got := len(s.Records("Switchboard_Link_Click__c")); got != tt.records {
+				t.Errorf("%d records, want %d", got, tt.records)
+			}
+			if tt.results == nil {
+				return
+			}
+			res, _ := body.([]any)
+			if len(res) != len(tt.results) {
+				t.Fatalf("results %v", body)
+			}
+			for i, w := range tt.results {
+				r := res[i].(map[string]any)
+				if r["success"] != w.success || r["created"] != w.created {
+					t.Errorf("result %d = %v, want success %v created %v", i, r, w.success, w.created)
+				}
+				if w.success {
+					if id, _ := r["id"].(string); !strings.HasPrefix(id, "a0L") {
+						t.Errorf("result %d id %v", i, r["id"])
+					}
+					continue
+				}
+				errs, _ := r["errors"].([]any)
+				if len(errs) == 0 || errs[0].(map[string]any)["statusCode"] != w.code {
+					t.Errorf("result %d errors %v, want %s", i, r["errors"], w.code)
+				}
+			}
+		})
+	}
+	t.Run("more than 200 records", func(t *testing.T) {
+		s := sftest.NewServer(t)
+		recs := make([]map[string]any, 201)
+		for i := range recs {
+			recs[i] = click(fmt.Sprint(i))
+		}
+		if status, _, body := call(t, s, "PATCH", s.InstanceURL()+path, login(t, s), map[string]any{"records": recs}); status != 400 || !strings.Contains(fmt.Sprint(body), "EXCEEDED_ID_LIMIT") {
+			t.Errorf("201 records: %d %v", status, body)
+		}
+	})
+	t.Run("updated record keeps its other fields", func(t *testing.T) {
+		s := sftest.NewServer(t)
+		id := s.AddRecord("Switchboard_Link_Click__c", map[string]any{"Switchboard_Id__c": "k", "URL__c": "https://a.example", "Browser__c": "Other"})
+		call(t, s, "PATCH", s.InstanceURL()+path, login(t, s), map[string]any{"records": []map[string]any{click("k", "URL__c", "https://b.example")}})
+		if r, _ := s.Record(id); r["URL__c"] != "https://b.example" || r["Browser__c"] != "Other" {
+			t.Errorf("record %v", r)
+		}
+	})
+}
+
+// TestLoseNextAnswers: the call is processed, but its answer is lost.
+func TestLoseNextAnswers(t *testing.T) {
+	tests := []struct {
+		name   string
+		status int
+	}{
+		{"connection dropped", 0},
+		{"500 after saving", 500},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := sftest.NewServer(t)
+			tok := login(t, s)
+			s.LoseNextAnswers(1, tt.status)
+			body, _ := json.Marshal(map[string]any{"LastName": "Ng"})
+			req, _ := http.NewRequest("POST", s.InstanceURL()+"/services/data/v62.0/sobjects/Contact", strings.NewReader(string(body)))
+			req.Header.Set("Authorization", "Bearer "+tok)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := s.HTTPClient().Do(req)
+			switch {
+			case tt.status == 0 && err == nil:
+				resp.Body.Close()
+				t.Fatalf("answer arrived: %d", resp.StatusCode)
+			case tt.status != 0 && err != nil:
+				t.Fatal(err)
+			case tt.status != 0:
+				resp.Body.Close()
+				if resp.StatusCode != tt.status {
+					t.Errorf("status %d, want %d", resp.StatusCode, tt.status)
+				}
+			}
+			if n := len(s.Records("Contact")); n != 1 {
+				t.Errorf("%d contacts saved, want 1", n)
+			}
+			// The next call is answered again.
+			if status, _, _ := call(t, s, "GET", s.InstanceURL()+"/services/data/v62.0/", tok, nil); status != 200 {
+				t.Errorf("next call: %d", status)
+			}
+		})
+	}
+}
