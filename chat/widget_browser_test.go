@@ -14,48 +14,13 @@ import (
 	"github.com/switchboard/switchboard/chat"
 	"github.com/switchboard/switchboard/store"
 	"github.com/switchboard/switchboard/store/storetest"
+	"github.com/switchboard/switchboard/tools/peers"
 )
-
-// chromiumPath is where Debian's chromium package installs the browser.
-const chromiumPath = "/usr/bin/chromium"
 
 // browserPeers returns the repo root and node, or skips the test when
 // Node, playwright-core or Chromium is missing (fails under
 // SWITCHBOARD_REQUIRE_PEERS=1).
-func browserPeers(t *testing.T) (root, node string) {
-	t.Helper()
-	missing := func(why string) {
-		msg := why + "; install the test peers with: npm ci --prefix tools/node (and apt-get install -y chromium)"
-		if os.Getenv("SWITCHBOARD_REQUIRE_PEERS") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-	if _, err := os.Stat(filepath.Join(dir, "tools", "node", "node_modules", "playwright-core", "package.json")); err != nil {
-		missing("playwright-core is not installed under tools/node/node_modules")
-	}
-	if _, err := os.Stat(chromiumPath); err != nil {
-		missing("Chromium is not installed at " + chromiumPath)
-	}
-	if node, err = exec.LookPath("node"); err != nil {
-		missing("node is not on PATH")
-	}
-	return dir, node
-}
+func browserPeers(t *testing.T) (root, node string) { return peers.Browser(t) }
 
 // TestWidgetInBrowser drives the widget in headless Chromium: a visitor
 // chats with an agent, ends the chat, and the conversation is exported.
@@ -72,7 +37,7 @@ func TestWidgetInBrowser(t *testing.T) {
 		defer cancel()
 		cmd := exec.CommandContext(ctx, node, filepath.Join("testdata", "widget.mjs"))
 		cmd.Env = append(os.Environ(), "BASE_URL="+e.Server.URL, "WIDGET_TOKEN="+tok.Token, "API_KEY="+e.Key,
-			"NODE_TOOLS="+filepath.Join(root, "tools", "node"), "CHROMIUM="+chromiumPath)
+			"NODE_TOOLS="+filepath.Join(root, "tools", "node"), "CHROMIUM="+peers.Chromium)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("widget in the browser: %v\n%s", err, out)

@@ -12,6 +12,7 @@ import (
 	"github.com/switchboard/switchboard/store"
 	"github.com/switchboard/switchboard/store/storetest"
 	sbtemplate "github.com/switchboard/switchboard/template"
+	"github.com/switchboard/switchboard/tools/peers"
 )
 
 // The browser test drives the UI in Debian's headless Chromium with
@@ -19,47 +20,10 @@ import (
 // walks through every page as users with each permission set would, and
 // saves a screenshot of each under test-artifacts/ui/ at the repo root.
 
-// chromiumPath is where Debian's chromium package installs the browser.
-const chromiumPath = "/usr/bin/chromium"
-
-// browserPeers returns the repo root, or skips the test when Node,
-// playwright-core or Chromium is missing (fails under
+// browserPeers returns the repo root and node, or skips the test when
+// Node, playwright-core or Chromium is missing (fails under
 // SWITCHBOARD_REQUIRE_PEERS=1).
-func browserPeers(t *testing.T) (root, node string) {
-	t.Helper()
-	missing := func(why string) {
-		msg := why + "; install the test peers with: npm ci --prefix tools/node (and apt-get install -y chromium)"
-		if os.Getenv("SWITCHBOARD_REQUIRE_PEERS") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-	if _, err := os.Stat(filepath.Join(dir, "tools", "node", "node_modules", "playwright-core", "package.json")); err != nil {
-		missing("playwright-core is not installed under tools/node/node_modules")
-	}
-	if _, err := os.Stat(chromiumPath); err != nil {
-		missing("Chromium is not installed at " + chromiumPath)
-	}
-	node, err = exec.LookPath("node")
-	if err != nil {
-		missing("node is not on PATH")
-	}
-	return dir, node
-}
+func browserPeers(t *testing.T) (root, node string) { return peers.Browser(t) }
 
 // browserSeed is what the script needs to know about the seeded org.
 type browserSeed struct {
@@ -127,7 +91,7 @@ func TestBrowser(t *testing.T) {
 			"ARTIFACTS="+artifacts,
 			"SEED="+string(seedJSON),
 			"NODE_TOOLS="+filepath.Join(root, "tools", "node"),
-			"CHROMIUM="+chromiumPath,
+			"CHROMIUM="+peers.Chromium,
 		)
 		out, err := cmd.CombinedOutput()
 		if err != nil {

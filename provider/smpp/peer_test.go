@@ -18,6 +18,7 @@ import (
 	"time"
 
 	sb "github.com/switchboard/switchboard"
+	"github.com/switchboard/switchboard/tools/peers"
 )
 
 // The tests in this file run the provider against a real SMPP server: the
@@ -45,36 +46,7 @@ type smscPeer struct {
 // smpp package, or skips (fails when SWITCHBOARD_REQUIRE_PEERS=1).
 func nodeSMPP(t *testing.T) (node, modules string) {
 	t.Helper()
-	missing := func(why string) {
-		msg := why + "; install the test peers with: npm ci --prefix tools/node"
-		if os.Getenv("SWITCHBOARD_REQUIRE_PEERS") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-	modules = filepath.Join(dir, "tools", "node", "node_modules")
-	if _, err := os.Stat(filepath.Join(modules, "smpp", "package.json")); err != nil {
-		missing("the npm smpp package is not installed under tools/node/node_modules")
-	}
-	node, err = exec.LookPath("node")
-	if err != nil {
-		missing("node is not on PATH")
-	}
-	return node, modules
+	return peers.Node(t), peers.NodeModules(t, "smpp")
 }
 
 func freePort(t *testing.T) int {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	sb "github.com/switchboard/switchboard"
+	"github.com/switchboard/switchboard/tools/peers"
 )
 
 // The contract test runs Stoplight Prism in mock mode over Twilio's published
@@ -400,32 +402,12 @@ func dig(v any, keys ...string) any {
 	return v
 }
 
-// repoRoot walks up from the working directory to the folder holding go.mod.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
+func repoRoot(t *testing.T) string { return peers.RepoRoot(t) }
 
 // missingPeer skips the test, or fails it when SWITCHBOARD_REQUIRE_PEERS=1.
 func missingPeer(t *testing.T, format string, args ...any) {
 	t.Helper()
-	if os.Getenv("SWITCHBOARD_REQUIRE_PEERS") == "1" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
+	peers.Missing(t, fmt.Sprintf(format, args...))
 }
 
 func freePort(t *testing.T) string {
