@@ -3,35 +3,18 @@ package hub_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	sb "github.com/switchboard/switchboard"
-	"github.com/switchboard/switchboard/crm/salesforce"
 	"github.com/switchboard/switchboard/crm/salesforce/sftest"
-	"github.com/switchboard/switchboard/hub"
 	"github.com/switchboard/switchboard/hub/hubtest"
 	"github.com/switchboard/switchboard/store"
 	"github.com/switchboard/switchboard/store/storetest"
 )
-
-// sfCRMs resolves orgs to the built-in CRM or the Salesforce client.
-type sfCRMs struct {
-	e  **hubtest.Env
-	sf **salesforce.Client
-}
-
-func (c sfCRMs) For(ctx context.Context, org *sb.Org) (sb.CRM, error) {
-	if org.Settings.CRM == sb.CRMSalesforce {
-		return *c.sf, nil
-	}
-	return (*c.e).Builtin, nil
-}
 
 type sfEnv struct {
 	*hubtest.Env
@@ -40,19 +23,9 @@ type sfEnv struct {
 
 func newSFEnv(t *testing.T, d store.Dialect) *sfEnv {
 	t.Helper()
-	var e *hubtest.Env
-	var client *salesforce.Client
-	e = hubtest.New(t, d, hubtest.Options{CRMs: sfCRMs{e: &e, sf: &client}})
-	redirect := e.Server.URL + "/oauth/salesforce/callback"
-	fake := sftest.NewServer(t, sftest.WithRedirectURL(redirect))
-	fake.AddUser("integration@college.example")
-	client = salesforce.New(salesforce.Config{
-		ClientID: fake.ClientID(), ClientSecret: fake.ClientSecret(), RedirectURL: redirect,
-		HTTPClient: fake.HTTPClient(), Logger: slog.New(slog.DiscardHandler),
-		Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() },
-	}, hub.SalesforceStore{DB: e.DB})
-	e.Hub.Salesforce, e.Hub.SalesforceOAuth = client, true
-	return &sfEnv{Env: e, fake: fake}
+	e := hubtest.New(t, d, hubtest.Options{Salesforce: true})
+	e.SF.AddUser("integration@college.example")
+	return &sfEnv{Env: e, fake: e.SF}
 }
 
 // authorize runs the OAuth web-server flow through the API and the

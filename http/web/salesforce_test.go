@@ -1,34 +1,14 @@
 package web
 
 import (
-	"context"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"testing"
-	"time"
 
-	sb "github.com/switchboard/switchboard"
-	"github.com/switchboard/switchboard/crm/salesforce"
-	"github.com/switchboard/switchboard/crm/salesforce/sftest"
-	"github.com/switchboard/switchboard/hub"
 	"github.com/switchboard/switchboard/hub/hubtest"
 	"github.com/switchboard/switchboard/store"
 	"github.com/switchboard/switchboard/store/storetest"
 )
-
-// sfCRMs resolves orgs to the built-in CRM or the Salesforce client.
-type sfCRMs struct {
-	e  **hubtest.Env
-	sf **salesforce.Client
-}
-
-func (c sfCRMs) For(ctx context.Context, org *sb.Org) (sb.CRM, error) {
-	if org.Settings.CRM == sb.CRMSalesforce {
-		return *c.sf, nil
-	}
-	return (*c.e).Builtin, nil
-}
 
 // TestSalesforceStep walks the setup assistant's CRM step against the
 // in-repo Salesforce fake: Authorize sends the browser to Salesforce, the
@@ -36,19 +16,9 @@ func (c sfCRMs) For(ctx context.Context, org *sb.Org) (sb.CRM, error) {
 // Revoke takes the connection offline and every page says so.
 func TestSalesforceStep(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, d store.Dialect) {
-		var he *hubtest.Env
-		var client *salesforce.Client
-		e := newTestEnvWith(t, d, hubtest.Options{CRMs: sfCRMs{e: &he, sf: &client}})
-		he = e.Env
-		redirect := e.Server.URL + "/oauth/salesforce/callback"
-		fake := sftest.NewServer(t, sftest.WithRedirectURL(redirect))
+		e := newTestEnvWith(t, d, hubtest.Options{Salesforce: true})
+		fake := e.SF
 		fake.AddUser("integration@college.example")
-		client = salesforce.New(salesforce.Config{
-			ClientID: fake.ClientID(), ClientSecret: fake.ClientSecret(), RedirectURL: redirect,
-			HTTPClient: fake.HTTPClient(), Logger: slog.New(slog.DiscardHandler),
-			Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() },
-		}, hub.SalesforceStore{DB: e.DB})
-		e.Hub.Salesforce, e.Hub.SalesforceOAuth = client, true
 
 		b := e.signIn(t, "admin")
 		p := b.get("/ui/settings")

@@ -24,6 +24,8 @@ import (
 
 	sb "github.com/switchboard/switchboard"
 	"github.com/switchboard/switchboard/crm/builtin"
+	"github.com/switchboard/switchboard/crm/salesforce"
+	"github.com/switchboard/switchboard/crm/salesforce/sftest"
 	sbhttp "github.com/switchboard/switchboard/http"
 	"github.com/switchboard/switchboard/hub"
 	"github.com/switchboard/switchboard/logging"
@@ -45,6 +47,8 @@ type Env struct {
 	Builtin *builtin.CRM
 	// CRMCalls counts built-in CRM write calls.
 	CRMCalls atomic.Int64
+	// SF is the fake Salesforce (Options.Salesforce).
+	SF *sftest.Server
 
 	// URL is the database's URL.
 	URL string
@@ -71,11 +75,25 @@ type Options struct {
 	// Switchboard: same database, org, gateway and carrier, its own hub,
 	// job workers and HTTP server.
 	Peer *Env
+	// Salesforce connects the hub to an in-repo fake Salesforce (Env.SF)
+	// with a connected app whose callback is this server's; orgs whose CRM
+	// is Salesforce use it, the others the built-in CRM.
+	Salesforce bool
 }
 
-type builtinCRMs struct{ c *builtin.CRM }
+// crms resolves an org to the built-in CRM, or to Salesforce when that is
+// its CRM and the Env has one.
+type crms struct {
+	builtin *builtin.CRM
+	sf      *salesforce.Client
+}
 
-func (b builtinCRMs) For(context.Context, *sb.Org) (sb.CRM, error) { return b.c, nil }
+func (c crms) For(_ context.Context, org *sb.Org) (sb.CRM, error) {
+	if org.Settings.CRM == sb.CRMSalesforce && c.sf != nil {
+		return c.sf, nil
+	}
+	return c.builtin, nil
+}
 
 // New starts an Env on dialect d with one org, its admin and API key, and a
 // simulated gateway (+12025550100).
@@ -110,7 +128,17 @@ func New(t testing.TB, d store.Dialect, opts ...Options) *Env {
 	e.Builtin = builtin.New(e.DB)
 	e.Builtin.Calls = func() { e.CRMCalls.Add(1) }
 	providers := append([]sb.Provider{sim.New(e.Server.URL+"/sim", nil)}, o.Providers...)
-	var crms hub.CRMs = builtinCRMs{e.Builtin}
+	resolver := crms{builtin: e.Builtin}
+	if o.Salesforce {
+		redirect := e.Server.URL + "/oauth/salesforce/callback"
+		e.SF = sftest.NewServer(t, sftest.WithRedirectURL(redirect))
+		resolver.sf = salesforce.New(salesforce.Config{
+			ClientID: e.SF.ClientID(), ClientSecret: e.SF.ClientSecret(), RedirectURL: redirect,
+			HTTPClient: e.SF.HTTPClient(), Logger: slog.New(slog.DiscardHandler),
+			Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() },
+		}, hub.SalesforceStore{DB: e.DB})
+	}
+	var crms hub.CRMs = resolver
 	if o.CRMs != nil {
 		crms = o.CRMs
 	}
@@ -119,6 +147,9 @@ func New(t testing.TB, d store.Dialect, opts ...Options) *Env {
 		log = logging.New(os.Stderr, slog.LevelDebug, "text")
 	}
 	e.Hub = hub.New(e.DB, provider.NewRegistry(providers...), crms, public, log, hub.NewMetrics(prometheus.NewRegistry()))
+	if resolver.sf != nil {
+		e.Hub.Salesforce, e.Hub.SalesforceOAuth = resolver.sf, true
+	}
 	cfg := e.Hub.QueueConfig(10, logging.AtLeast(log, slog.LevelWarn))
 	if o.Setup != nil {
 		o.Setup(e, cfg)
