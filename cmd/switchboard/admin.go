@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -24,8 +25,18 @@ func bootstrap(ctx context.Context, app *App, stdout io.Writer) error {
 	if err != nil || !created {
 		return err
 	}
+	// A password for the web UI, shown once like the key.
+	password := randomPassword()
+	hash, err := sbhttp.HashPassword(password)
+	if err != nil {
+		return err
+	}
+	if err := app.DB.Tx(ctx, func(tx *store.Tx) error { return tx.SetPassword(ctx, admin.ID, hash) }); err != nil {
+		return err
+	}
 	fmt.Fprintf(stdout, "\nCreated org %q (%s) with admin %s.\n", org.Name, org.ID, admin.Email)
 	fmt.Fprintf(stdout, "Admin API key (shown once, store it now):\n\n    %s\n\n", key)
+	fmt.Fprintf(stdout, "Sign in to the web UI at %s/ui/ as %s with the password (shown once):\n\n    %s\n\n", app.Cfg.public.String(), admin.Email, password)
 	if app.Cfg.DemoGateway {
 		rate := 0.0
 		v, err := app.Hub.CreateGateway(ctx, admin, hub.GatewayRequest{Name: "Demo (simulated carrier)", Provider: sb.ProviderSim, Number: "+12025550100", Rate: &rate})
@@ -280,4 +291,16 @@ func admin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		printJSON(stdout, m)
 	}
 	return nil
+}
+
+// randomPassword returns a 20-character password from an unambiguous
+// alphabet.
+func randomPassword() string {
+	const alphabet = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+	b := make([]byte, 20)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
 }
