@@ -57,7 +57,7 @@ func each(t *testing.T, f func(t *testing.T, x *fixture)) {
 		e.HTTP.Content = &sbhttp.Content{Forms: x.svc}
 		f(t, x)
 	}, hubtest.Options{Setup: func(e *hubtest.Env, cfg *river.Config) {
-		x := &fixture{Env: e, svc: form.New(e.DB, e.Hub), clock: &clock{t: time.Date(2025, 5, 1, 9, 0, 0, 0, time.UTC)}}
+		x := &fixture{Env: e, svc: form.New(e.DB, e.Hub), clock: &clock{t: time.Now().UTC().Truncate(time.Second)}}
 		x.svc.Now = x.clock.Now
 		x.svc.AddWorkers(cfg.Workers)
 		cfg.PeriodicJobs = append(cfg.PeriodicJobs, x.svc.PeriodicJobs()...)

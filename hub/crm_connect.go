@@ -317,7 +317,7 @@ func (h *Hub) SalesforceMapping(ctx context.Context, user *sb.User) (salesforce.
 	if err != nil {
 		return salesforce.Mapping{}, err
 	}
-	return conn.Mapping, nil
+	return conn.Mapping.WithDefaults(), nil
 }
 
 // SetSalesforceMapping changes the org's object and field mapping.

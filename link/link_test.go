@@ -422,7 +422,7 @@ func TestClicksToACRMThatRecordsThem(t *testing.T) {
 		if err := e.DB.Tx(ctx, func(tx *store.Tx) error { return tx.UpdateOrgSettings(ctx, org.ID, org.Settings) }); err != nil {
 			t.Fatal(err)
 		}
-		crms.set(e.Builtin)
+		crms.set(struct{ sb.CRM }{e.Builtin}) // only sb.CRM: the built-in CRM's sb.ClickWriter is hidden
 		m = e.Send("+12025550142", "See "+longURL)
 		e.WaitStatus(m.ID, sb.StatusDelivered)
 		_, cs = codes(t, e, "+12025550142")

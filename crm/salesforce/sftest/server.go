@@ -2,10 +2,11 @@
 // that behaves as Salesforce documents its OAuth 2.0 endpoints (web server
 // flow with PKCE, refresh tokens with optional rotation, JWT bearer,
 // revoke, identity URLs) and the parts of the REST API Switchboard uses
-// (sObjects, describe, sObject Collections, Composite with references,
-// SOQL queries with nextRecordsUrl paging, error arrays, 401
-// INVALID_SESSION_ID, Sforce-Limit-Info on every response), with controls to
-// inspect records, count calls and inject faults.
+// (sObjects, describe, sObject Collections create, update and upsert by
+// external id, Composite with references, SOQL queries with nextRecordsUrl
+// paging, error arrays, 401 INVALID_SESSION_ID, Sforce-Limit-Info on every
+// response), with controls to inspect records, count calls, inject faults
+// and lose answers of calls that were carried out.
 //
 // HTTPClient returns a client that sends every host to the fake, so tests
 // use real-looking URLs: https://login.salesforce.com for logins and
