@@ -2,6 +2,7 @@ package switchboard
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -105,4 +106,62 @@ type CRMTask struct {
 	// ExternalID makes the create idempotent: a second create with the same
 	// id returns the first task.
 	ExternalID string `json:"external_id,omitempty"`
+}
+
+// CRMOffline reports whether err says the CRM authorization is gone (the
+// write is held until an admin authorizes again).
+func CRMOffline(err error) bool {
+	var ce *CRMError
+	return errors.As(err, &ce) && ce.Offline
+}
+
+// CRMRetryable reports whether a failed CRM write may succeed later.
+func CRMRetryable(err error) bool {
+	var ce *CRMError
+	return errors.As(err, &ce) && (ce.Retryable || ce.Offline)
+}
+
+// CRMRetryAfter is the pause a CRM asked for with err, or def.
+func CRMRetryAfter(err error, def time.Duration) time.Duration {
+	var ce *CRMError
+	if errors.As(err, &ce) && ce.RetryAfter > 0 {
+		return ce.RetryAfter
+	}
+	return def
+}
+
+// CRMOutcome is what to do with one record after a batched CRM write.
+type CRMOutcome struct {
+	// CRMID is the record's CRM id when the write succeeded.
+	CRMID string
+	// Retry leaves the record pending until RetryAt.
+	Retry   bool
+	RetryAt time.Time
+	// Err is a permanent failure: the record is not retried.
+	Err string
+}
+
+// CRMOutcomes reads the results of writing n records in one call (werr is
+// the call's own error): success, retry later, or failed for good. retry
+// reports whether any record is to be retried.
+func CRMOutcomes(now time.Time, n int, results []CRMResult, werr error) (outs []CRMOutcome, retry bool) {
+	const pause = 5 * time.Second
+	outs = make([]CRMOutcome, n)
+	for i := range outs {
+		o := &outs[i]
+		switch {
+		case werr != nil:
+			o.Retry, o.RetryAt = true, now.Add(CRMRetryAfter(werr, pause))
+		case i >= len(results):
+			o.Retry, o.RetryAt = true, now.Add(pause)
+		case results[i].Err == nil:
+			o.CRMID = results[i].CRMMessageID
+		case CRMRetryable(results[i].Err):
+			o.Retry, o.RetryAt = true, now.Add(pause)
+		default:
+			o.Err = results[i].Err.Error()
+		}
+		retry = retry || o.Retry
+	}
+	return outs, retry
 }

@@ -3,11 +3,9 @@ package form
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	sb "github.com/switchboard/switchboard"
 	"github.com/switchboard/switchboard/store"
@@ -23,10 +21,7 @@ type WritebackArgs struct {
 // Kind implements river.JobArgs.
 func (WritebackArgs) Kind() string { return "form_writeback" }
 
-func writebackOpts() *river.InsertOpts {
-	return &river.InsertOpts{Queue: store.QueueCRM, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
-		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning, rivertype.JobStateScheduled, rivertype.JobStateRetryable}}}
-}
+func writebackOpts() *river.InsertOpts { return store.WritebackOpts() }
 
 // ExpireArgs is the periodic job that ends sessions whose timeout passed and
 // restarts write-backs left for later (CRM offline, retries, a change that
@@ -112,12 +107,12 @@ func (s *Service) WriteBack(ctx context.Context, orgID string) error {
 	}
 	crm, err := s.Hub.CRMs.For(ctx, org)
 	if err != nil {
-		if isOffline(err) {
+		if sb.CRMOffline(err) {
 			return nil
 		}
 		return err
 	}
-	fw := responseWriter(s.DB, crm, org)
+	fw, _ := crm.(sb.FormResponseWriter)
 	if fw == nil {
 		s.Log.Warn("the org's CRM cannot store form records; they are kept until it can", "org", org.ID, "crm", org.Settings.CRM)
 		return nil
@@ -138,7 +133,7 @@ func (s *Service) WriteBack(ctx context.Context, orgID string) error {
 			return err
 		}
 		if werr != nil {
-			if isOffline(werr) {
+			if sb.CRMOffline(werr) {
 				return nil
 			}
 			return werr
@@ -209,76 +204,10 @@ func (s *Service) crmUserID(ctx context.Context, org *sb.Org, userID string, cac
 }
 
 func outcomes(now time.Time, claimed []store.ClaimedSession, results []sb.CRMResult, werr error) ([]store.FormOutcome, bool) {
+	res, retry := sb.CRMOutcomes(now, len(claimed), results, werr)
 	outs := make([]store.FormOutcome, len(claimed))
-	retry := false
 	for i, c := range claimed {
-		o := store.FormOutcome{SessionID: c.ID, Version: c.Version}
-		switch {
-		case werr != nil:
-			o.Retry, o.RetryAt = true, now.Add(retryAfter(werr))
-		case i >= len(results):
-			o.Retry, o.RetryAt = true, now.Add(5*time.Second)
-		case results[i].Err == nil:
-			o.CRMRecordID = results[i].CRMMessageID
-		case isRetryable(results[i].Err):
-			o.Retry, o.RetryAt = true, now.Add(5*time.Second)
-		default:
-			o.Err = results[i].Err.Error()
-		}
-		retry = retry || o.Retry
-		outs[i] = o
+		outs[i] = store.FormOutcome{SessionID: c.ID, Version: c.Version, CRMRecordID: res[i].CRMID, Retry: res[i].Retry, RetryAt: res[i].RetryAt, Err: res[i].Err}
 	}
 	return outs, retry
-}
-
-// responseWriter returns what stores form records in the org's CRM: the CRM
-// itself when it can, the built-in CRM's tables for the built-in CRM, else
-// nil.
-func responseWriter(db *store.DB, crm sb.CRM, org *sb.Org) sb.FormResponseWriter {
-	if fw, ok := crm.(sb.FormResponseWriter); ok {
-		return fw
-	}
-	if org.Settings.CRM == sb.CRMBuiltin || org.Settings.CRM == "" {
-		return builtinResponses{db}
-	}
-	return nil
-}
-
-// builtinResponses writes form records to the built-in CRM's
-// crm_form_responses table.
-type builtinResponses struct{ db *store.DB }
-
-func (b builtinResponses) WriteFormResponses(ctx context.Context, org *sb.Org, rs []sb.FormResponse) ([]sb.CRMResult, error) {
-	var ids []string
-	err := b.db.Tx(ctx, func(tx *store.Tx) error {
-		var err error
-		ids, err = tx.WriteCRMFormResponses(ctx, org.ID, rs)
-		return err
-	})
-	if err != nil {
-		return nil, &sb.CRMError{Message: "built-in CRM write failed: " + err.Error(), Retryable: true}
-	}
-	out := make([]sb.CRMResult, len(ids))
-	for i, id := range ids {
-		out[i].CRMMessageID = id
-	}
-	return out, nil
-}
-
-func isOffline(err error) bool {
-	var ce *sb.CRMError
-	return errors.As(err, &ce) && ce.Offline
-}
-
-func isRetryable(err error) bool {
-	var ce *sb.CRMError
-	return errors.As(err, &ce) && (ce.Retryable || ce.Offline)
-}
-
-func retryAfter(err error) time.Duration {
-	var ce *sb.CRMError
-	if errors.As(err, &ce) && ce.RetryAfter > 0 {
-		return ce.RetryAfter
-	}
-	return 5 * time.Second
 }

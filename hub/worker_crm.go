@@ -2,8 +2,6 @@ package hub
 
 import (
 	"context"
-	"errors"
-	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -43,10 +41,9 @@ func (w *CRMWorker) Work(ctx context.Context, job *river.Job[store.CRMWritebackA
 	}
 	crm, err := h.CRMs.For(ctx, org)
 	if err != nil {
-		var ce *sb.CRMError
-		if errors.As(err, &ce) && ce.Offline {
+		if sb.CRMOffline(err) {
 			// Held: the changes stay pending until an admin authorizes again.
-			h.Log.Warn("CRM offline; write-backs held", "org", org.ID, "reason", ce.Message)
+			h.Log.Warn("CRM offline; write-backs held", "org", org.ID, "err", err)
 			return nil
 		}
 		return err
@@ -116,55 +113,37 @@ func (h *Hub) writeCRM(ctx context.Context, crm sb.CRM, org *sb.Org, pend []stor
 	}
 	kind := org.Settings.CRM
 	results, err := crm.WriteMessages(ctx, org, msgs)
-	if err != nil {
-		h.Metrics.CRMCalls.WithLabelValues(kind, "error").Inc()
-		var ce *sb.CRMError
-		retryAt := time.Time{}
-		if errors.As(err, &ce) && ce.RetryAfter > 0 {
-			retryAt = h.DB.Now().Add(ce.RetryAfter)
-		}
-		outs := make([]store.CRMOutcome, len(pend))
-		for i, p := range pend {
-			outs[i] = store.CRMOutcome{MessageID: p.Msg.ID, Version: p.Version, Retry: true, RetryAt: retryAt}
-		}
-		if ferr := h.DB.Tx(context.WithoutCancel(ctx), func(tx *store.Tx) error { return tx.FinishCRM(ctx, outs) }); ferr != nil {
-			return ferr
-		}
-		if errors.As(err, &ce) && ce.Offline {
-			h.Log.Warn("CRM authorization lost; write-backs held until it is renewed", "org", org.ID, "code", ce.Code)
-			return nil
-		}
-		return err
-	}
-	h.Metrics.CRMCalls.WithLabelValues(kind, "ok").Inc()
+	res, _ := sb.CRMOutcomes(h.DB.Now(), len(pend), results, err)
 	outs := make([]store.CRMOutcome, len(pend))
 	for i, p := range pend {
-		o := store.CRMOutcome{MessageID: p.Msg.ID, Version: p.Version}
-		var r sb.CRMResult
-		if i < len(results) {
-			r = results[i]
-		} else {
-			r.Err = &sb.CRMError{Message: "no result for this record", Retryable: true}
-		}
-		var ce *sb.CRMError
+		r := res[i]
+		outs[i] = store.CRMOutcome{MessageID: p.Msg.ID, Version: p.Version, CRMMessageID: r.CRMID, Retry: r.Retry, RetryAt: r.RetryAt, Err: r.Err}
 		switch {
-		case r.Err == nil:
-			o.CRMMessageID = r.CRMMessageID
-			h.Metrics.CRMRecords.WithLabelValues(kind, "ok").Inc()
-		case errors.As(r.Err, &ce) && (ce.Retryable || ce.Offline):
-			o.Retry = true
-			o.RetryAt = h.DB.Now().Add(time.Duration(1000+rand.IntN(4000)) * time.Millisecond)
+		case err != nil:
+		case r.Retry:
 			h.Metrics.CRMRecords.WithLabelValues(kind, "retry").Inc()
-		default:
-			o.Err = r.Err.Error()
+		case r.Err != "":
 			h.Metrics.CRMRecords.WithLabelValues(kind, "failed").Inc()
 			h.Log.Warn("CRM rejected a message record", "org", org.ID, "message", p.Msg.ID, "err", r.Err)
+		default:
+			h.Metrics.CRMRecords.WithLabelValues(kind, "ok").Inc()
 		}
-		outs[i] = o
 	}
 	// Records to retry stay leased until their retry time; the periodic
 	// sweep starts a write-back for them then.
-	return h.DB.Tx(context.WithoutCancel(ctx), func(tx *store.Tx) error { return tx.FinishCRM(ctx, outs) })
+	if ferr := h.DB.Tx(context.WithoutCancel(ctx), func(tx *store.Tx) error { return tx.FinishCRM(ctx, outs) }); ferr != nil {
+		return ferr
+	}
+	if err == nil {
+		h.Metrics.CRMCalls.WithLabelValues(kind, "ok").Inc()
+		return nil
+	}
+	h.Metrics.CRMCalls.WithLabelValues(kind, "error").Inc()
+	if sb.CRMOffline(err) {
+		h.Log.Warn("CRM authorization lost; write-backs held until it is renewed", "org", org.ID, "err", err)
+		return nil
+	}
+	return err
 }
 
 // crmUserID maps a Switchboard user id to the user's CRM id.

@@ -343,9 +343,7 @@ type ClickWritebackArgs struct {
 // Kind implements river.JobArgs.
 func (ClickWritebackArgs) Kind() string { return "link_click_writeback" }
 
-func writebackOpts() *river.InsertOpts {
-	return &river.InsertOpts{Queue: store.QueueCRM, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: pendingStates}}
-}
+func writebackOpts() *river.InsertOpts { return store.WritebackOpts() }
 
 // SweepArgs is the periodic job that restarts click write-backs left for
 // later (CRM offline, retries, a click that landed as a write-back ended).
@@ -415,12 +413,12 @@ func (s *Service) WriteBack(ctx context.Context, orgID string) error {
 	}
 	crm, err := s.Hub.CRMs.For(ctx, org)
 	if err != nil {
-		if isOffline(err) {
+		if sb.CRMOffline(err) {
 			return nil // held until the CRM is back; the sweep retries
 		}
 		return err
 	}
-	cw := clickWriter(s.DB, crm, org)
+	cw, _ := crm.(sb.ClickWriter)
 	if cw == nil {
 		s.opts.Log.Warn("the org's CRM cannot record link clicks; they are kept until it can", "org", org.ID, "crm", org.Settings.CRM)
 		return nil
@@ -446,7 +444,7 @@ func (s *Service) WriteBack(ctx context.Context, orgID string) error {
 			return err
 		}
 		if werr != nil {
-			if isOffline(werr) {
+			if sb.CRMOffline(werr) {
 				return nil
 			}
 			return werr
@@ -458,56 +456,10 @@ func (s *Service) WriteBack(ctx context.Context, orgID string) error {
 }
 
 func outcomes(now time.Time, clicks []sb.LinkClick, results []sb.CRMResult, werr error) ([]store.ClickOutcome, bool) {
+	res, retry := sb.CRMOutcomes(now, len(clicks), results, werr)
 	outs := make([]store.ClickOutcome, len(clicks))
-	retry := false
 	for i, c := range clicks {
-		o := store.ClickOutcome{ID: c.ID}
-		switch {
-		case werr != nil:
-			o.Retry, o.RetryAt = true, now.Add(retryAfter(werr))
-		case i >= len(results):
-			o.Retry, o.RetryAt = true, now.Add(5*time.Second)
-		case results[i].Err == nil:
-			o.CRMID = results[i].CRMMessageID
-		case isRetryable(results[i].Err):
-			o.Retry, o.RetryAt = true, now.Add(5*time.Second)
-		default:
-			o.Err = results[i].Err.Error()
-		}
-		retry = retry || o.Retry
-		outs[i] = o
+		outs[i] = store.ClickOutcome{ID: c.ID, CRMID: res[i].CRMID, Retry: res[i].Retry, RetryAt: res[i].RetryAt, Err: res[i].Err}
 	}
 	return outs, retry
-}
-
-// clickWriter returns what writes clicks to the org's CRM: the CRM itself
-// when it can, the built-in CRM's tables for the built-in CRM, else nil.
-func clickWriter(db *store.DB, crm sb.CRM, org *sb.Org) sb.ClickWriter {
-	if cw, ok := crm.(sb.ClickWriter); ok {
-		return cw
-	}
-	if org.Settings.CRM == sb.CRMBuiltin || org.Settings.CRM == "" {
-		return builtinClicks{db}
-	}
-	return nil
-}
-
-// builtinClicks writes clicks to the built-in CRM's crm_link_clicks table.
-type builtinClicks struct{ db *store.DB }
-
-func (b builtinClicks) WriteClicks(ctx context.Context, org *sb.Org, clicks []sb.LinkClick) ([]sb.CRMResult, error) {
-	var ids []string
-	err := b.db.Tx(ctx, func(tx *store.Tx) error {
-		var err error
-		ids, err = tx.WriteCRMLinkClicks(ctx, org.ID, clicks)
-		return err
-	})
-	if err != nil {
-		return nil, &sb.CRMError{Message: "built-in CRM write failed: " + err.Error(), Retryable: true}
-	}
-	out := make([]sb.CRMResult, len(ids))
-	for i, id := range ids {
-		out[i].CRMMessageID = id
-	}
-	return out, nil
 }

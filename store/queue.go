@@ -96,20 +96,20 @@ var CRMWritebackDelay = 500 * time.Millisecond
 
 func crmWritebackJob(orgID string) river.InsertManyParams {
 	return river.InsertManyParams{
-		Args: CRMWritebackArgs{OrgID: orgID},
-		InsertOpts: &river.InsertOpts{
-			Queue: QueueCRM,
-			UniqueOpts: river.UniqueOpts{
-				ByArgs: true,
-				// Not "completed": a change after a write-back finished gets
-				// one of its own. A change that lands while one runs is
-				// picked up by that run (it drains until nothing is pending)
-				// or, in the moment after its last look, by the periodic
-				// write-back sweep.
-				ByState: []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning, rivertype.JobStateScheduled, rivertype.JobStateRetryable},
-			},
-		},
+		Args:       CRMWritebackArgs{OrgID: orgID},
+		InsertOpts: WritebackOpts(),
 	}
+}
+
+// WritebackOpts are the insert options of a per-org CRM write-back job
+// (messages, link clicks, form records): on the CRM queue, one waiting or
+// running per org. Not "completed": a change after a write-back finished
+// gets one of its own. A change that lands while one runs is picked up by
+// that run (it drains until nothing is pending) or, in the moment after its
+// last look, by the periodic sweep.
+func WritebackOpts() *river.InsertOpts {
+	return &river.InsertOpts{Queue: QueueCRM, UniqueOpts: river.UniqueOpts{ByArgs: true,
+		ByState: []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning, rivertype.JobStateScheduled, rivertype.JobStateRetryable}}}
 }
 
 // Queue names.
