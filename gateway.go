@@ -36,6 +36,18 @@ func DefaultRate(numberType string) float64 {
 	}
 }
 
+// NumberTypeFor returns numberType, or when it is empty the provider's
+// usual one: whatsapp for WhatsApp senders, long_code otherwise.
+func NumberTypeFor(provider, numberType string) string {
+	switch {
+	case numberType != "":
+		return numberType
+	case provider == ProviderWhatsApp:
+		return NumberWhatsApp
+	}
+	return NumberLongCode
+}
+
 // Keywords are the whole-message commands a gateway answers.
 type Keywords struct {
 	OptOut []string `json:"opt_out"`
@@ -112,13 +124,7 @@ func (g *Gateway) Normalize(region string) error {
 		}
 		g.Number = p
 	}
-	if g.NumberType == "" {
-		if g.Provider == ProviderWhatsApp {
-			g.NumberType = NumberWhatsApp
-		} else {
-			g.NumberType = NumberLongCode
-		}
-	}
+	g.NumberType = NumberTypeFor(g.Provider, g.NumberType)
 	switch g.NumberType {
 	case NumberLongCode, NumberTollFree, NumberShortCode, NumberWhatsApp:
 	default:

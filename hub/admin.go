@@ -115,13 +115,10 @@ func (h *Hub) CreateGateway(ctx context.Context, user *sb.User, req GatewayReque
 	}
 	g := &sb.Gateway{OrgID: org.ID, Provider: p.Name(), Active: true, HelpText: sb.DefaultHelpText, OptOutReply: sb.DefaultOptOutReply, OptInReply: sb.DefaultOptInReply}
 	req.apply(g, true)
-	if err := g.Normalize(org.Settings.DefaultRegion); err != nil {
-		return nil, err
-	}
 	if req.Rate != nil {
 		g.Rate = *req.Rate
 	} else {
-		g.Rate = sb.DefaultRate(g.NumberType)
+		g.Rate = sb.DefaultRate(sb.NumberTypeFor(g.Provider, g.NumberType))
 	}
 	if err := g.Normalize(org.Settings.DefaultRegion); err != nil {
 		return nil, err
