@@ -117,14 +117,20 @@ func (g *Gateway) Normalize(region string) error {
 	if strings.TrimSpace(g.Number) == "" {
 		return FieldError("number", "number is required")
 	}
-	if g.Provider != ProviderSMPP || strings.HasPrefix(g.Number, "+") || isDigits(g.Number) {
+	g.NumberType = NumberTypeFor(g.Provider, g.NumberType)
+	g.Number = strings.TrimSpace(g.Number)
+	switch {
+	case g.NumberType == NumberShortCode && isDigits(g.Number) && len(g.Number) >= 3 && len(g.Number) <= 8:
+		// A short code is not an E.164 number.
+	case g.Provider == ProviderSMPP && !strings.HasPrefix(g.Number, "+") && !isDigits(g.Number):
+		// An alphanumeric sender id; the SMPP provider checks its form.
+	default:
 		p, err := ParsePhone(g.Number, region)
 		if err != nil {
 			return &Error{Code: EInvalid, Field: "number", Message: "gateway number: " + ErrorMessage(err)}
 		}
 		g.Number = p
 	}
-	g.NumberType = NumberTypeFor(g.Provider, g.NumberType)
 	switch g.NumberType {
 	case NumberLongCode, NumberTollFree, NumberShortCode, NumberWhatsApp:
 	default:
