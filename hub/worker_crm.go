@@ -51,10 +51,6 @@ func (w *CRMWorker) Work(ctx context.Context, job *river.Job[store.CRMWritebackA
 	if t, ok := crm.(Throttler); ok && t.Throttle(org.ID) {
 		return river.JobSnooze(30 * time.Second)
 	}
-	// Let changes gather so they share CRM calls.
-	if err := sleepFor(ctx, store.CRMWritebackDelay); err != nil {
-		return err
-	}
 	users := map[string]string{}
 	// A run ends within the job timeout; what is left continues in the next
 	// run right away.
@@ -63,12 +59,22 @@ func (w *CRMWorker) Work(ctx context.Context, job *river.Job[store.CRMWritebackA
 		if time.Now().After(deadline) {
 			return river.JobSnooze(0)
 		}
-		pend, err := h.DB.ClaimCRM(ctx, org.ID, CRMBatchSize, h.JobTimeout+15*time.Second)
+		// Changes younger than the gather delay wait for the next round, so
+		// a message that is queued, sent and delivered in quick succession
+		// is written once.
+		pend, err := h.DB.ClaimCRM(ctx, org.ID, CRMBatchSize, h.JobTimeout+15*time.Second, h.DB.Now().Add(-store.CRMWritebackDelay))
 		if err != nil {
 			return err
 		}
 		if len(pend) == 0 {
-			return nil
+			more, err := h.DB.CRMClaimable(ctx, org.ID)
+			if err != nil || !more {
+				return err
+			}
+			if err := sleepFor(ctx, store.CRMWritebackDelay/2); err != nil {
+				return err
+			}
+			continue
 		}
 		if err := h.writeCRM(ctx, crm, org, pend, users); err != nil {
 			h.Log.Warn("CRM write-back failed; it will be retried", "org", org.ID, "err", err)

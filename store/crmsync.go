@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -18,11 +19,17 @@ type CRMPending struct {
 }
 
 // ClaimCRM leases up to limit of an org's messages whose latest change is
-// not in the CRM yet, oldest change first. A lease keeps other writers off
-// the rows until it expires or FinishCRM ends it.
-func (db *DB) ClaimCRM(ctx context.Context, orgID string, limit int, lease time.Duration) ([]CRMPending, error) {
+// not in the CRM yet and was made before settledBefore (so changes that
+// follow each other quickly — queued, sent, delivered — are written once),
+// oldest change first. A lease keeps other writers off the rows until it
+// expires or FinishCRM ends it. A zero settledBefore claims every change.
+func (db *DB) ClaimCRM(ctx context.Context, orgID string, limit int, lease time.Duration, settledBefore time.Time) ([]CRMPending, error) {
 	now := micros(db.now())
 	until := micros(db.now().Add(lease))
+	settled := int64(1) << 62
+	if !settledBefore.IsZero() {
+		settled = micros(settledBefore)
+	}
 	skip := ""
 	if db.dialect == Postgres {
 		skip = " FOR UPDATE SKIP LOCKED"
@@ -32,10 +39,10 @@ func (db *DB) ClaimCRM(ctx context.Context, orgID string, limit int, lease time.
 		out = out[:0]
 		rs, err := tx.q.query(ctx, `UPDATE messages SET crm_lease_until = $3
 			WHERE id IN (SELECT id FROM messages WHERE org_id = $1 AND version > crm_version AND (crm_lease_until IS NULL OR crm_lease_until < $2)
-				ORDER BY updated_at LIMIT $4`+skip+`)
+				AND updated_at <= $5 ORDER BY updated_at LIMIT $4`+skip+`)
 			AND (crm_lease_until IS NULL OR crm_lease_until < $2)
 			RETURNING `+msgCols+`, version, (SELECT sealed FROM message_contents c WHERE c.message_id = messages.id AND messages.crm_message_id IS NULL)`,
-			orgID, now, until, limit)
+			orgID, now, until, limit, settled)
 		if err != nil {
 			return err
 		}
@@ -118,6 +125,18 @@ func (db *DB) OrgsWithCRMPending(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	return scanStrings(rs)
+}
+
+// CRMClaimable reports whether an org has message changes waiting for the
+// CRM that no writer holds (some may not have settled yet).
+func (db *DB) CRMClaimable(ctx context.Context, orgID string) (bool, error) {
+	var one int
+	err := db.reader().queryRow(ctx, `SELECT 1 FROM messages WHERE org_id = $1 AND version > crm_version
+		AND (crm_lease_until IS NULL OR crm_lease_until < $2) LIMIT 1`, orgID, micros(db.now())).Scan(&one)
+	if errors.Is(err, errNoRows) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // CRMPendingCount returns how many message changes of an org wait for the CRM.

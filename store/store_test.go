@@ -356,11 +356,11 @@ func TestCRMClaimLeaseAndRelease(t *testing.T) {
 			ids = append(ids, nm.Msg.ID)
 		}
 		tx(t, db, func(tx *store.Tx) error { return tx.InsertMessages(ctx, nms) })
-		first, err := db.ClaimCRM(ctx, f.org.ID, 3, time.Minute)
+		first, err := db.ClaimCRM(ctx, f.org.ID, 3, time.Minute, time.Time{})
 		if err != nil || len(first) != 3 || first[0].Content == nil {
 			t.Fatalf("claim: %d %v", len(first), err)
 		}
-		second, err := db.ClaimCRM(ctx, f.org.ID, 10, time.Minute)
+		second, err := db.ClaimCRM(ctx, f.org.ID, 10, time.Minute, time.Time{})
 		if err != nil || len(second) != 2 {
 			t.Fatalf("leased rows claimed twice: %d %v", len(second), err)
 		}
@@ -378,7 +378,7 @@ func TestCRMClaimLeaseAndRelease(t *testing.T) {
 		if err != nil || n != 1 {
 			t.Fatalf("pending after finish: %d %v", n, err)
 		}
-		again, _ := db.ClaimCRM(ctx, f.org.ID, 10, time.Minute)
+		again, _ := db.ClaimCRM(ctx, f.org.ID, 10, time.Minute, time.Time{})
 		if len(again) != 1 || again[0].Msg.ID != first[0].Msg.ID || again[0].Content != nil || again[0].Msg.CRMMessageID == "" {
 			t.Fatalf("re-claim: %+v", again)
 		}
