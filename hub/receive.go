@@ -36,6 +36,11 @@ func (h *Hub) Webhook(ctx context.Context, providerName, gatewayID, action strin
 	}
 	if err := h.Deliver(ctx, gw, ev); err != nil {
 		h.Metrics.Webhooks.WithLabelValues(providerName, "store_failed").Inc()
+		if sb.ErrorCode(err) == sb.EInternal {
+			// Not stored (the database is away or busy): the partner is
+			// told to try again, and nothing was acknowledged.
+			return nil, sb.Wrap(err, sb.EUnavailable, "the webhook could not be stored; try again")
+		}
 		return nil, err
 	}
 	h.Metrics.Webhooks.WithLabelValues(providerName, "ok").Inc()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -94,6 +95,7 @@ func (tx *Tx) FinishCRM(ctx context.Context, outs []CRMOutcome) error {
 		done = append(done, o)
 		ids = append(ids, o.MessageID)
 	}
+	slices.SortFunc(done, func(a, b CRMOutcome) int { return strings.Compare(a.MessageID, b.MessageID) })
 	const chunk = 300
 	for start := 0; start < len(done); start += chunk {
 		part := done[start:min(start+chunk, len(done))]

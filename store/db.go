@@ -64,7 +64,7 @@ type Options struct {
 	Hasher *sb.Hasher
 	// Now is the clock; defaults to time.Now.
 	Now func() time.Time
-	// MaxConns caps PostgreSQL connections (default 20) and SQLite readers
+	// MaxConns caps PostgreSQL connections (default 10) and SQLite readers
 	// (default 4).
 	MaxConns int
 	// Inspect opens a SQLite file another process holds, to read it
@@ -103,7 +103,7 @@ func (db *DB) openPostgres(ctx context.Context, url string, maxConns int) error 
 		return fmt.Errorf("DATABASE_URL is not a valid PostgreSQL URL: %w", err)
 	}
 	if maxConns <= 0 {
-		maxConns = 20
+		maxConns = 10
 	}
 	cfg.MaxConns = int32(maxConns)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)

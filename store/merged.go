@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	sb "github.com/switchboard/switchboard"
@@ -55,6 +56,10 @@ func (tx *Tx) ApplyStatuses(ctx context.Context, items []StatusItem) ([]StatusRe
 		r.optOut = r.optOut || u.OptedOut
 		r.idx = append(r.idx, i)
 	}
+	// Rows are updated in id order, as in every set-based update, so
+	// concurrent transactions take row locks in the same order (PostgreSQL
+	// deadlocks otherwise).
+	slices.Sort(order)
 	now := micros(tx.db.now())
 	var optOuts [][3]any
 	const chunk = 250
@@ -141,6 +146,7 @@ func (tx *Tx) RecordSends(ctx context.Context, outs []SendOutcome) ([]SendRecord
 		idx[o.MessageID] = i
 		ok = append(ok, i)
 	}
+	slices.SortFunc(ok, func(a, b int) int { return strings.Compare(outs[a].MessageID, outs[b].MessageID) })
 	now := micros(tx.db.now())
 	var ids []string
 	pidsByGW := map[string][]string{}

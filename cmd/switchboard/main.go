@@ -29,6 +29,7 @@ Usage:
   switchboard admin      <command> manage orgs, users, API keys, gateways; send a message
   switchboard sim        <command> use the simulated carrier (text, handset, inbox, serve)
   switchboard bench      [flags]   benchmark the whole pipeline
+  switchboard load       [flags]   ramp signed incoming webhooks and report latency per rate
 
 Run "switchboard <command> -h" for a command's flags. Settings come from
 environment variables (see README) and flags.
@@ -59,6 +60,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return simCmd(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return bench(ctx, args[1:], stdout, stderr)
+	case "load":
+		return load(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

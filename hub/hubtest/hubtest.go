@@ -146,7 +146,8 @@ func New(t testing.TB, d store.Dialect, opts ...Options) *Env {
 	if os.Getenv("SWITCHBOARD_TEST_LOG") != "" {
 		log = logging.New(os.Stderr, slog.LevelDebug, "text")
 	}
-	e.Hub = hub.New(e.DB, provider.NewRegistry(providers...), crms, public, log, hub.NewMetrics(prometheus.NewRegistry()))
+	reg := prometheus.NewRegistry()
+	e.Hub = hub.New(e.DB, provider.NewRegistry(providers...), crms, public, log, hub.NewMetrics(reg))
 	if resolver.sf != nil {
 		e.Hub.Salesforce, e.Hub.SalesforceOAuth = resolver.sf, true
 	}
@@ -161,7 +162,7 @@ func New(t testing.TB, d store.Dialect, opts ...Options) *Env {
 	e.Queue = q
 	var unsub func()
 	e.events, unsub = q.Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed, river.EventKindJobSnoozed, river.EventKindJobCancelled)
-	e.HTTP = &sbhttp.Server{Hub: e.Hub, DB: e.DB, Builtin: e.Builtin, Log: logging.Discard(), Gatherer: prometheus.NewRegistry(), Sim: e.Carrier, Ready: func() bool { return true }}
+	e.HTTP = &sbhttp.Server{Hub: e.Hub, DB: e.DB, Builtin: e.Builtin, Log: logging.Discard(), Gatherer: reg, Sim: e.Carrier, Ready: func() bool { return true }}
 	handler.Store(e.HTTP.Handler())
 	if err := q.Start(ctx); err != nil {
 		t.Fatal(err)
