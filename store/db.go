@@ -132,8 +132,10 @@ func (db *DB) openSQLite(ctx context.Context, path string, maxReaders int, inspe
 		}
 		db.lock = lock
 	}
-	pragmas := "_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_pragma=cache_size(-16000)"
-	dsn := "file:" + path + "?" + pragmas + "&_txlock=immediate"
+	// The writer gets a 32 MB page cache, each reader 4 MB: readers mostly
+	// find what they need in the OS cache and the WAL.
+	pragmas := "_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)"
+	dsn := "file:" + path + "?" + pragmas + "&_pragma=cache_size(-32000)&_txlock=immediate"
 	w, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return fmt.Errorf("open SQLite file %s: %w", path, err)
@@ -146,7 +148,7 @@ func (db *DB) openSQLite(ctx context.Context, path string, maxReaders int, inspe
 		w.Close()
 		return fmt.Errorf("open SQLite file %s: %w", path, err)
 	}
-	r, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=query_only(1)")
+	r, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=cache_size(-4000)&_pragma=query_only(1)")
 	if err != nil {
 		w.Close()
 		return err

@@ -83,8 +83,10 @@ type Carrier struct {
 	client *http.Client
 	// RetryFor is how long a failing callback is retried (default 1 hour).
 	RetryFor time.Duration
-	// KeepPerHandset bounds the messages remembered per handset.
+	// KeepPerHandset bounds the messages remembered per handset, and
+	// KeepHandsets the handsets remembered (the oldest are forgotten).
 	KeepPerHandset int
+	KeepHandsets   int
 	// KeepArrivals bounds the send arrival times remembered per gateway
 	// number (default 100,000).
 	KeepArrivals int
@@ -93,6 +95,8 @@ type Carrier struct {
 	numbers  map[string]registration // gateway number → webhook
 	handsets map[string]Handset
 	inbox    map[string][]Received
+	// inboxOrder lists the handsets in inbox, oldest first.
+	inboxOrder []string
 	byRef    map[string]string // account+client_ref → message id
 	throttle int               // answer the next sends with 429
 	fail     int               // answer the next sends with failStatus
@@ -128,7 +132,7 @@ func NewCarrier(log *slog.Logger) *Carrier {
 		log = slog.Default()
 	}
 	c := &Carrier{
-		log: log, RetryFor: time.Hour, KeepPerHandset: 50, KeepArrivals: 100_000,
+		log: log, RetryFor: time.Hour, KeepPerHandset: 50, KeepHandsets: 10_000, KeepArrivals: 100_000,
 		client:  &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxIdleConns: 256, IdleConnTimeout: 90 * time.Second}},
 		numbers: map[string]registration{}, handsets: map[string]Handset{}, inbox: map[string][]Received{},
 		byRef: map[string]string{}, arrivals: map[string][]time.Time{},
@@ -438,9 +442,17 @@ func (c *Carrier) handleSend(w http.ResponseWriter, r *http.Request) {
 	}
 	c.stats.Accepted++
 	hold := c.takeHold()
-	box := append(c.inbox[req.To], Received{ID: id, From: req.From, Body: req.Body, At: time.Now().UTC()})
+	box, known := c.inbox[req.To]
+	box = append(box, Received{ID: id, From: req.From, Body: req.Body, At: time.Now().UTC()})
 	if len(box) > c.KeepPerHandset {
 		box = box[len(box)-c.KeepPerHandset:]
+	}
+	if !known {
+		c.inboxOrder = append(c.inboxOrder, req.To)
+		if len(c.inboxOrder) > c.KeepHandsets {
+			delete(c.inbox, c.inboxOrder[0])
+			c.inboxOrder = c.inboxOrder[1:]
+		}
 	}
 	c.inbox[req.To] = box
 	reply := ""
