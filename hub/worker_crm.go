@@ -137,7 +137,8 @@ func (h *Hub) writeCRM(ctx context.Context, crm sb.CRM, org *sb.Org, pend []stor
 	}
 	// Records to retry stay leased until their retry time; the periodic
 	// sweep starts a write-back for them then.
-	if ferr := h.DB.Tx(context.WithoutCancel(ctx), func(tx *store.Tx) error { return tx.FinishCRM(ctx, outs) }); ferr != nil {
+	// Through the group commit, like every other write to message rows.
+	if _, ferr := h.DB.BatchMerge(context.WithoutCancel(ctx), "crm_finish", store.CRMFinish(outs), store.FinishCRMMerged); ferr != nil {
 		return ferr
 	}
 	if err == nil {

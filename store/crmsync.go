@@ -80,6 +80,30 @@ type CRMOutcome struct {
 	RetryAt time.Time
 }
 
+// CRMFinish is one write-back's outcomes, finished through BatchMerge.
+type CRMFinish []CRMOutcome
+
+// LockIDs implements RowLocker.
+func (f CRMFinish) LockIDs() []string {
+	ids := make([]string, len(f))
+	for i, o := range f {
+		ids[i] = o.MessageID
+	}
+	return ids
+}
+
+// FinishCRMMerged is the merged step of CRMFinish payloads.
+func FinishCRMMerged(ctx context.Context, tx *Tx, payloads []any) ([]any, error) {
+	var all []CRMOutcome
+	for _, p := range payloads {
+		all = append(all, p.(CRMFinish)...)
+	}
+	if err := tx.FinishCRM(ctx, all); err != nil {
+		return nil, err
+	}
+	return make([]any, len(payloads)), nil
+}
+
 // FinishCRM records write-back outcomes (set-based: one statement per
 // chunk) and releases contents no longer needed.
 func (tx *Tx) FinishCRM(ctx context.Context, outs []CRMOutcome) error {

@@ -19,6 +19,9 @@ type StatusItem struct {
 	Update    sb.StatusUpdate
 }
 
+// LockIDs implements RowLocker.
+func (s StatusItem) LockIDs() []string { return []string{s.Update.MessageID} }
+
 // ApplyStatuses moves many outgoing messages' statuses forward at once.
 // Reports must name the message (MessageID); for several reports of one
 // message the furthest wins, keeping the time it was sent. A report that

@@ -325,6 +325,9 @@ type SendOutcome struct {
 	OptOut bool
 }
 
+// LockIDs implements RowLocker.
+func (o SendOutcome) LockIDs() []string { return []string{o.MessageID} }
+
 // RecordSend stores a send outcome, applies status reports that arrived
 // before it, and releases the content once nothing needs it. It returns the
 // message's org and phone hash.

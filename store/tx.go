@@ -185,15 +185,12 @@ type batcher struct {
 const maxBatch = 512
 
 func newBatcher(db *DB) *batcher {
+	// One goroutine commits the groups, on PostgreSQL too: the set-based
+	// updates of a group touch many message rows, and two groups running
+	// at once could lock the same rows in opposite orders (deadlocks).
 	b := &batcher{db: db, in: make(chan *batchItem, maxBatch), quit: make(chan struct{})}
-	workers := 1
-	if db.dialect == Postgres {
-		workers = 4
-	}
-	for range workers {
-		b.wg.Add(1)
-		go b.loop()
-	}
+	b.wg.Add(1)
+	go b.loop()
 	return b
 }
 
@@ -272,8 +269,40 @@ func (b *batcher) run(items []*batchItem) {
 	}
 }
 
+// RowLocker is implemented by merged payloads that update message rows:
+// on PostgreSQL a group takes the row locks of all its payloads first, in id
+// order, so that groups committed at once by several processes never wait on
+// each other in a circle (deadlock).
+type RowLocker interface {
+	LockIDs() []string
+}
+
+// lockRows locks the message rows the group's payloads will update, in id
+// order.
+func (b *batcher) lockRows(ctx context.Context, tx *Tx, items []*batchItem) error {
+	if b.db.dialect != Postgres {
+		return nil // one writer: nothing to order
+	}
+	var ids []string
+	for _, it := range items {
+		if l, ok := it.payload.(RowLocker); ok {
+			ids = append(ids, l.LockIDs()...)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	_, err := tx.q.exec(ctx, `SELECT 1 FROM messages WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids)
+	return err
+}
+
 // apply runs items in tx and returns the failing unit with its error.
 func (b *batcher) apply(ctx context.Context, tx *Tx, items []*batchItem) ([]*batchItem, error) {
+	if err := b.lockRows(ctx, tx, items); err != nil {
+		return items, err
+	}
 	groups := map[string][]*batchItem{}
 	var order []string
 	for _, it := range items {

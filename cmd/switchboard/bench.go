@@ -64,6 +64,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
 	progress := fs.Bool("progress", false, "print progress every second (to stderr)")
 	memProfile := fs.String("memprofile", "", "write a heap profile to this file when the run ends")
+	procs := fs.Int("processes", 0, "run this many separate serve processes on one PostgreSQL (scale-out); 0 runs in this process")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -90,8 +91,17 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if *procs > 0 {
+		dbs = []string{"postgres-processes"}
+	}
 	for _, d := range dbs {
-		res, err := benchOne(ctx, d, *pg, *n, *batch, *clients, *workers, *progress, *memProfile, stderr)
+		var res *BenchResult
+		var err error
+		if *procs > 0 {
+			res, err = benchScaleOut(ctx, *pg, *procs, *n, *batch, *clients, *workers, stderr)
+		} else {
+			res, err = benchOne(ctx, d, *pg, *n, *batch, *clients, *workers, *progress, *memProfile, stderr)
+		}
 		if err != nil {
 			return fmt.Errorf("bench %s: %w", d, err)
 		}
@@ -251,7 +261,7 @@ func benchOne(ctx context.Context, dialect, pgURL string, n, batch, clients, wor
 	if err != nil {
 		return nil, err
 	}
-	slices.Sort(lat)
+	sortInt64(lat)
 	res := &BenchResult{
 		Database: dialect, Messages: n, Seconds: elapsed.Seconds(), MessagesPerSec: float64(n) / elapsed.Seconds(),
 		AcceptPerSec: float64(n) / accepted.Seconds(), CRMCalls: app.CRMWrites.Load(), PeakRSSMB: peakRSSMB(),
@@ -346,3 +356,5 @@ func carrierStats(ctx context.Context, url string) (sim.Stats, error) {
 	defer resp.Body.Close()
 	return st, json.NewDecoder(resp.Body).Decode(&st)
 }
+
+func sortInt64(v []int64) { slices.Sort(v) }
