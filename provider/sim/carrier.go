@@ -97,13 +97,13 @@ type Carrier struct {
 	inbox    map[string][]Received
 	// inboxOrder lists the handsets in inbox, oldest first.
 	inboxOrder []string
-	byRef    map[string]string // account+client_ref → message id
-	throttle int               // answer the next sends with 429
-	fail     int               // answer the next sends with failStatus
-	failCode int
-	timeout  int // take the next sends but answer them after hold
-	hold     time.Duration
-	arrivals map[string][]time.Time // gateway number → send arrival times
+	byRef      map[string]string // account+client_ref → message id
+	throttle   int               // answer the next sends with 429
+	fail       int               // answer the next sends with failStatus
+	failCode   int
+	timeout    int // take the next sends but answer them after hold
+	hold       time.Duration
+	arrivals   map[string][]time.Time // gateway number → send arrival times
 
 	stats     Stats
 	queue     chan callback
