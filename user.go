@@ -70,5 +70,8 @@ func (u *User) Require(p Permission) error {
 	if u.Can(p) {
 		return nil
 	}
+	if p == PermSystemAdmin {
+		return Errorf(EForbidden, "this needs the %q permission set", PermSystemAdmin)
+	}
 	return Errorf(EForbidden, "this needs the %q or %q permission set", PermSystemAdmin, p)
 }

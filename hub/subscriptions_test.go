@@ -297,8 +297,9 @@ func TestImportLegacyOptOuts(t *testing.T) {
 			t.Fatalf("record without the flag imported: %+v", s)
 		}
 		_, limitedKey := addUser(t, e, "limited2@example.org", sb.PermLimitedAccess)
-		if r := e.Do("POST", "/v1/subscriptions/import", limitedKey, []byte(csv), "Content-Type", "text/csv"); r.Status != http.StatusForbidden {
-			t.Fatalf("limited user imported: %d", r.Status)
+		r = e.Do("POST", "/v1/subscriptions/import", limitedKey, []byte(csv), "Content-Type", "text/csv")
+		if r.Status != http.StatusForbidden || !strings.Contains(string(r.Body), `this needs the \"System Admin\" permission set"`) {
+			t.Fatalf("limited user imported: %d %s", r.Status, r.Body)
 		}
 	})
 }
