@@ -108,12 +108,7 @@ func (h *Hub) Deliver(ctx context.Context, gw *sb.Gateway, ev *sb.Events) error 
 				if !res.Applied {
 					continue
 				}
-				applied = append(applied, st)
-				if st.OptedOut {
-					if err := tx.ProviderOptOut(ctx, res.OrgID, gw.ID, res.PhoneHash); err != nil {
-						return err
-					}
-				}
+				applied = append(applied, st) // an "unsubscribed" report opted the number out
 			}
 			return nil
 		})
@@ -201,7 +196,7 @@ func (h *Hub) receive(ctx context.Context, tx *store.Tx, org *sb.Org, gw *sb.Gat
 	switch kind {
 	case sb.KeywordOptOut:
 		if err := h.setSubscriptionTx(ctx, tx, &sb.Subscription{OrgID: org.ID, GatewayID: gw.ID, PhoneHash: hash, Status: sb.OptedOut,
-			Detail: sb.DetailKeyword(sb.OptedOut, word), Via: sb.ViaKeyword, ByKeyword: true}); err != nil {
+			Detail: sb.DetailKeyword(sb.OptedOut, word), Via: sb.ViaKeyword, Locked: true}); err != nil {
 			return "", err
 		}
 		reply = gw.OptOutReply
@@ -218,7 +213,7 @@ func (h *Hub) receive(ctx context.Context, tx *store.Tx, org *sb.Org, gw *sb.Gat
 		// opted in by texting — except after an opt-out keyword, which only
 		// an opt-in keyword reverses.
 		status := sb.EffectiveStatus(sub, org.Settings.OptInMode)
-		if org.Settings.CreateOptInOnIncoming && status != sb.OptedIn && (sub == nil || !sub.ByKeyword) {
+		if org.Settings.CreateOptInOnIncoming && status != sb.OptedIn && !sub.LockedOut() {
 			if err := h.setSubscriptionTx(ctx, tx, &sb.Subscription{OrgID: org.ID, GatewayID: gw.ID, PhoneHash: hash, Status: sb.OptedIn,
 				Detail: sb.DetailOptInFromIncoming, Via: sb.ViaIncoming}); err != nil {
 				return "", err

@@ -4,22 +4,28 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	sb "github.com/switchboard/switchboard"
+	"github.com/switchboard/switchboard/hub"
 	"github.com/switchboard/switchboard/hub/hubtest"
+	"github.com/switchboard/switchboard/provider/sim"
+	"github.com/switchboard/switchboard/provider/twilio"
 	"github.com/switchboard/switchboard/store"
 )
 
 type subRow struct {
-	GatewayID       string `json:"gateway_id"`
-	Status          string `json:"status"`
-	Detail          string `json:"detail"`
-	CanSend         bool   `json:"can_send"`
-	CanOptIn        bool   `json:"can_opt_in"`
-	CanOptOut       bool   `json:"can_opt_out"`
-	LockedByKeyword bool   `json:"locked_by_keyword"`
+	GatewayID string `json:"gateway_id"`
+	Status    string `json:"status"`
+	Detail    string `json:"detail"`
+	CanSend   bool   `json:"can_send"`
+	CanOptIn  bool   `json:"can_opt_in"`
+	CanOptOut bool   `json:"can_opt_out"`
+	Locked    bool   `json:"locked"`
 }
 
 func subs(t *testing.T, e *hubtest.Env, key, phone string) map[string]subRow {
@@ -70,7 +76,7 @@ func TestKeywordsPerGateway(t *testing.T) {
 			t.Fatalf("confirmation: %q", got)
 		}
 		s := subs(t, e, e.Key, phone)
-		if g := s[e.Gateway.ID]; g.Status != "Opt-Out" || g.Detail != "Opt-out keyword: STOP" || g.CanSend || !g.LockedByKeyword || g.CanOptIn {
+		if g := s[e.Gateway.ID]; g.Status != "Opt-Out" || g.Detail != "Opt-out keyword: STOP" || g.CanSend || !g.Locked || g.CanOptIn {
 			t.Fatalf("gateway after STOP: %+v", g)
 		}
 		if g := s[other]; g.Status != "Opt-In" || !g.CanSend {
@@ -186,7 +192,7 @@ func TestManualOptInOut(t *testing.T) {
 		}
 		// A keyword opt-out cannot be undone by hand.
 		e.Text(phone, e.Gateway.Number, "UNSUBSCRIBE")
-		e.WaitFor("keyword opt-out", func() bool { return subs(t, e, e.Key, phone)[e.Gateway.ID].LockedByKeyword })
+		e.WaitFor("keyword opt-out", func() bool { return subs(t, e, e.Key, phone)[e.Gateway.ID].Locked })
 		r := e.API("POST", "/v1/subscriptions", body("Opt-In"))
 		if r.Status != http.StatusConflict || !strings.Contains(string(r.Body), "only an opt-in keyword") {
 			t.Fatalf("manual opt-in after keyword: %d %s", r.Status, r.Body)
@@ -302,4 +308,117 @@ func TestImportLegacyOptOuts(t *testing.T) {
 			t.Fatalf("limited user imported: %d %s", r.Status, r.Body)
 		}
 	})
+}
+
+// TestOptOutLockKept: once a number opted out from the phone, no other
+// opt-out lifts the lock; only an opt-in keyword from the phone does.
+func TestOptOutLockKept(t *testing.T) {
+	hubtest.Each(t, func(t *testing.T, e *hubtest.Env) {
+		const phone = "+12025550163"
+		set := func(status, via string) *hubtest.Response {
+			return e.API("POST", "/v1/subscriptions", map[string]any{"gateway_id": e.Gateway.ID, "phone": phone, "status": status, "via": via, "detail": "CRM flow"})
+		}
+		e.Text(phone, e.Gateway.Number, "STOP")
+		e.WaitFor("keyword opt-out", func() bool { return subs(t, e, e.Key, phone)[e.Gateway.ID].Locked })
+		for _, via := range []string{"manual", "automation"} {
+			if r := set("Opt-Out", via); r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"detail":"Opt-out keyword: STOP"`) || !strings.Contains(string(r.Body), `"locked":true`) {
+				t.Fatalf("%s opt-out over the lock: %d %s", via, r.Status, r.Body)
+			}
+			if s := subs(t, e, e.Key, phone)[e.Gateway.ID]; s.Status != "Opt-Out" || !s.Locked || s.CanOptIn || s.Detail != "Opt-out keyword: STOP" {
+				t.Fatalf("after %s opt-out: %+v", via, s)
+			}
+			r := set("Opt-In", via)
+			if r.Status != http.StatusConflict || !strings.Contains(string(r.Body), "(Opt-out keyword: STOP); only an opt-in keyword such as START texted from the phone can opt it back in") {
+				t.Fatalf("%s opt-in after STOP and a %s opt-out: %d %s", via, via, r.Status, r.Body)
+			}
+		}
+		if r := sendMode(e, e.Gateway.ID, phone, "one_to_one"); r.Status != http.StatusConflict || !strings.Contains(string(r.Body), "opted out") {
+			t.Fatalf("1:1 after the refused opt-in: %d %s", r.Status, r.Body)
+		}
+		hist := e.API("GET", "/v1/subscriptions/history?phone=%2B12025550163", nil)
+		if !strings.Contains(string(hist.Body), "Manual opt-out by Ada Admin") || !strings.Contains(string(hist.Body), "CRM flow") {
+			t.Fatalf("the later opt-outs are not in the history: %s", hist.Body)
+		}
+		e.Text(phone, e.Gateway.Number, "unstop")
+		e.WaitFor("keyword opt-in", func() bool { return subs(t, e, e.Key, phone)[e.Gateway.ID].Status == "Opt-In" })
+		if r := sendMode(e, e.Gateway.ID, phone, "one_to_one"); r.Status != http.StatusCreated {
+			t.Fatalf("1:1 after UNSTOP: %d %s", r.Status, r.Body)
+		}
+	})
+}
+
+// TestProviderOptOutIsLocked: a provider's "unsubscribed" (the recipient
+// replied STOP at the carrier) is locked like an opt-out keyword, whether it
+// comes as the send's answer or in a status callback (naming our message or
+// only the provider's).
+func TestProviderOptOutIsLocked(t *testing.T) {
+	var sids atomic.Int64
+	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprintf(w, `{"sid":"SM%032d","status":"queued"}`, sids.Add(1))
+	}))
+	t.Cleanup(fake.Close)
+	opts := hubtest.Options{Providers: []sb.Provider{twilio.New(twilio.Options{})}}
+	hubtest.Each(t, func(t *testing.T, e *hubtest.Env) {
+		locked := func(gw, phone, detail string) {
+			t.Helper()
+			s := subs(t, e, e.Key, phone)[gw]
+			if s.Status != "Opt-Out" || s.Detail != detail || !s.Locked || s.CanOptIn || s.CanSend {
+				t.Fatalf("%s after the provider's opt-out: %+v", phone, s)
+			}
+			r := e.API("POST", "/v1/subscriptions", map[string]any{"gateway_id": gw, "phone": phone, "status": "Opt-In"})
+			if r.Status != http.StatusConflict || !strings.Contains(string(r.Body), "only an opt-in keyword") {
+				t.Fatalf("manual opt-in after the provider's opt-out: %d %s", r.Status, r.Body)
+			}
+			if r := e.API("POST", "/v1/subscriptions", map[string]any{"gateway_id": gw, "phone": phone, "status": "Opt-Out"}); r.Status != http.StatusOK {
+				t.Fatalf("manual opt-out: %d %s", r.Status, r.Body)
+			}
+			if s := subs(t, e, e.Key, phone)[gw]; !s.Locked || s.CanOptIn || s.Detail != detail {
+				t.Fatalf("a manual opt-out lifted the provider's lock: %+v", s)
+			}
+		}
+		// The simulated carrier refuses the send with 21610.
+		const simPhone = "+12025550164"
+		if err := e.Carrier.SetHandset(simPhone, sim.Handset{Behaviour: sim.Unsubscribed}); err != nil {
+			t.Fatal(err)
+		}
+		e.WaitStatus(e.Send(simPhone, "hello").ID, sb.StatusFailed)
+		locked(e.Gateway.ID, simPhone, "Opt-out at provider: Simulated carrier 21610: recipient has unsubscribed")
+		e.Text(simPhone, e.Gateway.Number, "START")
+		e.WaitFor("keyword opt-in", func() bool { return subs(t, e, e.Key, simPhone)[e.Gateway.ID].Status == "Opt-In" })
+
+		// Twilio reports 21610 in status callbacks.
+		ctx := context.Background()
+		sandbox := true
+		tw, err := e.Hub.CreateGateway(ctx, e.Admin, hub.GatewayRequest{Provider: "twilio", Number: "+12025550185", Sandbox: &sandbox, Rate: new(float64),
+			Config: map[string]string{"account_sid": "AC" + strings.Repeat("c3", 16), "auth_token": "twilio-auth-token-0123456789", "api_base_url": fake.URL}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		real, err := e.DB.Gateway(ctx, e.Org.ID, tw.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, byOurID := range []bool{true, false} {
+			phone := fmt.Sprintf("+1202555018%d", 6+i)
+			r := e.API("POST", "/v1/messages", map[string]any{"gateway_id": tw.ID, "to": phone, "body": "Your appointment is tomorrow"})
+			var m sb.Message
+			r.JSON(t, &m)
+			e.WaitFor("provider id", func() bool { return e.Message(m.ID).ProviderMessageID != "" })
+			path := "/webhooks/twilio/" + tw.ID + "/status"
+			if byOurID {
+				path += "?" + twilio.MessageIDParam + "=" + m.ID
+			}
+			form := url.Values{"MessageSid": {e.Message(m.ID).ProviderMessageID}, "AccountSid": {real.Config["account_sid"]}, "MessageStatus": {"failed"}, "ErrorCode": {"21610"}}
+			sig := twilio.Signature(real.Config["auth_token"], e.Server.URL+path, form)
+			if r := e.Do("POST", path, "", []byte(form.Encode()), "Content-Type", "application/x-www-form-urlencoded", "X-Twilio-Signature", sig); r.Status != http.StatusOK {
+				t.Fatalf("status callback: %d %s", r.Status, r.Body)
+			}
+			if got := e.Message(m.ID); got.Status != sb.StatusFailed || got.ErrorCode != "21610" {
+				t.Fatalf("message after the callback: %+v", got)
+			}
+			locked(tw.ID, phone, "Opt-out at provider: Twilio 21610: recipient has unsubscribed (replied STOP)")
+		}
+	}, opts)
 }

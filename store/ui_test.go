@@ -191,7 +191,7 @@ func TestDashboardAggregates(t *testing.T) {
 			{OrgID: f.org.ID, GatewayID: f.gw.ID, PhoneHash: db.Hasher().Phone("+12025550124"), Status: sb.OptedOut, Detail: "Manual opt-out by Ada", Via: sb.ViaManual},
 			{OrgID: f.org.ID, GatewayID: f.gw.ID, PhoneHash: db.Hasher().Phone("+12025550125"), Status: sb.OptedIn, Detail: "Opt-in keyword: START", Via: sb.ViaKeyword},
 		} {
-			tx(t, db, func(tx *store.Tx) error { return tx.SetSubscription(ctx, s) })
+			tx(t, db, func(tx *store.Tx) error { _, err := tx.SetSubscription(ctx, s); return err })
 		}
 		opts, err := db.OptOutCounts(ctx, f.org.ID, t0, t0.Add(time.Hour))
 		if err != nil {
@@ -213,7 +213,8 @@ func TestStoredSubscriptionStatuses(t *testing.T) {
 		ctx := context.Background()
 		h := db.Hasher()
 		tx(t, db, func(tx *store.Tx) error {
-			return tx.SetSubscription(ctx, &sb.Subscription{OrgID: f.org.ID, GatewayID: f.gw.ID, PhoneHash: h.Phone("+12025550123"), Status: sb.OptedOut, Detail: "x", Via: sb.ViaKeyword})
+			_, err := tx.SetSubscription(ctx, &sb.Subscription{OrgID: f.org.ID, GatewayID: f.gw.ID, PhoneHash: h.Phone("+12025550123"), Status: sb.OptedOut, Detail: "x", Via: sb.ViaKeyword})
+			return err
 		})
 		hashes := [][]byte{h.Phone("+12025550123"), h.Phone("+12025550124")}
 		for i := range 1000 { // more than one chunk
