@@ -209,11 +209,13 @@ func (h *Hub) receive(ctx context.Context, tx *store.Tx, org *sb.Org, gw *sb.Gat
 	case sb.KeywordHelp:
 		reply = gw.HelpText
 	default:
-		// "Create Opt-in for Incoming SMS": a number that is not opted in is
-		// opted in by texting — except after an opt-out keyword, which only
-		// an opt-in keyword reverses.
+		// "Create Opt-in for Incoming SMS", an option of mandatory opt-in
+		// mode: a number in No Opt-In is opted in by texting. An explicit
+		// opt-out of any kind stays: a keyword or provider opt-out is
+		// reversed only by an opt-in keyword, a manual, automation or
+		// imported one by an opt-in keyword or a permitted manual opt-in.
 		status := sb.EffectiveStatus(sub, org.Settings.OptInMode)
-		if org.Settings.CreateOptInOnIncoming && status != sb.OptedIn && !sub.LockedOut() {
+		if org.Settings.OptInMode == sb.OptInMandatory && org.Settings.CreateOptInOnIncoming && status == sb.NoOptIn {
 			if err := h.setSubscriptionTx(ctx, tx, &sb.Subscription{OrgID: org.ID, GatewayID: gw.ID, PhoneHash: hash, Status: sb.OptedIn,
 				Detail: sb.DetailOptInFromIncoming, Via: sb.ViaIncoming}); err != nil {
 				return "", err

@@ -202,6 +202,11 @@ func TestManualOptInOut(t *testing.T) {
 
 func TestMandatoryOptInMode(t *testing.T) {
 	hubtest.Each(t, func(t *testing.T, e *hubtest.Env) {
+		// "Create Opt-in for Incoming SMS" is an option of mandatory mode.
+		r := e.API("PATCH", "/v1/org/settings", map[string]any{"create_opt_in_on_incoming": true})
+		if r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), `"field":"create_opt_in_on_incoming"`) || !strings.Contains(string(r.Body), "option of mandatory opt-in mode") {
+			t.Fatalf("create opt-in in default mode: %d %s", r.Status, r.Body)
+		}
 		if r := e.API("PATCH", "/v1/org/settings", map[string]any{"opt_in_mode": "mandatory"}); r.Status != http.StatusOK {
 			t.Fatalf("settings: %d %s", r.Status, r.Body)
 		}
@@ -235,6 +240,46 @@ func TestMandatoryOptInMode(t *testing.T) {
 		e.Text(phone, e.Gateway.Number, "Actually one question")
 		if s := subs(t, e, e.Key, phone)[e.Gateway.ID]; s.Status != "Opt-Out" {
 			t.Fatalf("incoming text undid a keyword opt-out: %+v", s)
+		}
+		// Nor after a manual, automation, imported or provider opt-out.
+		optOut := func(phone string, body map[string]any) {
+			t.Helper()
+			body["gateway_id"], body["phone"], body["status"] = e.Gateway.ID, phone, "Opt-Out"
+			if r := e.API("POST", "/v1/subscriptions", body); r.Status != http.StatusOK {
+				t.Fatalf("opt-out: %d %s", r.Status, r.Body)
+			}
+		}
+		optOut("+12025550165", map[string]any{})
+		optOut("+12025550166", map[string]any{"via": "automation", "detail": "Unsubscribed via web form"})
+		if r := e.Do("POST", "/v1/subscriptions/import", e.Key, []byte("phone\n+12025550167\n"), "Content-Type", "text/csv"); r.Status != http.StatusOK {
+			t.Fatalf("import: %d %s", r.Status, r.Body)
+		}
+		const unsubscribed = "+12025550168"
+		if err := e.Carrier.SetHandset(unsubscribed, sim.Handset{Behaviour: sim.Unsubscribed}); err != nil {
+			t.Fatal(err)
+		}
+		if r := e.API("POST", "/v1/subscriptions", map[string]any{"gateway_id": e.Gateway.ID, "phone": unsubscribed, "status": "Opt-In"}); r.Status != http.StatusOK {
+			t.Fatalf("opt-in: %d %s", r.Status, r.Body)
+		}
+		e.WaitStatus(e.Send(unsubscribed, "Welcome").ID, sb.StatusFailed)
+		for p, detail := range map[string]string{
+			"+12025550165": "Manual opt-out by Ada Admin",
+			"+12025550166": "Unsubscribed via web form",
+			"+12025550167": "Imported legacy opt-out",
+			unsubscribed:   "Opt-out at provider: Simulated carrier 21610: recipient has unsubscribed",
+		} {
+			e.Text(p, e.Gateway.Number, "hello")
+			if s := subs(t, e, e.Key, p)[e.Gateway.ID]; s.Status != "Opt-Out" || s.Detail != detail {
+				t.Fatalf("%s: an incoming text undid the opt-out %q: %+v", p, detail, s)
+			}
+		}
+		// Leaving mandatory mode needs the option off too.
+		r = e.API("PATCH", "/v1/org/settings", map[string]any{"opt_in_mode": "default"})
+		if r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), "create_opt_in_on_incoming") {
+			t.Fatalf("default mode with create opt-in: %d %s", r.Status, r.Body)
+		}
+		if r := e.API("PATCH", "/v1/org/settings", map[string]any{"opt_in_mode": "default", "create_opt_in_on_incoming": false}); r.Status != http.StatusOK {
+			t.Fatalf("back to default mode: %d %s", r.Status, r.Body)
 		}
 	})
 }
