@@ -284,11 +284,49 @@ func TestMandatoryOptInMode(t *testing.T) {
 	})
 }
 
+// countingCRMs resolves every org to the built-in CRM and counts the
+// phone lookups made.
+type countingCRMs struct {
+	crm               sb.CRM
+	byPhone, byPhones atomic.Int64
+	phonesAsked       atomic.Int64
+}
+
+func (c *countingCRMs) For(context.Context, *sb.Org) (sb.CRM, error) {
+	return countingCRM{c.crm, c}, nil
+}
+
+type countingCRM struct {
+	sb.CRM
+	c *countingCRMs
+}
+
+func (c countingCRM) FindByPhone(ctx context.Context, org *sb.Org, phone string) ([]sb.CRMRecord, error) {
+	c.c.byPhone.Add(1)
+	return c.CRM.FindByPhone(ctx, org, phone)
+}
+
+func (c countingCRM) FindByPhones(ctx context.Context, org *sb.Org, phones []string) (map[string][]sb.CRMRecord, error) {
+	c.c.byPhones.Add(1)
+	c.c.phonesAsked.Add(int64(len(phones)))
+	return c.CRM.FindByPhones(ctx, org, phones)
+}
+
 func TestGlobalOptOut(t *testing.T) {
+	crms := &countingCRMs{}
 	hubtest.Each(t, func(t *testing.T, e *hubtest.Env) {
-		r := e.API("POST", "/v1/contacts", map[string]any{"first_name": "No", "last_name": "Texts", "phone": "+12025550157", "opt_out": true})
-		var c sb.CRMRecord
-		r.JSON(t, &c)
+		crms.crm = e.Builtin
+		contact := func(last, phone string, optOut bool) sb.CRMRecord {
+			t.Helper()
+			r := e.API("POST", "/v1/contacts", map[string]any{"first_name": "Pat", "last_name": last, "phone": phone, "opt_out": optOut})
+			var c sb.CRMRecord
+			r.JSON(t, &c)
+			if r.Status != http.StatusCreated {
+				t.Fatalf("contact: %d %s", r.Status, r.Body)
+			}
+			return c
+		}
+		c := contact("Texts", "+12025550157", true)
 		base := map[string]any{"gateway_id": e.Gateway.ID, "to": "+12025550157", "body": "hi", "record_id": c.ID}
 		if r := e.API("POST", "/v1/messages", base); r.Status != http.StatusConflict || !strings.Contains(string(r.Body), "global opt-out") {
 			t.Fatalf("1:1 to global opt-out: %d %s", r.Status, r.Body)
@@ -303,10 +341,84 @@ func TestGlobalOptOut(t *testing.T) {
 		if !strings.Contains(string(br.Body), `"reason":"Global opt-out"`) || !strings.Contains(string(br.Body), `"accepted":1`) {
 			t.Fatalf("bulk with global opt-out: %s", br.Body)
 		}
-		if len(e.Carrier.Inbox("+12025550157")) != 0 {
-			t.Fatal("a globally opted-out number was texted")
+
+		// Addressed by number only, the records with that number count.
+		byPhone := map[string]any{"gateway_id": e.Gateway.ID, "to": "(202) 555-0157", "body": "hi"}
+		r := e.API("POST", "/v1/messages", byPhone)
+		if r.Status != http.StatusConflict || !strings.Contains(string(r.Body), "not sent: CRM record "+c.ID+" with this number has the global opt-out flag set") {
+			t.Fatalf("1:1 by number to global opt-out: %d %s", r.Status, r.Body)
 		}
-	})
+		byPhone["mode"] = "automation"
+		r = e.API("POST", "/v1/messages", byPhone)
+		m = sb.Message{}
+		r.JSON(t, &m)
+		if r.Status != http.StatusCreated || m.Status != sb.StatusError || m.Debug != "Global Opt-out" || m.RecordID != c.ID {
+			t.Fatalf("automation by number to global opt-out: %d %s", r.Status, r.Body)
+		}
+		// Another record with the number, without the flag: the flag of any
+		// of them wins.
+		contact("Sibling", "+12025550157", false)
+		if r := e.API("POST", "/v1/messages", map[string]any{"gateway_id": e.Gateway.ID, "to": "+12025550157", "body": "hi"}); r.Status != http.StatusConflict {
+			t.Fatalf("1:1 to a number two records share, one opted out: %d %s", r.Status, r.Body)
+		}
+		// One record with the number: the message is linked to it.
+		single := contact("Single", "+12025550159", false)
+		contact("Twin A", "+12025550169", false)
+		contact("Twin B", "+12025550169", false)
+		m = *e.Send("+12025550159", "Linked?")
+		if m.RecordID != single.ID {
+			t.Fatalf("message to a number one record has: record %q, want %q", m.RecordID, single.ID)
+		}
+		if m := e.Send("+12025550169", "Two records"); m.RecordID != "" {
+			t.Fatalf("message to a number two records have was linked to %s", m.RecordID)
+		}
+
+		// Bulk: numbers are looked up in one set-based call.
+		before, beforeOne := crms.byPhones.Load(), crms.byPhone.Load()
+		recips := []map[string]string{{"to": "+12025550157"}, {"to": "+12025550159"}, {"to": "+12025550169"}}
+		for i := range 20 {
+			recips = append(recips, map[string]string{"to": fmt.Sprintf("+120255502%02d", i)})
+		}
+		r = e.API("POST", "/v1/bulk-sends", map[string]any{"gateway_id": e.Gateway.ID, "body": "Bulk by number", "recipients": recips})
+		var res struct {
+			BatchID  string `json:"batch_id"`
+			Accepted int
+			Excluded []struct {
+				Index    int
+				RecordID string `json:"record_id"`
+				Reason   string
+			}
+		}
+		r.JSON(t, &res)
+		if r.Status != http.StatusAccepted || res.Accepted != 22 || len(res.Excluded) != 1 || res.Excluded[0].Index != 0 ||
+			res.Excluded[0].Reason != "Global opt-out" || res.Excluded[0].RecordID != c.ID {
+			t.Fatalf("bulk by number: %d %s", r.Status, r.Body)
+		}
+		if n := crms.byPhones.Load() - before; n != 1 || crms.byPhone.Load() != beforeOne {
+			t.Fatalf("bulk of 23 numbers made %d set-based and %d single phone lookups", n, crms.byPhone.Load()-beforeOne)
+		}
+		ms, err := e.DB.Messages(context.Background(), e.Org.ID, store.MessageFilter{BatchID: res.BatchID, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		linked := 0
+		for _, m := range ms {
+			if m.RecordID != "" {
+				linked++
+				if m.RecordID != single.ID {
+					t.Fatalf("bulk message linked to %s", m.RecordID)
+				}
+			}
+		}
+		if len(ms) != 22 || linked != 1 {
+			t.Fatalf("bulk: %d messages, %d linked", len(ms), linked)
+		}
+		for _, p := range []string{"+12025550157"} {
+			if n := len(e.Carrier.Inbox(p)); n != 0 {
+				t.Fatalf("a globally opted-out number was texted %d times", n)
+			}
+		}
+	}, hubtest.Options{CRMs: crms})
 }
 
 func TestImportLegacyOptOuts(t *testing.T) {

@@ -266,6 +266,14 @@ func TestBulkPreviewAndSend(t *testing.T) {
 		if p.Status != http.StatusOK || !strings.Contains(p.Body, `<dd id="pv-send">2</dd>`) {
 			t.Fatalf("contact rows preview: %d %s", p.Status, p.Body)
 		}
+		// A number given alone that a globally opted-out contact has is
+		// left out too.
+		csv = "(202) 555-0112\n+12025550151\n"
+		p = b.postFile("/ui/bulk/preview", url.Values{"source": {"csv"}, "body": {"Hi"}, "gateway": {e.Gateway.ID}}, "csv", "numbers.csv", []byte(csv))
+		if p.Status != http.StatusOK || !strings.Contains(p.Body, `<dd id="pv-send">1</dd>`) || !strings.Contains(p.Body, `<dd id="pv-excluded">1</dd>`) ||
+			!strings.Contains(p.Body, "CSV line 1 &#43;1********12</th><td>Global opt-out") {
+			t.Fatalf("numbers preview with a global opt-out: %d %s", p.Status, p.Body)
+		}
 		// Errors name the problem.
 		for _, tc := range []struct {
 			form url.Values
