@@ -424,18 +424,25 @@ func TestGlobalOptOut(t *testing.T) {
 func TestImportLegacyOptOuts(t *testing.T) {
 	hubtest.Each(t, func(t *testing.T, e *hubtest.Env) {
 		other := secondGateway(t, e)
-		csv := "phone,gateway_id,detail\n(202) 555-0160,,\n+12025550161," + e.Gateway.ID + ",Opted out on paper form\nnot-a-number,,\n+12025550162,no-such-gateway,\n"
-		for run, want := range []struct{ imported, already int }{{3, 0}, {0, 3}} {
+		// A number already opted out by hand before the import.
+		if r := e.API("POST", "/v1/subscriptions", map[string]any{"gateway_id": e.Gateway.ID, "phone": "+12025550178", "status": "Opt-Out"}); r.Status != http.StatusOK {
+			t.Fatalf("manual opt-out: %d %s", r.Status, r.Body)
+		}
+		csv := "phone,gateway_id,detail\n(202) 555-0160,,\n+12025550161," + e.Gateway.ID + ",Opted out on paper form\nnot-a-number,,\n+12025550162,no-such-gateway,\n+12025550178," + e.Gateway.ID + ",\n"
+		importCSV := func(run string, imported, already int) {
+			t.Helper()
 			r := e.Do("POST", "/v1/subscriptions/import", e.Key, []byte(csv), "Content-Type", "text/csv")
 			var res struct {
 				Imported, Already int
 				Rejected          []struct{ Reason string }
 			}
 			r.JSON(t, &res)
-			if r.Status != http.StatusOK || res.Imported != want.imported || res.Already != want.already || len(res.Rejected) != 2 {
-				t.Fatalf("run %d: %d %s", run, r.Status, r.Body)
+			if r.Status != http.StatusOK || res.Imported != imported || res.Already != already || len(res.Rejected) != 2 {
+				t.Fatalf("%s: %d %s", run, r.Status, r.Body)
 			}
 		}
+		importCSV("first run", 3, 1)
+		importCSV("second run", 0, 4)
 		s := subs(t, e, e.Key, "+12025550160")
 		if s[e.Gateway.ID].Status != "Opt-Out" || s[other].Status != "Opt-Out" || s[e.Gateway.ID].Detail != "Imported legacy opt-out" {
 			t.Fatalf("imported on every gateway: %+v", s)
@@ -444,6 +451,24 @@ func TestImportLegacyOptOuts(t *testing.T) {
 		if s[e.Gateway.ID].Detail != "Opted out on paper form" || s[other].Status != "Opt-In" {
 			t.Fatalf("imported on one gateway: %+v", s)
 		}
+		if s := subs(t, e, e.Key, "+12025550178")[e.Gateway.ID]; s.Detail != "Manual opt-out by Ada Admin" {
+			t.Fatalf("import changed an existing opt-out: %+v", s)
+		}
+		// The people opt back in since; running the import again leaves
+		// them opted in.
+		e.Text("+12025550160", e.Gateway.Number, "START")
+		if r := e.API("POST", "/v1/subscriptions", map[string]any{"gateway_id": e.Gateway.ID, "phone": "+12025550178", "status": "Opt-In"}); r.Status != http.StatusOK {
+			t.Fatalf("manual opt-in: %d %s", r.Status, r.Body)
+		}
+		importCSV("run after START", 0, 4)
+		s = subs(t, e, e.Key, "+12025550160")
+		if s[e.Gateway.ID].Status != "Opt-In" || s[e.Gateway.ID].Detail != "Opt-in keyword: START" || s[other].Status != "Opt-Out" {
+			t.Fatalf("re-run import after START: %+v", s)
+		}
+		if s := subs(t, e, e.Key, "+12025550178")[e.Gateway.ID]; s.Status != "Opt-In" {
+			t.Fatalf("re-run import after a manual opt-in: %+v", s)
+		}
+
 		// From the CRM's global opt-out flags.
 		ctx := context.Background()
 		for i := range 3 {
@@ -458,6 +483,14 @@ func TestImportLegacyOptOuts(t *testing.T) {
 		}
 		if s := subs(t, e, e.Key, "+12025550172")[e.Gateway.ID]; s.Status != "Opt-In" {
 			t.Fatalf("record without the flag imported: %+v", s)
+		}
+		e.Text("+12025550170", "+12025550199", "UNSTOP") // the second gateway
+		r = e.API("POST", "/v1/subscriptions/import", map[string]string{"source": "crm"})
+		if r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"imported":0,"already":4`) {
+			t.Fatalf("from CRM again: %d %s", r.Status, r.Body)
+		}
+		if s := subs(t, e, e.Key, "+12025550170"); s[other].Status != "Opt-In" || s[e.Gateway.ID].Status != "Opt-Out" {
+			t.Fatalf("re-run CRM import after UNSTOP: %+v", s)
 		}
 		_, limitedKey := addUser(t, e, "limited2@example.org", sb.PermLimitedAccess)
 		r = e.Do("POST", "/v1/subscriptions/import", limitedKey, []byte(csv), "Content-Type", "text/csv")

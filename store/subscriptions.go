@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 
 	sb "github.com/switchboard/switchboard"
 )
@@ -69,19 +70,8 @@ func (tx *Tx) SubscriptionStatuses(ctx context.Context, gatewayID string, hashes
 	if len(hashes) == 0 {
 		return out, nil
 	}
-	var rs rows
-	var err error
-	if tx.db.dialect == Postgres {
-		rs, err = tx.q.query(ctx, `SELECT phone_hash, status FROM subscriptions WHERE gateway_id = $1 AND phone_hash = ANY($2::bytea[])`, gatewayID, hashes)
-	} else {
-		hexes := make([]string, len(hashes))
-		for i, h := range hashes {
-			hexes[i] = hex.EncodeToString(h)
-		}
-		list, _ := json.Marshal(hexes)
-		rs, err = tx.q.query(ctx, `SELECT phone_hash, status FROM subscriptions WHERE gateway_id = $1
-			AND phone_hash IN (SELECT unhex(value) FROM json_each($2))`, gatewayID, string(list))
-	}
+	in, list := tx.db.inHashes("phone_hash", 2, hashes)
+	rs, err := tx.q.query(ctx, `SELECT phone_hash, status FROM subscriptions WHERE gateway_id = $1 AND `+in, gatewayID, list)
 	if err != nil {
 		return nil, err
 	}
@@ -95,6 +85,61 @@ func (tx *Tx) SubscriptionStatuses(ctx context.Context, gatewayID string, hashes
 		out[string(h)] = sb.SubscriptionStatus(st)
 	}
 	return out, rs.Err()
+}
+
+// inHashes returns the condition "column is one of hashes" with the hashes
+// as ONE parameter ($n) and that parameter: an array on PostgreSQL, a JSON
+// list of hex strings on SQLite. A set-based lookup of any number of phones
+// is then one statement.
+func (db *DB) inHashes(column string, n int, hashes [][]byte) (string, any) {
+	if db.dialect == Postgres {
+		return fmt.Sprintf("%s = ANY($%d::bytea[])", column, n), hashes
+	}
+	hexes := make([]string, len(hashes))
+	for i, h := range hashes {
+		hexes[i] = hex.EncodeToString(h)
+	}
+	list, _ := json.Marshal(hexes)
+	return fmt.Sprintf("%s IN (SELECT unhex(value) FROM json_each($%d))", column, n), string(list)
+}
+
+// Imported returns which of the (gateway, phone hash) pairs of an org an
+// import of legacy opt-outs already applied (a history entry with via
+// "import"), keyed by ImportKey, in one query.
+func (tx *Tx) Imported(ctx context.Context, orgID string, hashes [][]byte) (map[string]bool, error) {
+	out := map[string]bool{}
+	if len(hashes) == 0 {
+		return out, nil
+	}
+	in, list := tx.db.inHashes("phone_hash", 3, hashes)
+	rs, err := tx.q.query(ctx, `SELECT DISTINCT gateway_id, phone_hash FROM subscription_events WHERE org_id = $1 AND via = $2 AND `+in, orgID, sb.ViaImport, list)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	for rs.Next() {
+		var gw string
+		var h []byte
+		if err := rs.Scan(&gw, &h); err != nil {
+			return nil, err
+		}
+		out[ImportKey(gw, h)] = true
+	}
+	return out, rs.Err()
+}
+
+// ImportKey names a (gateway, phone hash) pair in Imported's answer.
+func ImportKey(gatewayID string, phoneHash []byte) string {
+	return gatewayID + "\x00" + string(phoneHash)
+}
+
+// AddSubscriptionEvent records a history entry without changing the
+// subscription (an import noting a number that was already opted out).
+func (tx *Tx) AddSubscriptionEvent(ctx context.Context, s *sb.Subscription) error {
+	_, err := tx.q.exec(ctx, `INSERT INTO subscription_events (id, org_id, gateway_id, phone_hash, status, detail, via, user_id, at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		NewID(), s.OrgID, s.GatewayID, s.PhoneHash, string(s.Status), s.Detail, s.Via, nullStr(s.UpdatedBy), micros(tx.db.now()))
+	return err
 }
 
 // SetSubscription stores a subscription change and its history entry. A
