@@ -62,6 +62,34 @@ func inboxBodies(e *hubtest.Env, phone string) []string {
 	return out
 }
 
+// outgoing returns the outgoing messages stored for a number (confirmations
+// are stored with the incoming message that asks for them).
+func outgoing(t *testing.T, e *hubtest.Env, phone string) []*sb.Message {
+	t.Helper()
+	ms, err := e.DB.Messages(context.Background(), e.Org.ID, store.MessageFilter{PhoneHash: e.DB.Hasher().Phone(phone), Direction: sb.Outgoing, Limit: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ms
+}
+
+// batchMessages returns a bulk send's messages by number.
+func batchMessages(t *testing.T, e *hubtest.Env, batchID string, phones ...string) map[string]*sb.Message {
+	t.Helper()
+	out := map[string]*sb.Message{}
+	for _, p := range phones {
+		ms, err := e.DB.Messages(context.Background(), e.Org.ID, store.MessageFilter{BatchID: batchID, PhoneHash: e.DB.Hasher().Phone(p), Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) != 1 {
+			t.Fatalf("batch %s has %d messages to %s", batchID, len(ms), p)
+		}
+		out[p] = ms[0]
+	}
+	return out
+}
+
 func sendMode(e *hubtest.Env, gw, to, mode string) *hubtest.Response {
 	return e.API("POST", "/v1/messages", map[string]any{"gateway_id": gw, "to": to, "body": "Reminder: classes start Monday", "mode": mode})
 }
@@ -93,10 +121,16 @@ func TestKeywordsPerGateway(t *testing.T) {
 			t.Fatalf("automation to opted-out: %d %s", r.Status, r.Body)
 		}
 		br := e.API("POST", "/v1/bulk-sends", map[string]any{"gateway_id": e.Gateway.ID, "body": "Bulk", "recipients": []map[string]string{{"to": phone}, {"to": "+12025550152"}}})
-		var bres struct{ Queued, Blocked int }
+		var bres struct {
+			BatchID         string `json:"batch_id"`
+			Queued, Blocked int
+		}
 		br.JSON(t, &bres)
 		if bres.Queued != 1 || bres.Blocked != 1 {
 			t.Fatalf("bulk: %s", br.Body)
+		}
+		if bm := batchMessages(t, e, bres.BatchID, phone)[phone]; bm.Status != sb.StatusError || bm.Debug != "Previous Opt-out" {
+			t.Fatalf("bulk message to the opted-out number: %+v", bm)
 		}
 		e.WaitFor("bulk delivered", func() bool { return len(e.Carrier.Inbox("+12025550152")) == 1 })
 		if got := inboxBodies(e, phone); len(got) != 1 {
@@ -106,14 +140,13 @@ func TestKeywordsPerGateway(t *testing.T) {
 		if r := sendMode(e, other, phone, "one_to_one"); r.Status != http.StatusCreated {
 			t.Fatalf("send on the other gateway: %d %s", r.Status, r.Body)
 		}
-		// HELP answers; "stop please" is not a keyword; START opts back in.
+		// HELP answers and changes nothing; START opts back in.
 		e.Text(phone, e.Gateway.Number, "help")
-		e.Text(phone, e.Gateway.Number, "stop please")
 		e.WaitFor("help answer", func() bool {
 			return strings.Contains(strings.Join(inboxBodies(e, phone), "|"), sb.DefaultHelpText)
 		})
 		if s := subs(t, e, e.Key, phone)[e.Gateway.ID]; s.Status != "Opt-Out" {
-			t.Fatalf("state changed by HELP or a sentence: %+v", s)
+			t.Fatalf("state changed by HELP: %+v", s)
 		}
 		e.Text(phone, e.Gateway.Number, "START")
 		e.WaitFor("opt-in confirmation", func() bool {
@@ -121,6 +154,16 @@ func TestKeywordsPerGateway(t *testing.T) {
 		})
 		if s := subs(t, e, e.Key, phone)[e.Gateway.ID]; s.Status != "Opt-In" || s.Detail != "Opt-in keyword: START" {
 			t.Fatalf("after START: %+v", s)
+		}
+		// "stop please" is not a keyword: the opted-in number stays opted in
+		// and gets no confirmation.
+		n := len(outgoing(t, e, phone))
+		e.Text(phone, e.Gateway.Number, "stop please")
+		if s := subs(t, e, e.Key, phone)[e.Gateway.ID]; s.Status != "Opt-In" || s.Detail != "Opt-in keyword: START" {
+			t.Fatalf(`"stop please" changed the subscription: %+v`, s)
+		}
+		if got := len(outgoing(t, e, phone)); got != n {
+			t.Fatalf(`"stop please" was answered: %d outgoing messages, had %d`, got, n)
 		}
 		hist := e.API("GET", "/v1/subscriptions/history?phone=%2B12025550151", nil)
 		if !strings.Contains(string(hist.Body), "Opt-out keyword: STOP") || !strings.Contains(string(hist.Body), "Opt-in keyword: START") {
@@ -133,11 +176,14 @@ func TestCustomKeywords(t *testing.T) {
 	hubtest.Each(t, func(t *testing.T, e *hubtest.Env) {
 		r := e.API("PATCH", "/v1/gateways/"+e.Gateway.ID, map[string]any{
 			"keywords":      map[string]any{"opt_out": []string{"ARRET", "STOP PLEASE"}, "opt_in": []string{"GO"}, "help": []string{"AIDE"}},
-			"opt_out_reply": "Vous êtes désabonné.", "help_text": "Aide: répondez ARRET."})
+			"opt_out_reply": "Vous êtes désabonné.", "opt_in_reply": "Vous êtes réabonné.", "help_text": "Aide: répondez ARRET."})
 		if r.Status != http.StatusOK {
 			t.Fatalf("edit keywords: %d %s", r.Status, r.Body)
 		}
 		e.Text("+12025550153", e.Gateway.Number, "STOP") // no longer configured
+		if n := len(outgoing(t, e, "+12025550153")); n != 0 {
+			t.Fatalf("unconfigured STOP was answered (%d messages)", n)
+		}
 		e.Text("+12025550154", e.Gateway.Number, "stop please!")
 		e.WaitFor("confirmation", func() bool { return len(e.Carrier.Inbox("+12025550154")) == 1 })
 		if s := subs(t, e, e.Key, "+12025550153")[e.Gateway.ID]; s.Status != "Opt-In" {
@@ -148,6 +194,21 @@ func TestCustomKeywords(t *testing.T) {
 		}
 		if got := inboxBodies(e, "+12025550154"); got[0] != "Vous êtes désabonné." {
 			t.Fatalf("reply %q", got)
+		}
+		// The custom help keyword answers with the help text; the custom
+		// opt-in keyword with the custom confirmation.
+		e.Text("+12025550154", e.Gateway.Number, "aide?")
+		e.WaitFor("help answer", func() bool { return len(e.Carrier.Inbox("+12025550154")) == 2 })
+		if got := inboxBodies(e, "+12025550154"); got[1] != "Aide: répondez ARRET." {
+			t.Fatalf("AIDE answered %q", got)
+		}
+		e.Text("+12025550154", e.Gateway.Number, "Go!")
+		e.WaitFor("opt-in confirmation", func() bool { return len(e.Carrier.Inbox("+12025550154")) == 3 })
+		if got := inboxBodies(e, "+12025550154"); got[2] != "Vous êtes réabonné." {
+			t.Fatalf("GO answered %q", got)
+		}
+		if s := subs(t, e, e.Key, "+12025550154")[e.Gateway.ID]; s.Status != "Opt-In" || s.Detail != "Opt-in keyword: GO" {
+			t.Fatalf("custom opt-in keyword: %+v", s)
 		}
 		bad := e.API("PATCH", "/v1/gateways/"+e.Gateway.ID, map[string]any{"keywords": map[string]any{"opt_out": []string{"GO"}, "opt_in": []string{"GO"}}})
 		if bad.Status != http.StatusBadRequest || !strings.Contains(string(bad.Body), "GO") {
@@ -221,6 +282,29 @@ func TestMandatoryOptInMode(t *testing.T) {
 		sendMode(e, e.Gateway.ID, phone, "automation").JSON(t, &m)
 		if m.Status != sb.StatusError || m.Debug != "No Opt-In" {
 			t.Fatalf("automation in mandatory mode: %+v", m)
+		}
+		// Bulk: the number not opted in gets Error "No Opt-In", the opted-in
+		// one is sent.
+		const optedIn = "+12025550179"
+		if r := e.API("POST", "/v1/subscriptions", map[string]any{"gateway_id": e.Gateway.ID, "phone": optedIn, "status": "Opt-In"}); r.Status != http.StatusOK {
+			t.Fatalf("opt-in: %d %s", r.Status, r.Body)
+		}
+		br := e.API("POST", "/v1/bulk-sends", map[string]any{"gateway_id": e.Gateway.ID, "body": "Bulk", "recipients": []map[string]string{{"to": phone}, {"to": optedIn}}})
+		var bres struct {
+			BatchID         string `json:"batch_id"`
+			Queued, Blocked int
+		}
+		br.JSON(t, &bres)
+		if bres.Queued != 1 || bres.Blocked != 1 {
+			t.Fatalf("bulk in mandatory mode: %s", br.Body)
+		}
+		bm := batchMessages(t, e, bres.BatchID, phone, optedIn)
+		if bm[phone].Status != sb.StatusError || bm[phone].Debug != "No Opt-In" || bm[optedIn].Status == sb.StatusError {
+			t.Fatalf("bulk in mandatory mode: %+v %+v", bm[phone], bm[optedIn])
+		}
+		e.WaitFor("bulk delivered", func() bool { return len(e.Carrier.Inbox(optedIn)) == 1 })
+		if n := len(e.Carrier.Inbox(phone)); n != 0 {
+			t.Fatalf("the number not opted in got %d messages", n)
 		}
 		// An incoming text does not opt in unless the setting is on.
 		e.Text(phone, e.Gateway.Number, "Hello?")
