@@ -76,6 +76,9 @@ func (h *Hub) Bulk(ctx context.Context, user *sb.User, req BulkRequest) (*BulkRe
 	if err != nil {
 		return nil, err
 	}
+	if err := user.RequireGateway(gw); err != nil {
+		return nil, err
+	}
 	if !gw.Active {
 		return nil, sb.Errorf(sb.EConflict, "gateway %s is inactive", gw.ID)
 	}

@@ -106,6 +106,9 @@ func (h *Hub) Send(ctx context.Context, user *sb.User, req SendRequest) (msg *sb
 	if err != nil {
 		return nil, false, err
 	}
+	if err := user.RequireGateway(gw); err != nil {
+		return nil, false, err
+	}
 	if !gw.Active {
 		return nil, false, sb.Errorf(sb.EConflict, "gateway %s is inactive", gw.ID)
 	}

@@ -62,6 +62,9 @@ func (h *Hub) SetSubscription(ctx context.Context, user *sb.User, req Subscripti
 	if err != nil {
 		return nil, err
 	}
+	if err := user.RequireGateway(gw); err != nil {
+		return nil, err
+	}
 	phone, err := sb.ParsePhone(req.Phone, org.Settings.DefaultRegion)
 	if err != nil {
 		return nil, err
@@ -107,8 +110,9 @@ type GatewaySubscription struct {
 	Locked bool `json:"locked"`
 }
 
-// SubscriptionView lists, for a phone number, every gateway of the org with
-// the number's status and detail and which manual buttons the user may use.
+// SubscriptionView lists, for a phone number, every active gateway of the
+// org the user may use with the number's status and detail and which manual
+// buttons the user may use.
 func (h *Hub) SubscriptionView(ctx context.Context, user *sb.User, phone string) ([]GatewaySubscription, error) {
 	org, err := h.DB.Org(ctx, user.OrgID)
 	if err != nil {
@@ -133,7 +137,7 @@ func (h *Hub) SubscriptionView(ctx context.Context, user *sb.User, phone string)
 	manual := user.Can(sb.PermManualOptInOut)
 	out := make([]GatewaySubscription, 0, len(gws))
 	for _, gw := range gws {
-		if !gw.Active {
+		if !gw.Active || !user.CanUseGateway(gw.ID) {
 			continue
 		}
 		s := byGW[gw.ID]
@@ -151,7 +155,8 @@ func (h *Hub) SubscriptionView(ctx context.Context, user *sb.User, phone string)
 	return out, nil
 }
 
-// SubscriptionHistory returns a number's subscription changes.
+// SubscriptionHistory returns a number's subscription changes on the
+// gateways the user may use.
 func (h *Hub) SubscriptionHistory(ctx context.Context, user *sb.User, phone string) ([]sb.SubscriptionEvent, error) {
 	org, err := h.DB.Org(ctx, user.OrgID)
 	if err != nil {
@@ -161,5 +166,15 @@ func (h *Hub) SubscriptionHistory(ctx context.Context, user *sb.User, phone stri
 	if err != nil {
 		return nil, err
 	}
-	return h.DB.SubscriptionHistory(ctx, org.ID, h.hash(p))
+	events, err := h.DB.SubscriptionHistory(ctx, org.ID, h.hash(p))
+	if err != nil {
+		return nil, err
+	}
+	kept := events[:0]
+	for _, e := range events {
+		if user.CanUseGateway(e.GatewayID) {
+			kept = append(kept, e)
+		}
+	}
+	return kept, nil
 }

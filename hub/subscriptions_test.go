@@ -696,3 +696,83 @@ func TestProviderOptOutIsLocked(t *testing.T) {
 		}
 	}, opts)
 }
+
+// TestGatewayVisibility: a user limited to some gateways sees only them in
+// the subscriptions view and cannot send or change subscriptions through
+// the others; a System Admin always has every gateway.
+func TestGatewayVisibility(t *testing.T) {
+	hubtest.Each(t, func(t *testing.T, e *hubtest.Env) {
+		other := secondGateway(t, e)
+		if r := e.API("POST", "/v1/users", map[string]any{"email": "x@example.org", "name": "X", "gateway_ids": []string{"no-such-gateway"}}); r.Status != http.StatusBadRequest ||
+			!strings.Contains(string(r.Body), `gateway \"no-such-gateway\" is not a gateway of this org`) {
+			t.Fatalf("unknown gateway: %d %s", r.Status, r.Body)
+		}
+		r := e.API("POST", "/v1/users", map[string]any{"email": "main-only@example.org", "name": "Mai", "gateway_ids": []string{e.Gateway.ID},
+			"permissions": []string{"Limited Access", "Feature: Bulk SMS", "Feature: Manual Opt-In/Opt-Out"}})
+		var u sb.User
+		r.JSON(t, &u)
+		if r.Status != http.StatusCreated || len(u.GatewayIDs) != 1 || u.GatewayIDs[0] != e.Gateway.ID {
+			t.Fatalf("create user: %d %s", r.Status, r.Body)
+		}
+		var key struct{ Key string }
+		e.API("POST", "/v1/api-keys", map[string]any{"user_id": u.ID, "name": "mai"}).JSON(t, &key)
+		if me := e.Do("GET", "/v1/me", key.Key, nil); !strings.Contains(string(me.Body), `"gateway_ids":["`+e.Gateway.ID+`"]`) {
+			t.Fatalf("me: %s", me.Body)
+		}
+
+		const phone = "+12025550180"
+		if s := subs(t, e, key.Key, phone); len(s) != 1 || s[e.Gateway.ID].Status != "Opt-In" {
+			t.Fatalf("restricted user's subscriptions view: %+v", s)
+		}
+		if s := subs(t, e, e.Key, phone); len(s) != 2 {
+			t.Fatalf("admin's subscriptions view: %+v", s)
+		}
+		var gws struct{ Gateways []struct{ ID string } }
+		e.Do("GET", "/v1/gateways", key.Key, nil).JSON(t, &gws)
+		if len(gws.Gateways) != 1 || gws.Gateways[0].ID != e.Gateway.ID {
+			t.Fatalf("restricted user's gateways: %+v", gws)
+		}
+
+		forbidden := func(what string, r *hubtest.Response) {
+			t.Helper()
+			if r.Status != http.StatusForbidden || !strings.Contains(string(r.Body), `you do not have access to gateway \"Second\" (+12025550199, `+other+`)`) {
+				t.Fatalf("%s through the other gateway: %d %s", what, r.Status, r.Body)
+			}
+		}
+		send := func(gw, mode string) *hubtest.Response {
+			return e.Do("POST", "/v1/messages", key.Key, map[string]any{"gateway_id": gw, "to": phone, "body": "hi", "mode": mode})
+		}
+		forbidden("1:1", send(other, "one_to_one"))
+		forbidden("automation", send(other, "automation"))
+		forbidden("bulk", e.Do("POST", "/v1/bulk-sends", key.Key, map[string]any{"gateway_id": other, "body": "hi", "recipients": []map[string]string{{"to": phone}}}))
+		forbidden("opt-out", e.Do("POST", "/v1/subscriptions", key.Key, map[string]any{"gateway_id": other, "phone": phone, "status": "Opt-Out"}))
+		if n := len(outgoing(t, e, phone)); n != 0 {
+			t.Fatalf("%d messages stored for refused sends", n)
+		}
+		if r := send(e.Gateway.ID, "one_to_one"); r.Status != http.StatusCreated {
+			t.Fatalf("1:1 through the user's gateway: %d %s", r.Status, r.Body)
+		}
+		// The history shows only the user's gateways.
+		e.API("POST", "/v1/subscriptions", map[string]any{"gateway_id": other, "phone": phone, "status": "Opt-Out"})
+		if h := e.Do("GET", "/v1/subscriptions/history?phone=%2B12025550180", key.Key, nil); strings.Contains(string(h.Body), other) {
+			t.Fatalf("history shows the other gateway: %s", h.Body)
+		}
+
+		// Every gateway again.
+		if r := e.API("PATCH", "/v1/users/"+u.ID, map[string]any{"gateway_ids": []string{}}); r.Status != http.StatusOK {
+			t.Fatalf("lift the restriction: %d %s", r.Status, r.Body)
+		}
+		if r := send(other, "automation"); r.Status != http.StatusCreated {
+			t.Fatalf("send after the restriction was lifted: %d %s", r.Status, r.Body)
+		}
+		// A System Admin is never limited.
+		r = e.API("POST", "/v1/users", map[string]any{"email": "admin2@example.org", "name": "Ad", "gateway_ids": []string{e.Gateway.ID}, "permissions": []string{"System Admin"}})
+		var adm sb.User
+		r.JSON(t, &adm)
+		var akey struct{ Key string }
+		e.API("POST", "/v1/api-keys", map[string]any{"user_id": adm.ID}).JSON(t, &akey)
+		if s := subs(t, e, akey.Key, phone); len(s) != 2 {
+			t.Fatalf("a System Admin limited to one gateway: %+v", s)
+		}
+	})
+}

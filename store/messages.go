@@ -505,14 +505,21 @@ func (tx *Tx) ReleaseContents(ctx context.Context, ids []string) error {
 	return err
 }
 
-// MarkRead marks incoming messages read (inbox).
-func (tx *Tx) MarkRead(ctx context.Context, orgID string, ids []string) error {
-	if len(ids) == 0 {
-		return nil
+// MarkRead marks unread incoming messages read (inbox); with gatewayIDs (a
+// user limited to some gateways) only those of these gateways. It returns
+// how many it marked.
+func (tx *Tx) MarkRead(ctx context.Context, orgID string, gatewayIDs, ids []string) (int, error) {
+	if len(ids) == 0 || (gatewayIDs != nil && len(gatewayIDs) == 0) {
+		return 0, nil
 	}
 	args := append([]any{orgID, micros(tx.db.now())}, anyStrings(ids)...)
-	_, err := tx.q.exec(ctx, `UPDATE messages SET read_at = $2 WHERE org_id = $1 AND direction = 'incoming' AND read_at IS NULL AND id IN `+inList(3, len(ids)), args...)
-	return err
+	q := `UPDATE messages SET read_at = $2 WHERE org_id = $1 AND direction = 'incoming' AND read_at IS NULL AND id IN ` + inList(3, len(ids))
+	if gatewayIDs != nil {
+		q += ` AND gateway_id IN ` + inList(3+len(ids), len(gatewayIDs))
+		args = append(args, anyStrings(gatewayIDs)...)
+	}
+	n, err := tx.q.exec(ctx, q, args...)
+	return int(n), err
 }
 
 // BatchCounts returns a bulk send's message counts by status.

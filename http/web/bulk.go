@@ -119,7 +119,7 @@ func (u *UI) bulkData(ctx context.Context, rc *reqCtx, f bulkForm) (*bulkData, e
 		return nil, err
 	}
 	for _, g := range gws {
-		if g.Active {
+		if g.Active && rc.User.CanUseGateway(g.ID) {
 			d.Gateways = append(d.Gateways, g)
 		}
 	}
@@ -484,6 +484,9 @@ func (u *UI) bulkGateway(ctx context.Context, rc *reqCtx, f bulkForm) (*sb.Gatew
 	}
 	gw, err := u.d.DB.Gateway(ctx, rc.Org.ID, f.GatewayID)
 	if err != nil {
+		return nil, err
+	}
+	if err := rc.User.RequireGateway(gw); err != nil {
 		return nil, err
 	}
 	if !gw.Active {

@@ -261,7 +261,7 @@ func (u *UI) renderConversation(w http.ResponseWriter, r *http.Request, rc *reqC
 		return
 	}
 	for _, g := range gws {
-		if g.Active {
+		if g.Active && rc.User.CanUseGateway(g.ID) {
 			d.Gateways = append(d.Gateways, g)
 		}
 	}
