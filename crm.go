@@ -21,6 +21,11 @@ type CRM interface {
 	// FindByPhone returns records (contacts, leads) whose phone is the E.164
 	// number.
 	FindByPhone(ctx context.Context, org *Org, phone string) ([]CRMRecord, error)
+	// FindByPhones is FindByPhone for many E.164 numbers at once, in as few
+	// calls as the CRM allows (a bulk send asks about every number that has
+	// no record id in one go): the records of each number, keyed by the
+	// number as given; numbers without records are absent.
+	FindByPhones(ctx context.Context, org *Org, phones []string) (map[string][]CRMRecord, error)
 	// FindContactsByEmail returns contacts with the email address.
 	FindContactsByEmail(ctx context.Context, org *Org, email string) ([]CRMRecord, error)
 	// SaveContactAndTask creates (ID empty) or updates the contact, then

@@ -32,8 +32,10 @@ type Org struct {
 // OrgSettings are the org's application settings.
 type OrgSettings struct {
 	OptInMode OptInMode `json:"opt_in_mode"`
-	// CreateOptInOnIncoming opts a number in on the receiving gateway when it
-	// texts in and is not opted in (mandatory mode).
+	// CreateOptInOnIncoming ("Create Opt-in for Incoming SMS") is an option
+	// of mandatory opt-in mode: a number in No Opt-In that texts a gateway
+	// is opted in on it. A number with an explicit opt-out of any kind is
+	// left as it is. It cannot be set in default opt-in mode.
 	CreateOptInOnIncoming bool `json:"create_opt_in_on_incoming"`
 	// CRM is "builtin" or "salesforce".
 	CRM string `json:"crm"`
@@ -59,6 +61,9 @@ func (s *OrgSettings) Normalize() error {
 	}
 	if s.OptInMode != OptInDefault && s.OptInMode != OptInMandatory {
 		return FieldError("opt_in_mode", "opt_in_mode must be %q or %q, not %q", OptInDefault, OptInMandatory, s.OptInMode)
+	}
+	if s.CreateOptInOnIncoming && s.OptInMode != OptInMandatory {
+		return FieldError("create_opt_in_on_incoming", "create_opt_in_on_incoming (Create Opt-in for Incoming SMS) is an option of mandatory opt-in mode: set opt_in_mode to %q with it, or turn it off", OptInMandatory)
 	}
 	if s.CRM == "" {
 		s.CRM = CRMBuiltin

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // SubscriptionStatus is the state of one phone number on one gateway.
@@ -19,9 +20,30 @@ const (
 // Subscription details, as the conversation view shows them.
 const (
 	DetailOptInFromIncoming = "Opt-in from incoming SMS"
-	DetailProviderOptOut    = "Opt-out reported by provider"
 	DetailImported          = "Imported legacy opt-out"
+	// DetailProviderPrefix starts the detail of an opt-out the provider
+	// reported (see DetailProviderOptOut).
+	DetailProviderPrefix = "Opt-out at provider: "
 )
+
+// DetailProviderOptOut returns the detail of an opt-out the provider
+// reported ("the recipient unsubscribed", e.g. Twilio 21610, WhatsApp
+// 131050), naming the provider's answer: "Opt-out at provider: Twilio 21610:
+// recipient has unsubscribed (replied STOP)".
+func DetailProviderOptOut(code, debug string) string {
+	why := strings.TrimSpace(debug)
+	if why == "" {
+		why = strings.TrimSpace(code + " unsubscribed recipient")
+	}
+	d := DetailProviderPrefix + why
+	if len(d) > 255 {
+		d = d[:255]
+		for !utf8.ValidString(d) {
+			d = d[:len(d)-1]
+		}
+	}
+	return d
+}
 
 // How a subscription changed.
 const (
@@ -59,11 +81,33 @@ type Subscription struct {
 	// Via is how the latest change came: keyword, manual, incoming,
 	// automation, provider or import.
 	Via string `json:"via"`
-	// ByKeyword is true when the number opted out by texting a keyword: then
-	// only an opt-in keyword from the phone can opt it back in.
-	ByKeyword bool      `json:"by_keyword"`
+	// Locked is set on an opt-out that came from the phone: an opt-out
+	// keyword, or the provider reporting that the recipient unsubscribed
+	// at the carrier (e.g. replied STOP there). Only an opt-in keyword
+	// texted from the phone lifts it: a manual, automation or incoming-SMS
+	// opt-in is refused, and any other opt-out is recorded in the history
+	// while the lock stays.
+	Locked    bool      `json:"locked"`
 	UpdatedBy string    `json:"updated_by,omitempty"`
 	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// LockedOut reports whether the subscription is an opt-out only an opt-in
+// keyword from the phone can lift.
+func (s *Subscription) LockedOut() bool { return s != nil && s.Status == OptedOut && s.Locked }
+
+// Unlocks reports whether the change s may lift a locked opt-out: only an
+// opt-in keyword texted from the phone can.
+func (s *Subscription) Unlocks() bool { return s.Status == OptedIn && s.Via == ViaKeyword }
+
+// ErrLocked is the error for an opt-in refused because the number's opt-out
+// is locked (detail: the lock's detail, e.g. "Opt-out keyword: STOP").
+func ErrLocked(detail string) error {
+	why := "this number opted out from the phone"
+	if detail != "" {
+		why += " (" + detail + ")"
+	}
+	return Errorf(EConflict, "%s; only an opt-in keyword such as START texted from the phone can opt it back in", why)
 }
 
 // SubscriptionEvent is one entry in a subscription's history.

@@ -44,6 +44,35 @@ type User struct {
 	// Operator marks a service operator: may change settings an org admin
 	// cannot undo (the one-way toggles).
 	Operator bool `json:"operator,omitempty"`
+	// GatewayIDs limits the gateways the user sees and sends through (the
+	// subscriptions panel, sends, the inbox, the conversation view's
+	// gateway picklist); empty means every gateway. A System Admin always
+	// has every gateway.
+	GatewayIDs []string `json:"gateway_ids"`
+}
+
+// CanUseGateway reports whether the user may see and send through the
+// gateway.
+func (u *User) CanUseGateway(gatewayID string) bool {
+	return u.IsAdmin() || len(u.GatewayIDs) == 0 || slices.Contains(u.GatewayIDs, gatewayID)
+}
+
+// RequireGateway returns a forbidden error naming the gateway when the user
+// may not use it.
+func (u *User) RequireGateway(gw *Gateway) error {
+	if u.CanUseGateway(gw.ID) {
+		return nil
+	}
+	return Errorf(EForbidden, "you do not have access to gateway %q (%s, %s); a System Admin can add it to your gateways", gw.Name, gw.Number, gw.ID)
+}
+
+// VisibleGateways returns the ids of the gateways the user may use, or nil
+// when the user may use every gateway.
+func (u *User) VisibleGateways() []string {
+	if u.IsAdmin() || len(u.GatewayIDs) == 0 {
+		return nil
+	}
+	return u.GatewayIDs
 }
 
 // Has reports whether the user holds p directly.
@@ -69,6 +98,9 @@ func (u *User) CRMID() string {
 func (u *User) Require(p Permission) error {
 	if u.Can(p) {
 		return nil
+	}
+	if p == PermSystemAdmin {
+		return Errorf(EForbidden, "this needs the %q permission set", PermSystemAdmin)
 	}
 	return Errorf(EForbidden, "this needs the %q or %q permission set", PermSystemAdmin, p)
 }

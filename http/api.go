@@ -144,9 +144,12 @@ func (s *Server) listGateways(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, err)
 		return
 	}
-	out := make([]*hub.GatewayView, len(gws))
-	for i, g := range gws {
-		out[i] = s.Hub.View(g)
+	u := UserFrom(r)
+	out := make([]*hub.GatewayView, 0, len(gws))
+	for _, g := range gws {
+		if u.CanUseGateway(g.ID) {
+			out = append(out, s.Hub.View(g))
+		}
 	}
 	WriteJSON(w, http.StatusOK, map[string]any{"gateways": out})
 }
@@ -240,6 +243,9 @@ type UserRequest struct {
 	Permissions []sb.Permission `json:"permissions"`
 	CRMUserID   string          `json:"crm_user_id"`
 	Password    string          `json:"password,omitempty"`
+	// GatewayIDs limits the user to these gateways ([]: every gateway;
+	// absent on an update: unchanged).
+	GatewayIDs *[]string `json:"gateway_ids"`
 }
 
 func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
@@ -254,6 +260,9 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u := &sb.User{OrgID: admin.OrgID, Email: req.Email, Name: req.Name, Permissions: req.Permissions, CRMUserID: req.CRMUserID}
+	if req.GatewayIDs != nil {
+		u.GatewayIDs = *req.GatewayIDs
+	}
 	hash := ""
 	if req.Password != "" {
 		var err error
@@ -297,6 +306,9 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.CRMUserID != "" {
 		u.CRMUserID = req.CRMUserID
+	}
+	if req.GatewayIDs != nil {
+		u.GatewayIDs = *req.GatewayIDs
 	}
 	err = s.DB.Tx(r.Context(), func(tx *store.Tx) error {
 		if err := tx.UpdateUser(r.Context(), u); err != nil {

@@ -56,8 +56,11 @@ type BulkResult struct {
 	Replayed bool `json:"replayed,omitempty"`
 }
 
-// Bulk accepts a bulk send. Records with the global opt-out flag, missing or
-// invalid numbers and duplicates are left out and reported. Numbers that are
+// Bulk accepts a bulk send. Records with the global opt-out flag (also
+// when a recipient is given by number only and a CRM record with that
+// number has it), missing or invalid numbers and duplicates are left out and
+// reported. A number given alone is linked to the CRM record that has it
+// when exactly one does. Numbers that are
 // opted out (or not opted in, in mandatory mode) on the gateway get a message
 // with Status Error and Debug "Previous Opt-out" / "No Opt-In" and reach no
 // provider. The check is one set-based lookup for the whole send.
@@ -71,6 +74,9 @@ func (h *Hub) Bulk(ctx context.Context, user *sb.User, req BulkRequest) (*BulkRe
 	}
 	gw, err := h.Gateway(ctx, org.ID, req.GatewayID)
 	if err != nil {
+		return nil, err
+	}
+	if err := user.RequireGateway(gw); err != nil {
 		return nil, err
 	}
 	if !gw.Active {
@@ -124,6 +130,28 @@ func (h *Hub) Bulk(ctx context.Context, user *sb.User, req BulkRequest) (*BulkRe
 		}
 	}
 
+	// Numbers without a record id: the records that have them, in one
+	// set-based CRM lookup for the whole send.
+	type parsedPhone struct {
+		phone string
+		err   error
+	}
+	parsed := make([]parsedPhone, len(req.Recipients))
+	var phoneOnly []string
+	for i, r := range req.Recipients {
+		if r.To != "" {
+			p, err := sb.ParsePhone(r.To, org.Settings.DefaultRegion)
+			parsed[i] = parsedPhone{p, err}
+			if err == nil && r.RecordID == "" {
+				phoneOnly = append(phoneOnly, p)
+			}
+		}
+	}
+	byPhone, err := h.recordsByPhone(ctx, org, phoneOnly)
+	if err != nil {
+		return nil, err
+	}
+
 	type target struct {
 		phone, recordID string
 		hash            []byte
@@ -152,7 +180,10 @@ func (h *Hub) Bulk(ctx context.Context, user *sb.User, req BulkRequest) (*BulkRe
 			res.Excluded = append(res.Excluded, Excluded{Index: i, RecordID: r.RecordID, Reason: "no phone number"})
 			continue
 		}
-		phone, err := sb.ParsePhone(to, org.Settings.DefaultRegion)
+		phone, err := parsed[i].phone, parsed[i].err
+		if to != r.To {
+			phone, err = sb.ParsePhone(to, org.Settings.DefaultRegion)
+		}
 		if err != nil {
 			res.Excluded = append(res.Excluded, Excluded{Index: i, RecordID: r.RecordID, Reason: "invalid phone number: " + sb.ErrorMessage(err)})
 			continue
@@ -165,6 +196,15 @@ func (h *Hub) Bulk(ctx context.Context, user *sb.User, req BulkRequest) (*BulkRe
 		t := target{phone: phone, recordID: r.RecordID, hash: h.hash(phone), body: req.Body}
 		if rec, ok := records[r.RecordID]; ok {
 			t.record = &rec
+		} else if r.RecordID == "" {
+			recs := byPhone[phone]
+			if id := optedOutRecord(recs); id != "" {
+				res.Excluded = append(res.Excluded, Excluded{Index: i, RecordID: id, To: sb.MaskPhone(phone), Reason: "Global opt-out"})
+				continue
+			}
+			if len(recs) == 1 {
+				t.record, t.recordID = &recs[0], recs[0].ID
+			}
 		}
 		if req.TemplateID != "" {
 			body, err := h.Renderer.Render(ctx, org, user, req.TemplateID, t.record)

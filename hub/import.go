@@ -19,7 +19,8 @@ type OptOutLister interface {
 
 // ImportResult reports an import of legacy opt-outs.
 type ImportResult struct {
-	// Imported subscriptions were set to Opt-Out; Already were Opt-Out.
+	// Imported subscriptions were set to Opt-Out; Already were Opt-Out or
+	// applied by an earlier import (and left as they are now).
 	Imported int           `json:"imported"`
 	Already  int           `json:"already"`
 	Rejected []ImportError `json:"rejected"`
@@ -43,8 +44,10 @@ const MaxImportRows = 200_000
 // ImportOptOutsCSV migrates legacy opt-out flags into gateway subscriptions
 // from CSV with a header row: phone (required), gateway_id (empty: every
 // gateway of the org), detail (default "Imported legacy opt-out"). Numbers
-// already opted out are left as they are, so the import can run again
-// safely. Needs System Admin.
+// already opted out are left as they are. The import can run again safely:
+// a (gateway, number) an earlier import applied (its history entry with via
+// "import") is skipped, so a number that texted START since stays opted in.
+// Needs System Admin.
 func (h *Hub) ImportOptOutsCSV(ctx context.Context, user *sb.User, r io.Reader) (*ImportResult, error) {
 	if err := user.Require(sb.PermSystemAdmin); err != nil {
 		return nil, err
@@ -153,7 +156,17 @@ func (h *Hub) importOptOuts(ctx context.Context, org *sb.Org, user *sb.User, row
 		imported, already := 0, 0
 		err := h.DB.Tx(ctx, func(tx *store.Tx) error {
 			imported, already = 0, 0
-			for _, r := range part {
+			hashes := make([][]byte, len(part))
+			for i, r := range part {
+				hashes[i] = h.hash(r.phone)
+			}
+			// What an earlier run applied is skipped: a number that texted
+			// START since stays opted in.
+			done, err := tx.Imported(ctx, org.ID, hashes)
+			if err != nil {
+				return err
+			}
+			for i, r := range part {
 				targets := all
 				if r.gatewayID != "" {
 					if !known[r.gatewayID] {
@@ -161,22 +174,33 @@ func (h *Hub) importOptOuts(ctx context.Context, org *sb.Org, user *sb.User, row
 					}
 					targets = []string{r.gatewayID}
 				}
-				hash := h.hash(r.phone)
+				hash := hashes[i]
 				for _, gw := range targets {
+					key := store.ImportKey(gw, hash)
+					if done[key] {
+						already++
+						continue
+					}
+					done[key] = true
+					detail := r.detail
+					if detail == "" {
+						detail = sb.DetailImported
+					}
+					s := &sb.Subscription{OrgID: org.ID, GatewayID: gw, PhoneHash: hash, Status: sb.OptedOut, Detail: detail, Via: sb.ViaImport, UpdatedBy: user.ID}
 					cur, err := tx.Subscription(ctx, gw, hash)
 					if err != nil {
 						return err
 					}
 					if cur != nil && cur.Status == sb.OptedOut {
+						// Already opted out: only noted in the history, so
+						// that a later run leaves the number alone too.
+						if err := tx.AddSubscriptionEvent(ctx, s); err != nil {
+							return err
+						}
 						already++
 						continue
 					}
-					detail := r.detail
-					if detail == "" {
-						detail = sb.DetailImported
-					}
-					if err := h.setSubscriptionTx(ctx, tx, &sb.Subscription{OrgID: org.ID, GatewayID: gw, PhoneHash: hash,
-						Status: sb.OptedOut, Detail: detail, Via: sb.ViaImport, UpdatedBy: user.ID}); err != nil {
+					if err := h.setSubscriptionTx(ctx, tx, s); err != nil {
 						return err
 					}
 					imported++

@@ -187,7 +187,7 @@ func TestStatusOutcomes(t *testing.T) {
 		}
 		// The provider's "unsubscribed" answer opted the number out.
 		r := e.API("GET", "/v1/subscriptions?phone=%2B12025550134", nil)
-		if !strings.Contains(string(r.Body), `"status":"Opt-Out"`) || !strings.Contains(string(r.Body), sb.DetailProviderOptOut) {
+		if !strings.Contains(string(r.Body), `"status":"Opt-Out"`) || !strings.Contains(string(r.Body), `"detail":"Opt-out at provider: Simulated carrier 21610: recipient has unsubscribed"`) {
 			t.Fatalf("subscription after 21610: %s", r.Body)
 		}
 	})

@@ -108,12 +108,7 @@ func (h *Hub) Deliver(ctx context.Context, gw *sb.Gateway, ev *sb.Events) error 
 				if !res.Applied {
 					continue
 				}
-				applied = append(applied, st)
-				if st.OptedOut {
-					if err := tx.ProviderOptOut(ctx, res.OrgID, gw.ID, res.PhoneHash); err != nil {
-						return err
-					}
-				}
+				applied = append(applied, st) // an "unsubscribed" report opted the number out
 			}
 			return nil
 		})
@@ -201,7 +196,7 @@ func (h *Hub) receive(ctx context.Context, tx *store.Tx, org *sb.Org, gw *sb.Gat
 	switch kind {
 	case sb.KeywordOptOut:
 		if err := h.setSubscriptionTx(ctx, tx, &sb.Subscription{OrgID: org.ID, GatewayID: gw.ID, PhoneHash: hash, Status: sb.OptedOut,
-			Detail: sb.DetailKeyword(sb.OptedOut, word), Via: sb.ViaKeyword, ByKeyword: true}); err != nil {
+			Detail: sb.DetailKeyword(sb.OptedOut, word), Via: sb.ViaKeyword, Locked: true}); err != nil {
 			return "", err
 		}
 		reply = gw.OptOutReply
@@ -214,11 +209,13 @@ func (h *Hub) receive(ctx context.Context, tx *store.Tx, org *sb.Org, gw *sb.Gat
 	case sb.KeywordHelp:
 		reply = gw.HelpText
 	default:
-		// "Create Opt-in for Incoming SMS": a number that is not opted in is
-		// opted in by texting — except after an opt-out keyword, which only
-		// an opt-in keyword reverses.
+		// "Create Opt-in for Incoming SMS", an option of mandatory opt-in
+		// mode: a number in No Opt-In is opted in by texting. An explicit
+		// opt-out of any kind stays: a keyword or provider opt-out is
+		// reversed only by an opt-in keyword, a manual, automation or
+		// imported one by an opt-in keyword or a permitted manual opt-in.
 		status := sb.EffectiveStatus(sub, org.Settings.OptInMode)
-		if org.Settings.CreateOptInOnIncoming && status != sb.OptedIn && (sub == nil || !sub.ByKeyword) {
+		if org.Settings.OptInMode == sb.OptInMandatory && org.Settings.CreateOptInOnIncoming && status == sb.NoOptIn {
 			if err := h.setSubscriptionTx(ctx, tx, &sb.Subscription{OrgID: org.ID, GatewayID: gw.ID, PhoneHash: hash, Status: sb.OptedIn,
 				Detail: sb.DetailOptInFromIncoming, Via: sb.ViaIncoming}); err != nil {
 				return "", err

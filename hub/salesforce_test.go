@@ -225,7 +225,7 @@ func httptestServer(t *testing.T, f http.HandlerFunc) string {
 func TestSalesforceCallsPer1000Messages(t *testing.T) {
 	s := newSFEnv(t, store.SQLite)
 	s.authorize(t)
-	before := s.fake.DataCalls()
+	before, queries := s.fake.DataCalls(), s.fake.Calls("GET /query")
 	var recips []map[string]string
 	for i := range 1000 {
 		recips = append(recips, map[string]string{"to": fmt.Sprintf("+1202555%04d", 3000+i)})
@@ -236,7 +236,14 @@ func TestSalesforceCallsPer1000Messages(t *testing.T) {
 	}
 	s.WaitFor("all delivered", func() bool { return s.Carrier.Stats().CallbacksSent >= 2000 })
 	s.WaitCRMSynced()
-	calls := s.fake.DataCalls() - before
+	// The numbers were looked up (global opt-out) in batched queries; the
+	// write-back makes no query.
+	lookups := s.fake.Calls("GET /query") - queries
+	t.Logf("Salesforce queries to look up 1,000 numbers: %d", lookups)
+	if lookups > 80 {
+		t.Fatalf("%d Salesforce queries to look up 1,000 numbers", lookups)
+	}
+	calls := s.fake.DataCalls() - before - lookups
 	recs := s.messageRecords()
 	delivered := 0
 	for _, rec := range recs {
@@ -253,4 +260,78 @@ func TestSalesforceCallsPer1000Messages(t *testing.T) {
 	if calls > 30 {
 		t.Fatalf("%d Salesforce calls for 1,000 messages", calls)
 	}
+}
+
+// TestSalesforceGlobalOptOutByNumber: a recipient given by number only is
+// looked up in Salesforce (phone fields in the formats people type) and the
+// global opt-out flag of any record with it applies; a bulk send asks about
+// all its numbers in batched queries, not one per number.
+func TestSalesforceGlobalOptOutByNumber(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, d store.Dialect) {
+		s := newSFEnv(t, d)
+		s.authorize(t)
+		opted := s.fake.AddRecord("Contact", map[string]any{"LastName": "Opted", "MobilePhone": "(202) 555-0191", "Switchboard_Opt_Out__c": true})
+		lead := s.fake.AddRecord("Lead", map[string]any{"LastName": "Lead", "Company": "Evening classes", "Phone": "202-555-0192"})
+
+		// Salesforce cannot answer: nothing is sent (try again later).
+		s.fake.FailNext(100, http.StatusServiceUnavailable)
+		if r := s.API("POST", "/v1/messages", map[string]any{"gateway_id": s.Gateway.ID, "to": "+12025550193", "body": "hi", "mode": "automation"}); r.Status != http.StatusServiceUnavailable ||
+			!strings.Contains(string(r.Body), "global opt-out flags") {
+			t.Fatalf("send while Salesforce fails: %d %s", r.Status, r.Body)
+		}
+		s.fake.FailNext(0, 0)
+
+		if r := s.API("POST", "/v1/messages", map[string]any{"gateway_id": s.Gateway.ID, "to": "+12025550191", "body": "hi"}); r.Status != http.StatusConflict ||
+			!strings.Contains(string(r.Body), "CRM record "+opted+" with this number has the global opt-out flag set") {
+			t.Fatalf("1:1 by number: %d %s", r.Status, r.Body)
+		}
+		r := s.API("POST", "/v1/messages", map[string]any{"gateway_id": s.Gateway.ID, "to": "+12025550191", "body": "hi", "mode": "automation"})
+		var m sb.Message
+		r.JSON(t, &m)
+		if m.Status != sb.StatusError || m.Debug != "Global Opt-out" || m.RecordID != opted {
+			t.Fatalf("automation by number: %d %s", r.Status, r.Body)
+		}
+
+		recips := []map[string]string{{"to": "+12025550191"}, {"to": "+12025550192"}}
+		for i := range 98 {
+			recips = append(recips, map[string]string{"to": fmt.Sprintf("+1202555%04d", 4000+i)})
+		}
+		s.fake.ResetCounters()
+		r = s.API("POST", "/v1/bulk-sends", map[string]any{"gateway_id": s.Gateway.ID, "body": "Bulk by number", "recipients": recips})
+		var res struct {
+			BatchID  string `json:"batch_id"`
+			Accepted int
+		}
+		r.JSON(t, &res)
+		if r.Status != http.StatusAccepted || res.Accepted != 99 || !strings.Contains(string(r.Body), `"record_id":"`+opted+`"`) || !strings.Contains(string(r.Body), `"reason":"Global opt-out"`) {
+			t.Fatalf("bulk by number: %d %s", r.Status, r.Body)
+		}
+		// 100 numbers, two objects with phone fields: a few batched
+		// queries, not 200.
+		queries := s.fake.Calls("GET /query")
+		t.Logf("Salesforce queries for 100 numbers: %d", queries)
+		if queries < 2 || queries > 10 {
+			t.Fatalf("%d Salesforce queries for a bulk send to 100 numbers", queries)
+		}
+		ms, err := s.DB.Messages(context.Background(), s.Org.ID, store.MessageFilter{BatchID: res.BatchID, Limit: 200})
+		if err != nil {
+			t.Fatal(err)
+		}
+		linked := 0
+		for _, m := range ms {
+			switch m.RecordID {
+			case "":
+			case lead:
+				linked++
+			default:
+				t.Fatalf("bulk message linked to %s", m.RecordID)
+			}
+		}
+		if len(ms) != 99 || linked != 1 {
+			t.Fatalf("%d messages, %d linked to the lead", len(ms), linked)
+		}
+		if n := len(s.Carrier.Inbox("+12025550191")); n != 0 {
+			t.Fatalf("the opted-out number was texted %d times", n)
+		}
+	})
 }

@@ -106,6 +106,9 @@ func (h *Hub) Send(ctx context.Context, user *sb.User, req SendRequest) (msg *sb
 	if err != nil {
 		return nil, false, err
 	}
+	if err := user.RequireGateway(gw); err != nil {
+		return nil, false, err
+	}
 	if !gw.Active {
 		return nil, false, sb.Errorf(sb.EConflict, "gateway %s is inactive", gw.ID)
 	}
@@ -113,8 +116,10 @@ func (h *Hub) Send(ctx context.Context, user *sb.User, req SendRequest) (msg *sb
 	if err != nil {
 		return nil, false, &sb.Error{Code: sb.EInvalid, Field: "to", Message: "to: " + sb.ErrorMessage(err)}
 	}
-	// Global opt-out on the CRM record overrides subscriptions.
-	globalOptOut := false
+	// Global opt-out on the CRM record overrides subscriptions. Addressed
+	// by number only, every record with that number counts, and the
+	// message belongs to the record when exactly one has it.
+	globalOptOut := ""
 	var record *sb.CRMRecord
 	if req.RecordID != "" {
 		crm, err := h.CRMs.For(ctx, org)
@@ -129,7 +134,22 @@ func (h *Hub) Send(ctx context.Context, user *sb.User, req SendRequest) (msg *sb
 			return nil, false, sb.Errorf(sb.ENotFound, "CRM record %s not found", req.RecordID)
 		}
 		record = &recs[0]
-		globalOptOut = record.OptOut
+		if record.OptOut {
+			globalOptOut = "the CRM record has the global opt-out flag set"
+		}
+	} else {
+		byPhone, err := h.recordsByPhone(ctx, org, []string{to})
+		if err != nil {
+			return nil, false, err
+		}
+		recs := byPhone[to]
+		if id := optedOutRecord(recs); id != "" {
+			globalOptOut = "CRM record " + id + " with this number has the global opt-out flag set"
+		}
+		if len(recs) == 1 {
+			record = &recs[0]
+			req.RecordID = record.ID
+		}
 	}
 	if req.TemplateID != "" {
 		if req.Body != "" {
@@ -170,7 +190,7 @@ func (h *Hub) Send(ctx context.Context, user *sb.User, req SendRequest) (msg *sb
 			}
 		}
 		block := ""
-		if globalOptOut {
+		if globalOptOut != "" {
 			block = sb.DebugGlobalOptOut
 		} else {
 			sub, err := tx.Subscription(ctx, gw.ID, m.PhoneHash)
@@ -184,7 +204,7 @@ func (h *Hub) Send(ctx context.Context, user *sb.User, req SendRequest) (msg *sb
 			}
 		}
 		if block != "" && req.Mode == ModeOneToOne {
-			return sb.Errorf(sb.EConflict, "not sent: the CRM record has the global opt-out flag set")
+			return sb.Errorf(sb.EConflict, "not sent: %s", globalOptOut)
 		}
 		mm, cc := *m, *content
 		if block != "" {
@@ -211,6 +231,43 @@ func (h *Hub) Send(ctx context.Context, user *sb.User, req SendRequest) (msg *sb
 		h.Metrics.MessagesAccepted.WithLabelValues(source).Inc()
 	}
 	return msg, created, nil
+}
+
+// recordsByPhone asks the org's CRM, in one set-based lookup, for the
+// records of numbers addressed without a record id (E.164). When the CRM
+// cannot answer the send is refused (503: try again), except while the
+// CRM connection is offline (its authorization revoked or expired, shown
+// to admins until one authorizes again): then no record can be read at all,
+// sending goes on as it did before the number had records, and a warning
+// is logged.
+func (h *Hub) recordsByPhone(ctx context.Context, org *sb.Org, phones []string) (map[string][]sb.CRMRecord, error) {
+	if len(phones) == 0 {
+		return nil, nil
+	}
+	crm, err := h.CRMs.For(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	recs, err := crm.FindByPhones(ctx, org, phones)
+	if sb.CRMOffline(err) {
+		h.Log.Warn("CRM offline: numbers without a record id sent without their records' global opt-out flags", "org", org.ID, "numbers", len(phones), "err", err)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, sb.Wrap(err, sb.EUnavailable, "the CRM could not be asked which records have the recipients' numbers (their global opt-out flags)")
+	}
+	return recs, nil
+}
+
+// optedOutRecord returns the id of a record with the global opt-out flag
+// among recs, or "".
+func optedOutRecord(recs []sb.CRMRecord) string {
+	for _, r := range recs {
+		if r.OptOut {
+			return r.ID
+		}
+	}
+	return ""
 }
 
 // refusal explains why a 1:1 message to a number is refused.

@@ -8,9 +8,10 @@ import (
 	"github.com/switchboard/switchboard/store"
 )
 
-// setSubscriptionTx stores a subscription change with its history entry.
+// setSubscriptionTx stores a subscription change with its history entry
+// (a locked opt-out stays locked: see store.Tx.SetSubscription).
 func (h *Hub) setSubscriptionTx(ctx context.Context, tx *store.Tx, s *sb.Subscription) error {
-	if err := tx.SetSubscription(ctx, s); err != nil {
+	if _, err := tx.SetSubscription(ctx, s); err != nil {
 		return err
 	}
 	h.Metrics.OptChanges.WithLabelValues(string(s.Status), s.Via).Inc()
@@ -32,9 +33,11 @@ type SubscriptionRequest struct {
 
 // SetSubscription changes a number's subscription on a gateway by hand (the
 // conversation view's buttons) or from an automation. Only System Admins and
-// users with "Feature: Manual Opt-In/Opt-Out" may. A number that texted an
-// opt-out keyword cannot be opted in this way: only an opt-in keyword from
-// the phone reverses it.
+// users with "Feature: Manual Opt-In/Opt-Out" may. A number that opted out
+// from the phone (an opt-out keyword, or the provider's "unsubscribed")
+// cannot be opted in this way: only an opt-in keyword from the phone
+// reverses it; an opt-out then is recorded in the history and the lock
+// stays. It returns the number's subscription as stored.
 func (h *Hub) SetSubscription(ctx context.Context, user *sb.User, req SubscriptionRequest) (*sb.Subscription, error) {
 	if err := user.Require(sb.PermManualOptInOut); err != nil {
 		return nil, err
@@ -59,6 +62,9 @@ func (h *Hub) SetSubscription(ctx context.Context, user *sb.User, req Subscripti
 	if err != nil {
 		return nil, err
 	}
+	if err := user.RequireGateway(gw); err != nil {
+		return nil, err
+	}
 	phone, err := sb.ParsePhone(req.Phone, org.Settings.DefaultRegion)
 	if err != nil {
 		return nil, err
@@ -68,20 +74,19 @@ func (h *Hub) SetSubscription(ctx context.Context, user *sb.User, req Subscripti
 		detail = sb.DetailManual(req.Status, user.Name)
 	}
 	s := &sb.Subscription{OrgID: org.ID, GatewayID: gw.ID, PhoneHash: h.hash(phone), Status: req.Status, Detail: detail, Via: req.Via, UpdatedBy: user.ID}
+	var stored *sb.Subscription
 	err = h.DB.Tx(ctx, func(tx *store.Tx) error {
-		cur, err := tx.Subscription(ctx, gw.ID, s.PhoneHash)
-		if err != nil {
+		if err := h.setSubscriptionTx(ctx, tx, s); err != nil {
 			return err
 		}
-		if req.Status == sb.OptedIn && cur != nil && cur.Status == sb.OptedOut && cur.ByKeyword {
-			return sb.Errorf(sb.EConflict, "this number opted out by texting a keyword (%s); only an opt-in keyword such as START from the phone can opt it back in", cur.Detail)
-		}
-		return h.setSubscriptionTx(ctx, tx, s)
+		var err error
+		stored, err = tx.Subscription(ctx, gw.ID, s.PhoneHash)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	return s, nil
+	return stored, nil
 }
 
 // GatewaySubscription is one row of the subscriptions panel.
@@ -99,12 +104,15 @@ type GatewaySubscription struct {
 	// CanOptIn / CanOptOut say whether the manual buttons are shown.
 	CanOptIn  bool `json:"can_opt_in"`
 	CanOptOut bool `json:"can_opt_out"`
-	// LockedByKeyword: opted out by keyword; manual opt-in is not possible.
-	LockedByKeyword bool `json:"locked_by_keyword"`
+	// Locked: opted out from the phone (an opt-out keyword, or the
+	// provider's "unsubscribed"); only an opt-in keyword texted from the
+	// phone can opt it back in, so manual opt-in is not possible.
+	Locked bool `json:"locked"`
 }
 
-// SubscriptionView lists, for a phone number, every gateway of the org with
-// the number's status and detail and which manual buttons the user may use.
+// SubscriptionView lists, for a phone number, every active gateway of the
+// org the user may use with the number's status and detail and which manual
+// buttons the user may use.
 func (h *Hub) SubscriptionView(ctx context.Context, user *sb.User, phone string) ([]GatewaySubscription, error) {
 	org, err := h.DB.Org(ctx, user.OrgID)
 	if err != nil {
@@ -129,7 +137,7 @@ func (h *Hub) SubscriptionView(ctx context.Context, user *sb.User, phone string)
 	manual := user.Can(sb.PermManualOptInOut)
 	out := make([]GatewaySubscription, 0, len(gws))
 	for _, gw := range gws {
-		if !gw.Active {
+		if !gw.Active || !user.CanUseGateway(gw.ID) {
 			continue
 		}
 		s := byGW[gw.ID]
@@ -138,16 +146,17 @@ func (h *Hub) SubscriptionView(ctx context.Context, user *sb.User, phone string)
 		if s != nil {
 			row.Detail = s.Detail
 			row.UpdatedAt = s.UpdatedAt.Format("2006-01-02T15:04:05Z07:00")
-			row.LockedByKeyword = s.Status == sb.OptedOut && s.ByKeyword
+			row.Locked = s.LockedOut()
 		}
 		row.CanOptOut = manual && st != sb.OptedOut
-		row.CanOptIn = manual && st != sb.OptedIn && !row.LockedByKeyword
+		row.CanOptIn = manual && st != sb.OptedIn && !row.Locked
 		out = append(out, row)
 	}
 	return out, nil
 }
 
-// SubscriptionHistory returns a number's subscription changes.
+// SubscriptionHistory returns a number's subscription changes on the
+// gateways the user may use.
 func (h *Hub) SubscriptionHistory(ctx context.Context, user *sb.User, phone string) ([]sb.SubscriptionEvent, error) {
 	org, err := h.DB.Org(ctx, user.OrgID)
 	if err != nil {
@@ -157,5 +166,15 @@ func (h *Hub) SubscriptionHistory(ctx context.Context, user *sb.User, phone stri
 	if err != nil {
 		return nil, err
 	}
-	return h.DB.SubscriptionHistory(ctx, org.ID, h.hash(p))
+	events, err := h.DB.SubscriptionHistory(ctx, org.ID, h.hash(p))
+	if err != nil {
+		return nil, err
+	}
+	kept := events[:0]
+	for _, e := range events {
+		if user.CanUseGateway(e.GatewayID) {
+			kept = append(kept, e)
+		}
+	}
+	return kept, nil
 }

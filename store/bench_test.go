@@ -41,7 +41,7 @@ func BenchmarkOptOutCheck100k(b *testing.B) {
 					return err
 				}
 				for i := 0; i < len(hashes); i += 20 {
-					if err := tx.SetSubscription(ctx, &sb.Subscription{OrgID: org.ID, GatewayID: gw.ID, PhoneHash: hashes[i], Status: sb.OptedOut, Detail: "x", Via: sb.ViaImport}); err != nil {
+					if _, err := tx.SetSubscription(ctx, &sb.Subscription{OrgID: org.ID, GatewayID: gw.ID, PhoneHash: hashes[i], Status: sb.OptedOut, Detail: "x", Via: sb.ViaImport}); err != nil {
 						return err
 					}
 				}

@@ -156,6 +156,28 @@ func (db *DB) ContactsWhere(ctx context.Context, orgID, column, value string) ([
 	return collectContacts(rs)
 }
 
+// ContactsByPhones returns the contacts whose phone is one of the E.164
+// numbers, in ONE set-based query however many numbers (the numbers travel
+// as one array parameter).
+func (db *DB) ContactsByPhones(ctx context.Context, orgID string, phones []string) ([]*sb.CRMRecord, error) {
+	if len(phones) == 0 {
+		return nil, nil
+	}
+	var rs rows
+	var err error
+	if db.dialect == Postgres {
+		rs, err = db.reader().query(ctx, `SELECT `+contactCols+` FROM crm_contacts WHERE org_id = $1 AND phone = ANY($2::text[]) ORDER BY created_at, id`, orgID, phones)
+	} else {
+		list, _ := json.Marshal(phones)
+		rs, err = db.reader().query(ctx, `SELECT `+contactCols+` FROM crm_contacts WHERE org_id = $1
+			AND phone IN (SELECT value FROM json_each($2)) ORDER BY created_at, id`, orgID, string(list))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return collectContacts(rs)
+}
+
 // DeleteContact removes a contact.
 func (tx *Tx) DeleteContact(ctx context.Context, orgID, id string) error {
 	n, err := tx.q.exec(ctx, `DELETE FROM crm_contacts WHERE id = $1 AND org_id = $2`, id, orgID)

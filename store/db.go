@@ -51,6 +51,7 @@ type DB struct {
 
 	queue   *Queue
 	batcher *batcher
+	onQuery func(string)
 
 	wbMu   sync.Mutex
 	wbLast map[string]time.Time
@@ -70,6 +71,10 @@ type Options struct {
 	// Inspect opens a SQLite file another process holds, to read it
 	// (diagnostics, tests); it must not be used to write.
 	Inspect bool
+	// OnQuery, when set, is called with the text of every statement run
+	// through the store's queries (tests that count the statements a use
+	// case makes; the job queue's own statements are not included).
+	OnQuery func(query string)
 }
 
 // Open connects to the database named by url: "postgres://…" or
@@ -79,7 +84,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	if opts.Keyring == nil || opts.Hasher == nil {
 		return nil, errors.New("store: keyring and hasher are required")
 	}
-	db := &DB{keys: opts.Keyring, hasher: opts.Hasher, now: opts.Now}
+	db := &DB{keys: opts.Keyring, hasher: opts.Hasher, now: opts.Now, onQuery: opts.OnQuery}
 	if db.now == nil {
 		db.now = time.Now
 	}
@@ -213,17 +218,45 @@ type row interface{ Scan(dest ...any) error }
 // reader returns the querier for reads outside a transaction.
 func (db *DB) reader() querier {
 	if db.dialect == Postgres {
-		return pgQ{db.pool}
+		return db.observed(pgQ{db.pool})
 	}
-	return sqlQ{db.sqlR}
+	return db.observed(sqlQ{db.sqlR})
 }
 
 // writer returns the querier for single writes outside a transaction.
 func (db *DB) writer() querier {
 	if db.dialect == Postgres {
-		return pgQ{db.pool}
+		return db.observed(pgQ{db.pool})
 	}
-	return sqlQ{db.sqlW}
+	return db.observed(sqlQ{db.sqlW})
+}
+
+// observed wraps q to report each statement to Options.OnQuery, if set.
+func (db *DB) observed(q querier) querier {
+	if db.onQuery == nil {
+		return q
+	}
+	return observedQ{q, db.onQuery}
+}
+
+type observedQ struct {
+	q  querier
+	fn func(string)
+}
+
+func (o observedQ) exec(ctx context.Context, q string, args ...any) (int64, error) {
+	o.fn(q)
+	return o.q.exec(ctx, q, args...)
+}
+
+func (o observedQ) query(ctx context.Context, q string, args ...any) (rows, error) {
+	o.fn(q)
+	return o.q.query(ctx, q, args...)
+}
+
+func (o observedQ) queryRow(ctx context.Context, q string, args ...any) row {
+	o.fn(q)
+	return o.q.queryRow(ctx, q, args...)
 }
 
 // --- database/sql (SQLite) ---

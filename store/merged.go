@@ -34,6 +34,9 @@ func (tx *Tx) ApplyStatuses(ctx context.Context, items []StatusItem) ([]StatusRe
 		sentAt any
 		idx    []int
 		optOut bool
+		// optCode, optDebug: the provider's error of the report that said
+		// the recipient unsubscribed.
+		optCode, optDebug string
 	}
 	rows := map[string]*row{}
 	var order []string
@@ -56,7 +59,9 @@ func (tx *Tx) ApplyStatuses(ctx context.Context, items []StatusItem) ([]StatusRe
 		if u.Status == sb.StatusSent {
 			r.sentAt = micros(u.At)
 		}
-		r.optOut = r.optOut || u.OptedOut
+		if u.OptedOut && !r.optOut {
+			r.optOut, r.optCode, r.optDebug = true, u.ErrorCode, u.Debug
+		}
 		r.idx = append(r.idx, i)
 	}
 	// Rows are updated in id order, as in every set-based update, so
@@ -64,7 +69,12 @@ func (tx *Tx) ApplyStatuses(ctx context.Context, items []StatusItem) ([]StatusRe
 	// deadlocks otherwise).
 	slices.Sort(order)
 	now := micros(tx.db.now())
-	var optOuts [][3]any
+	type optOut struct {
+		org, gw     string
+		hash        []byte
+		code, debug string
+	}
+	var optOuts []optOut
 	const chunk = 250
 	for start := 0; start < len(order); start += chunk {
 		part := order[start:min(start+chunk, len(order))]
@@ -106,7 +116,7 @@ func (tx *Tx) ApplyStatuses(ctx context.Context, items []StatusItem) ([]StatusRe
 				out[i] = res
 			}
 			if r.optOut {
-				optOuts = append(optOuts, [3]any{res.OrgID, r.gw, res.PhoneHash})
+				optOuts = append(optOuts, optOut{res.OrgID, r.gw, res.PhoneHash, r.optCode, r.optDebug})
 			}
 		}
 		rs.Close()
@@ -116,7 +126,7 @@ func (tx *Tx) ApplyStatuses(ctx context.Context, items []StatusItem) ([]StatusRe
 	}
 	// The provider said these recipients unsubscribed.
 	for _, o := range optOuts {
-		if err := tx.ProviderOptOut(ctx, o[0].(string), o[1].(string), o[2].([]byte)); err != nil {
+		if err := tx.ProviderOptOut(ctx, o.org, o.gw, o.hash, o.code, o.debug); err != nil {
 			return nil, err
 		}
 	}

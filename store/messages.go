@@ -359,7 +359,7 @@ func (tx *Tx) RecordSend(ctx context.Context, o SendOutcome) (orgID string, phon
 	}
 	tx.TouchCRM(orgID)
 	if o.OptOut {
-		if err := tx.ProviderOptOut(ctx, orgID, gatewayID, phoneHash); err != nil {
+		if err := tx.ProviderOptOut(ctx, orgID, gatewayID, phoneHash, o.ErrorCode, o.Debug); err != nil {
 			return "", nil, err
 		}
 	}
@@ -413,7 +413,8 @@ type StatusResult struct {
 // ApplyStatus moves an outgoing message's status forward (never back: a
 // late "Sent" does not overwrite "Delivered", and a repeated callback
 // changes nothing). A report for a provider message id not recorded yet is
-// kept and applied when the send is recorded.
+// kept and applied when the send is recorded. A report that says the
+// recipient unsubscribed opts the number out on the gateway (ProviderOptOut).
 func (tx *Tx) ApplyStatus(ctx context.Context, gatewayID string, u sb.StatusUpdate) (StatusResult, error) {
 	if !u.Status.Valid() || u.Status == sb.StatusReceived {
 		return StatusResult{}, sb.FieldError("status", "status %q cannot be reported for an outgoing message", u.Status)
@@ -442,7 +443,10 @@ func (tx *Tx) ApplyStatus(ctx context.Context, gatewayID string, u sb.StatusUpda
 	if err == nil {
 		r.Applied = true
 		tx.TouchCRM(r.OrgID)
-		return r, nil
+		if u.OptedOut {
+			err = tx.ProviderOptOut(ctx, r.OrgID, gatewayID, r.PhoneHash, u.ErrorCode, u.Debug)
+		}
+		return r, err
 	}
 	if !errors.Is(err, errNoRows) {
 		return r, err
@@ -501,14 +505,21 @@ func (tx *Tx) ReleaseContents(ctx context.Context, ids []string) error {
 	return err
 }
 
-// MarkRead marks incoming messages read (inbox).
-func (tx *Tx) MarkRead(ctx context.Context, orgID string, ids []string) error {
-	if len(ids) == 0 {
-		return nil
+// MarkRead marks unread incoming messages read (inbox); with gatewayIDs (a
+// user limited to some gateways) only those of these gateways. It returns
+// how many it marked.
+func (tx *Tx) MarkRead(ctx context.Context, orgID string, gatewayIDs, ids []string) (int, error) {
+	if len(ids) == 0 || (gatewayIDs != nil && len(gatewayIDs) == 0) {
+		return 0, nil
 	}
 	args := append([]any{orgID, micros(tx.db.now())}, anyStrings(ids)...)
-	_, err := tx.q.exec(ctx, `UPDATE messages SET read_at = $2 WHERE org_id = $1 AND direction = 'incoming' AND read_at IS NULL AND id IN `+inList(3, len(ids)), args...)
-	return err
+	q := `UPDATE messages SET read_at = $2 WHERE org_id = $1 AND direction = 'incoming' AND read_at IS NULL AND id IN ` + inList(3, len(ids))
+	if gatewayIDs != nil {
+		q += ` AND gateway_id IN ` + inList(3+len(ids), len(gatewayIDs))
+		args = append(args, anyStrings(gatewayIDs)...)
+	}
+	n, err := tx.q.exec(ctx, q, args...)
+	return int(n), err
 }
 
 // BatchCounts returns a bulk send's message counts by status.
@@ -558,8 +569,12 @@ func (db *DB) DeliveryLatencies(ctx context.Context, orgID string) ([]int64, err
 }
 
 // ProviderOptOut opts a number out on a gateway because the provider said
-// the recipient unsubscribed.
-func (tx *Tx) ProviderOptOut(ctx context.Context, orgID, gatewayID string, phoneHash []byte) error {
-	return tx.SetSubscription(ctx, &sb.Subscription{OrgID: orgID, GatewayID: gatewayID, PhoneHash: phoneHash,
-		Status: sb.OptedOut, Detail: sb.DetailProviderOptOut, Via: sb.ViaProvider})
+// the recipient unsubscribed at the carrier (e.g. replied STOP there): a
+// locked opt-out, like an opt-out keyword, that only an opt-in keyword from
+// the phone lifts. code and debug are the provider's error, named in the
+// detail.
+func (tx *Tx) ProviderOptOut(ctx context.Context, orgID, gatewayID string, phoneHash []byte, code, debug string) error {
+	_, err := tx.SetSubscription(ctx, &sb.Subscription{OrgID: orgID, GatewayID: gatewayID, PhoneHash: phoneHash,
+		Status: sb.OptedOut, Detail: sb.DetailProviderOptOut(code, debug), Via: sb.ViaProvider, Locked: true})
+	return err
 }

@@ -116,20 +116,65 @@ func scanStrings(rs rows) ([]string, error) {
 
 // --- users ---
 
-const userCols = `id, org_id, email, name, permissions, COALESCE(crm_user_id, ''), operator, created_at`
+const userCols = `id, org_id, email, name, permissions, COALESCE(crm_user_id, ''), operator, created_at, gateway_ids`
 
-func scanUser(r row) (*sb.User, error) {
+func scanUser(r row, extra ...any) (*sb.User, error) {
 	var u sb.User
-	var perms string
+	var perms, gws string
 	var created int64
-	if err := r.Scan(&u.ID, &u.OrgID, &u.Email, &u.Name, &perms, &u.CRMUserID, &u.Operator, &created); err != nil {
+	if err := r.Scan(append([]any{&u.ID, &u.OrgID, &u.Email, &u.Name, &perms, &u.CRMUserID, &u.Operator, &created, &gws}, extra...)...); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(perms), &u.Permissions); err != nil {
 		return nil, err
 	}
+	if err := json.Unmarshal([]byte(gws), &u.GatewayIDs); err != nil {
+		return nil, err
+	}
 	u.CreatedAt = fromMicros(created)
 	return &u, nil
+}
+
+// checkUser validates a user's permission sets and gateways (each one a
+// gateway of the user's org) and returns them as stored.
+func (tx *Tx) checkUser(ctx context.Context, u *sb.User) (perms, gateways string, err error) {
+	for _, p := range u.Permissions {
+		if _, err := sb.ParsePermission(string(p)); err != nil {
+			return "", "", err
+		}
+	}
+	if u.GatewayIDs == nil {
+		u.GatewayIDs = []string{}
+	}
+	if len(u.GatewayIDs) > 0 {
+		known := map[string]bool{}
+		rs, err := tx.q.query(ctx, `SELECT id FROM gateways WHERE org_id = $1`, u.OrgID)
+		if err != nil {
+			return "", "", err
+		}
+		ids, err := scanStrings(rs)
+		if err != nil {
+			return "", "", err
+		}
+		for _, id := range ids {
+			known[id] = true
+		}
+		seen := map[string]bool{}
+		kept := u.GatewayIDs[:0:0]
+		for _, id := range u.GatewayIDs {
+			if !known[id] {
+				return "", "", sb.FieldError("gateway_ids", "gateway %q is not a gateway of this org", id)
+			}
+			if !seen[id] {
+				seen[id] = true
+				kept = append(kept, id)
+			}
+		}
+		u.GatewayIDs = kept
+	}
+	p, _ := json.Marshal(u.Permissions)
+	g, _ := json.Marshal(u.GatewayIDs)
+	return string(p), string(g), nil
 }
 
 // CreateUser stores a user; passwordHash may be empty (API-only users).
@@ -144,35 +189,31 @@ func (tx *Tx) CreateUser(ctx context.Context, u *sb.User, passwordHash string) e
 	if len(u.Permissions) == 0 {
 		u.Permissions = []sb.Permission{sb.PermLimitedAccess}
 	}
-	for _, p := range u.Permissions {
-		if _, err := sb.ParsePermission(string(p)); err != nil {
-			return err
-		}
+	perms, gws, err := tx.checkUser(ctx, u)
+	if err != nil {
+		return err
 	}
 	if u.ID == "" {
 		u.ID = NewID()
 	}
 	u.CreatedAt = tx.db.now().UTC()
-	perms, _ := json.Marshal(u.Permissions)
-	_, err := tx.q.exec(ctx, `INSERT INTO users (id, org_id, email, name, permissions, crm_user_id, password_hash, operator, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		u.ID, u.OrgID, u.Email, u.Name, string(perms), nullStr(u.CRMUserID), nullStr(passwordHash), u.Operator, micros(u.CreatedAt))
+	_, err = tx.q.exec(ctx, `INSERT INTO users (id, org_id, email, name, permissions, crm_user_id, password_hash, operator, created_at, gateway_ids)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		u.ID, u.OrgID, u.Email, u.Name, perms, nullStr(u.CRMUserID), nullStr(passwordHash), u.Operator, micros(u.CreatedAt), gws)
 	if errors.Is(err, errUnique) {
 		return sb.Errorf(sb.EConflict, "a user with email %s already exists in this org", u.Email)
 	}
 	return err
 }
 
-// UpdateUser changes a user's name, permissions and CRM user id.
+// UpdateUser changes a user's name, permissions, CRM user id and gateways.
 func (tx *Tx) UpdateUser(ctx context.Context, u *sb.User) error {
-	for _, p := range u.Permissions {
-		if _, err := sb.ParsePermission(string(p)); err != nil {
-			return err
-		}
+	perms, gws, err := tx.checkUser(ctx, u)
+	if err != nil {
+		return err
 	}
-	perms, _ := json.Marshal(u.Permissions)
-	n, err := tx.q.exec(ctx, `UPDATE users SET name = $3, permissions = $4, crm_user_id = $5 WHERE id = $1 AND org_id = $2`,
-		u.ID, u.OrgID, u.Name, string(perms), nullStr(u.CRMUserID))
+	n, err := tx.q.exec(ctx, `UPDATE users SET name = $3, permissions = $4, crm_user_id = $5, gateway_ids = $6 WHERE id = $1 AND org_id = $2`,
+		u.ID, u.OrgID, u.Name, perms, nullStr(u.CRMUserID), gws)
 	if err != nil {
 		return err
 	}
@@ -200,23 +241,18 @@ func (db *DB) User(ctx context.Context, orgID, id string) (*sb.User, error) {
 // UserByEmail returns a user and password hash by email, in any org (sign-in).
 func (db *DB) UserByEmail(ctx context.Context, email string) (*sb.User, string, error) {
 	var hash *string
-	var u sb.User
-	var perms string
-	var created int64
-	err := db.reader().queryRow(ctx, `SELECT `+userCols+`, password_hash FROM users WHERE email = $1 ORDER BY created_at LIMIT 1`,
-		strings.ToLower(strings.TrimSpace(email))).Scan(&u.ID, &u.OrgID, &u.Email, &u.Name, &perms, &u.CRMUserID, &u.Operator, &created, &hash)
+	u, err := scanUser(db.reader().queryRow(ctx, `SELECT `+userCols+`, password_hash FROM users WHERE email = $1 ORDER BY created_at LIMIT 1`,
+		strings.ToLower(strings.TrimSpace(email))), &hash)
 	if errors.Is(err, errNoRows) {
 		return nil, "", sb.Errorf(sb.ENotFound, "no user with that email")
 	}
 	if err != nil {
 		return nil, "", err
 	}
-	_ = json.Unmarshal([]byte(perms), &u.Permissions)
-	u.CreatedAt = fromMicros(created)
 	if hash == nil {
-		return &u, "", nil
+		return u, "", nil
 	}
-	return &u, *hash, nil
+	return u, *hash, nil
 }
 
 // Users lists an org's users.

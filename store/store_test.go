@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -311,18 +312,48 @@ func TestSubscriptions(t *testing.T) {
 		db := open(t, d)
 		f := seed(t, db)
 		h := db.Hasher().Phone("+12025550126")
-		tx(t, db, func(tx *store.Tx) error {
-			if err := tx.SetSubscription(ctx, &sb.Subscription{OrgID: f.org.ID, GatewayID: f.gw.ID, PhoneHash: h, Status: sb.OptedOut, Detail: "Opt-out keyword: STOP", Via: sb.ViaKeyword, ByKeyword: true}); err != nil {
+		set := func(s sb.Subscription) (bool, error) {
+			s.OrgID, s.GatewayID, s.PhoneHash = f.org.ID, f.gw.ID, h
+			var applied bool
+			err := db.Tx(ctx, func(tx *store.Tx) error {
+				var err error
+				applied, err = tx.SetSubscription(ctx, &s)
 				return err
+			})
+			return applied, err
+		}
+		get := func() *sb.Subscription {
+			t.Helper()
+			s, err := db.Subscription(ctx, f.gw.ID, h)
+			if err != nil {
+				t.Fatal(err)
 			}
-			return tx.SetSubscription(ctx, &sb.Subscription{OrgID: f.org.ID, GatewayID: f.gw.ID, PhoneHash: h, Status: sb.OptedIn, Detail: "Opt-in keyword: START", Via: sb.ViaKeyword})
-		})
-		s, err := db.Subscription(ctx, f.gw.ID, h)
-		if err != nil || s.Status != sb.OptedIn || s.ByKeyword {
-			t.Fatalf("subscription: %+v %v", s, err)
+			return s
+		}
+		if ok, err := set(sb.Subscription{Status: sb.OptedOut, Detail: "Opt-out keyword: STOP", Via: sb.ViaKeyword, Locked: true}); !ok || err != nil {
+			t.Fatalf("keyword opt-out: %v %v", ok, err)
+		}
+		// The lock stays: another opt-out is history only, an opt-in other
+		// than by keyword is refused.
+		if ok, err := set(sb.Subscription{Status: sb.OptedOut, Detail: "Manual opt-out by Bo", Via: sb.ViaManual}); ok || err != nil {
+			t.Fatalf("manual opt-out over the lock: %v %v", ok, err)
+		}
+		if s := get(); !s.LockedOut() || s.Detail != "Opt-out keyword: STOP" {
+			t.Fatalf("lock lost: %+v", s)
+		}
+		for _, via := range []string{sb.ViaManual, sb.ViaAutomation, sb.ViaIncoming} {
+			if ok, err := set(sb.Subscription{Status: sb.OptedIn, Detail: "x", Via: via}); ok || sb.ErrorCode(err) != sb.EConflict || !strings.Contains(sb.ErrorMessage(err), "(Opt-out keyword: STOP); only an opt-in keyword") {
+				t.Fatalf("%s opt-in over the lock: %v %v", via, ok, err)
+			}
+		}
+		if ok, err := set(sb.Subscription{Status: sb.OptedIn, Detail: "Opt-in keyword: START", Via: sb.ViaKeyword}); !ok || err != nil {
+			t.Fatalf("keyword opt-in: %v %v", ok, err)
+		}
+		if s := get(); s.Status != sb.OptedIn || s.Locked {
+			t.Fatalf("subscription: %+v", s)
 		}
 		hist, err := db.SubscriptionHistory(ctx, f.org.ID, h)
-		if err != nil || len(hist) != 2 || hist[0].Status != sb.OptedIn || hist[1].Detail != "Opt-out keyword: STOP" {
+		if err != nil || len(hist) != 3 || hist[0].Status != sb.OptedIn || hist[1].Detail != "Manual opt-out by Bo" || hist[2].Detail != "Opt-out keyword: STOP" {
 			t.Fatalf("history: %+v %v", hist, err)
 		}
 		// Set-based lookup over many numbers.

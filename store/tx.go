@@ -61,13 +61,13 @@ func (db *DB) begin(ctx context.Context) (*Tx, error) {
 		if err != nil {
 			return nil, fmt.Errorf("begin: %w", err)
 		}
-		return &Tx{db: db, q: pgQ{pt}, pg: pt}, nil
+		return &Tx{db: db, q: db.observed(pgQ{pt}), pg: pt}, nil
 	}
 	st, err := db.sqlW.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
-	return &Tx{db: db, q: sqlQ{st}, sq: st}, nil
+	return &Tx{db: db, q: db.observed(sqlQ{st}), sq: st}, nil
 }
 
 func (tx *Tx) rollback(ctx context.Context) {

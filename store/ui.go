@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strconv"
 	"time"
 
 	sb "github.com/switchboard/switchboard"
@@ -112,19 +113,29 @@ type InboxItem struct {
 }
 
 // Inbox lists an org's unread incoming messages, newest first, and the
-// total number unread.
-func (db *DB) Inbox(ctx context.Context, orgID string, limit int) ([]InboxItem, int, error) {
+// total number unread; with gatewayIDs (a user limited to some gateways)
+// only those of these gateways.
+func (db *DB) Inbox(ctx context.Context, orgID string, gatewayIDs []string, limit int) ([]InboxItem, int, error) {
 	if limit <= 0 || limit > 500 {
 		limit = 100
 	}
+	where := `m.org_id = $1 AND m.direction = 'incoming' AND m.read_at IS NULL`
+	args := []any{orgID}
+	if gatewayIDs != nil {
+		if len(gatewayIDs) == 0 {
+			return nil, 0, nil
+		}
+		where += ` AND m.gateway_id IN ` + inList(2, len(gatewayIDs))
+		args = append(args, anyStrings(gatewayIDs)...)
+	}
 	var total int
-	if err := db.reader().queryRow(ctx, `SELECT COUNT(*) FROM messages WHERE org_id = $1 AND direction = 'incoming' AND read_at IS NULL`, orgID).Scan(&total); err != nil {
+	if err := db.reader().queryRow(ctx, `SELECT COUNT(*) FROM messages m WHERE `+where, args...).Scan(&total); err != nil {
 		return nil, 0, err
 	}
 	rs, err := db.reader().query(ctx, `SELECT m.id, m.gateway_id, COALESCE(NULLIF(c.record_id, ''), m.record_id, ''), COALESCE(c.phone, ''), COALESCE(c.body, ''), m.created_at
 		FROM messages m LEFT JOIN crm_messages c ON c.message_id = m.id AND c.org_id = m.org_id
-		WHERE m.org_id = $1 AND m.direction = 'incoming' AND m.read_at IS NULL
-		ORDER BY m.created_at DESC, m.id DESC LIMIT $2`, orgID, limit)
+		WHERE `+where+`
+		ORDER BY m.created_at DESC, m.id DESC LIMIT $`+strconv.Itoa(len(args)+1), append(args, limit)...)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -126,15 +126,15 @@ func TestInboxAndMarkRead(t *testing.T) {
 				GatewayID: f.gw.ID, Phone: "+12025550123", Body: "first", RecordID: "003X", CreatedAt: now, StatusAt: now}})
 			return err
 		})
-		items, total, err := db.Inbox(ctx, f.org.ID, 10)
+		items, total, err := db.Inbox(ctx, f.org.ID, nil, 10)
 		if err != nil || total != 2 || len(items) != 2 {
 			t.Fatalf("inbox: %d items, total %d, %v", len(items), total, err)
 		}
 		if items[0].MessageID != ids[1] || items[0].Body != "" || items[1].Body != "first" || items[1].Phone != "+12025550123" || items[1].RecordID != "003X" {
 			t.Fatalf("inbox items: %+v", items)
 		}
-		tx(t, db, func(tx *store.Tx) error { return tx.MarkRead(ctx, f.org.ID, ids[:1]) })
-		items, total, err = db.Inbox(ctx, f.org.ID, 10)
+		tx(t, db, func(tx *store.Tx) error { _, err := tx.MarkRead(ctx, f.org.ID, nil, ids[:1]); return err })
+		items, total, err = db.Inbox(ctx, f.org.ID, nil, 10)
 		if err != nil || total != 1 || len(items) != 1 || items[0].MessageID != ids[1] {
 			t.Fatalf("after mark read: %+v %d %v", items, total, err)
 		}
@@ -191,7 +191,7 @@ func TestDashboardAggregates(t *testing.T) {
 			{OrgID: f.org.ID, GatewayID: f.gw.ID, PhoneHash: db.Hasher().Phone("+12025550124"), Status: sb.OptedOut, Detail: "Manual opt-out by Ada", Via: sb.ViaManual},
 			{OrgID: f.org.ID, GatewayID: f.gw.ID, PhoneHash: db.Hasher().Phone("+12025550125"), Status: sb.OptedIn, Detail: "Opt-in keyword: START", Via: sb.ViaKeyword},
 		} {
-			tx(t, db, func(tx *store.Tx) error { return tx.SetSubscription(ctx, s) })
+			tx(t, db, func(tx *store.Tx) error { _, err := tx.SetSubscription(ctx, s); return err })
 		}
 		opts, err := db.OptOutCounts(ctx, f.org.ID, t0, t0.Add(time.Hour))
 		if err != nil {
@@ -213,7 +213,8 @@ func TestStoredSubscriptionStatuses(t *testing.T) {
 		ctx := context.Background()
 		h := db.Hasher()
 		tx(t, db, func(tx *store.Tx) error {
-			return tx.SetSubscription(ctx, &sb.Subscription{OrgID: f.org.ID, GatewayID: f.gw.ID, PhoneHash: h.Phone("+12025550123"), Status: sb.OptedOut, Detail: "x", Via: sb.ViaKeyword})
+			_, err := tx.SetSubscription(ctx, &sb.Subscription{OrgID: f.org.ID, GatewayID: f.gw.ID, PhoneHash: h.Phone("+12025550123"), Status: sb.OptedOut, Detail: "x", Via: sb.ViaKeyword})
+			return err
 		})
 		hashes := [][]byte{h.Phone("+12025550123"), h.Phone("+12025550124")}
 		for i := range 1000 { // more than one chunk

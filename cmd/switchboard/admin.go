@@ -106,7 +106,7 @@ const adminUsage = `Usage: switchboard admin <command> [flags]
 
   org create --name N --admin-email E [--admin-name N]
   org list
-  user create [--org ID] --email E --name N [--perm "Feature: Inbox" …] [--password P] [--crm-user-id ID]
+  user create [--org ID] --email E --name N [--perm "Feature: Inbox" …] [--gateway ID …] [--password P] [--crm-user-id ID]
   user list [--org ID]
   key create [--org ID] [--user ID] [--name N]
   key revoke [--org ID] --id KEY_ID
@@ -137,7 +137,7 @@ func admin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		name, email, adminName, user, id, provider, number, numberType, body, to, gateway, record, password, crmUser *string
 		rate                                                                                                         *float64
 		sandbox                                                                                                      *bool
-		perms, config                                                                                                multiFlag
+		perms, config, gateways                                                                                      multiFlag
 	)
 	switch cmd {
 	case "org create":
@@ -150,6 +150,7 @@ func admin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		password = fs.String("password", "", "password for the web UI (optional)")
 		crmUser = fs.String("crm-user-id", "", "the user's id in the CRM")
 		fs.Var(&perms, "perm", "permission set (repeat): System Admin, Limited Access, Feature: Bulk SMS, Feature: Inbox, Feature: Manual Opt-In/Opt-Out")
+		fs.Var(&gateways, "gateway", "gateway id the user may use (repeat; none: every gateway)")
 	case "key create":
 		user = fs.String("user", "", "user id (default: the org's admin)")
 		name = fs.String("name", "", "key name")
@@ -210,7 +211,7 @@ func admin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	switch cmd {
 	case "user create":
-		u := &sb.User{OrgID: org.ID, Email: *email, Name: *name, CRMUserID: *crmUser}
+		u := &sb.User{OrgID: org.ID, Email: *email, Name: *name, CRMUserID: *crmUser, GatewayIDs: gateways}
 		for _, p := range perms {
 			perm, err := sb.ParsePermission(p)
 			if err != nil {

@@ -89,6 +89,19 @@ func (c *CRM) FindByPhone(ctx context.Context, org *sb.Org, phone string) ([]sb.
 	return deref(recs), err
 }
 
+// FindByPhones returns the contacts of each E.164 phone, in one query.
+func (c *CRM) FindByPhones(ctx context.Context, org *sb.Org, phones []string) (map[string][]sb.CRMRecord, error) {
+	recs, err := c.DB.ContactsByPhones(ctx, org.ID, phones)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]sb.CRMRecord)
+	for _, r := range recs {
+		out[r.Phone] = append(out[r.Phone], *r)
+	}
+	return out, nil
+}
+
 // FindContactsByEmail returns contacts with the email (case-insensitive).
 func (c *CRM) FindContactsByEmail(ctx context.Context, org *sb.Org, email string) ([]sb.CRMRecord, error) {
 	recs, err := c.DB.ContactsWhere(ctx, org.ID, "email", strings.ToLower(strings.TrimSpace(email)))

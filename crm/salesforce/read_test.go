@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -106,6 +107,48 @@ func TestFindByPhone(t *testing.T) {
 	for _, bad := range []string{"2015550123", "+1201555012'3", ""} {
 		if _, err := e.client.FindByPhone(context.Background(), e.org, bad); !switchboard.IsCode(err, switchboard.EInvalid) {
 			t.Errorf("FindByPhone(%q) = %v, want EInvalid", bad, err)
+		}
+	}
+}
+
+func TestFindByPhones(t *testing.T) {
+	e := newEnv(t)
+	e.connect(sftest.DefaultUsername)
+	a := []string{
+		e.sf.AddRecord("Contact", map[string]any{"LastName": "E164", "MobilePhone": "+12015550123"}),
+		e.sf.AddRecord("Lead", map[string]any{"LastName": "Dashes", "Company": "A", "MobilePhone": "201-555-0123"}),
+	}
+	b := e.sf.AddRecord("Contact", map[string]any{"LastName": "National", "Phone": "(201) 555-0124", "Switchboard_Opt_Out__c": true})
+	// Many numbers: the queries are batched to stay inside the URI limit.
+	phones := []string{"+12015550123", "+12015550124", "+12015550125", "+12015550123"}
+	for i := range 150 {
+		phones = append(phones, fmt.Sprintf("+1201555%04d", 2000+i))
+	}
+	last := e.sf.AddRecord("Contact", map[string]any{"LastName": "Last", "MobilePhone": "201.555.2149"})
+	e.sf.ResetCounters()
+	got, err := e.client.FindByPhones(context.Background(), e.org, phones)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := func(recs []switchboard.CRMRecord) []string {
+		var out []string
+		for _, r := range recs {
+			out = append(out, r.ID)
+		}
+		return out
+	}
+	if len(got) != 3 || !slices.Equal(ids(got["+12015550123"]), a) || !slices.Equal(ids(got["+12015550124"]), []string{b}) ||
+		!got["+12015550124"][0].OptOut || !slices.Equal(ids(got["+12015552149"]), []string{last}) {
+		t.Errorf("found %v", got)
+	}
+	// 153 distinct numbers, two objects: a few queries per object, each
+	// inside the URI limit.
+	if n := e.sf.Calls("GET /query"); n < 4 || n > 16 {
+		t.Errorf("%d queries for 153 numbers", n)
+	}
+	for _, bad := range []string{"2015550123", "+1201555012'3"} {
+		if _, err := e.client.FindByPhones(context.Background(), e.org, []string{"+12015550123", bad}); !switchboard.IsCode(err, switchboard.EInvalid) {
+			t.Errorf("FindByPhones(%q) = %v, want EInvalid", bad, err)
 		}
 	}
 }

@@ -250,6 +250,98 @@ func (c *Client) FindByPhone(ctx context.Context, org *switchboard.Org, phone st
 	return out, nil
 }
 
+// soqlBudget bounds the URL-escaped length of one FindByPhones query, so
+// the GET stays inside Salesforce's URI limit (16,384 bytes).
+const soqlBudget = 14000
+
+// FindByPhones implements switchboard.CRM: FindByPhone for many numbers in
+// batched SOQL queries, as many numbers per query as the URI limit allows
+// (about thirty US numbers with two phone fields, each in the eight formats
+// FindByPhone matches), per mapped object with phone fields.
+func (c *Client) FindByPhones(ctx context.Context, org *switchboard.Org, phones []string) (map[string][]switchboard.CRMRecord, error) {
+	m, err := c.mapping(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	type asked struct {
+		phone            string
+		variants, digits []string
+	}
+	var all []asked
+	seen := map[string]bool{}
+	for _, p := range phones {
+		if !strings.HasPrefix(p, "+") {
+			return nil, switchboard.FieldError("phone", "phone must be in E.164 form (+ and country code)")
+		}
+		e164, err := switchboard.ParsePhone(p, "")
+		if err != nil {
+			return nil, err
+		}
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		v, d := phoneVariants(e164)
+		all = append(all, asked{p, v, d})
+	}
+	out := map[string][]switchboard.CRMRecord{}
+	for _, obj := range m.Records {
+		if len(obj.PhoneFields) == 0 {
+			continue
+		}
+		query := func(batch []asked) string {
+			var vals []string
+			for _, a := range batch {
+				vals = append(vals, a.variants...)
+			}
+			list := quoteList(vals)
+			conds := make([]string, len(obj.PhoneFields))
+			for i, f := range obj.PhoneFields {
+				conds[i] = fmt.Sprintf("%s IN (%s)", f, list)
+			}
+			return fmt.Sprintf("SELECT %s FROM %s WHERE (%s) ORDER BY CreatedDate ASC", strings.Join(obj.selectFields(), ", "), obj.Object, strings.Join(conds, " OR "))
+		}
+		// Each number adds its escaped variants once per phone field.
+		cost := func(a asked) int { return len(obj.PhoneFields) * len(url.QueryEscape(quoteList(a.variants)+", ")) }
+		for start := 0; start < len(all); {
+			end, size := start+1, len(url.QueryEscape(query(all[start:start+1])))
+			for end < len(all) && size+cost(all[end]) <= soqlBudget {
+				size += cost(all[end])
+				end++
+			}
+			batch := all[start:end]
+			start = end
+			byDigits := map[string][]string{}
+			for _, a := range batch {
+				for _, d := range a.digits {
+					byDigits[d] = append(byDigits[d], a.phone)
+				}
+			}
+			recs, err := c.queryRecords(ctx, org.ID, obj, query(batch))
+			if err != nil {
+				return nil, err
+			}
+			for _, r := range recs {
+				matched := map[string]bool{}
+				for _, p := range obj.PhoneFields {
+					for k, v := range r.Fields {
+						if !strings.EqualFold(k, p) {
+							continue
+						}
+						for _, phone := range byDigits[digitsOf(v)] {
+							if !matched[phone] {
+								matched[phone] = true
+								out[phone] = append(out[phone], r)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
 func matchesPhone(r switchboard.CRMRecord, obj RecordObject, digits []string) bool {
 	for _, p := range obj.PhoneFields {
 		for k, v := range r.Fields {

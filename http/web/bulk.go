@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -118,7 +119,7 @@ func (u *UI) bulkData(ctx context.Context, rc *reqCtx, f bulkForm) (*bulkData, e
 		return nil, err
 	}
 	for _, g := range gws {
-		if g.Active {
+		if g.Active && rc.User.CanUseGateway(g.ID) {
 			d.Gateways = append(d.Gateways, g)
 		}
 	}
@@ -278,7 +279,8 @@ func (u *UI) bulkPreview(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 }
 
 // preview works a bulk send out without sending it, with the same rules as
-// hub.Bulk: records with the global opt-out flag, missing, invalid and
+// hub.Bulk: records with the global opt-out flag (also found by a number
+// given alone), missing, invalid and
 // duplicate numbers are left out; numbers opted out on the gateway (or not
 // opted in, in mandatory mode) are blocked. Subscriptions are read in one
 // set-based query.
@@ -310,17 +312,36 @@ func (u *UI) preview(ctx context.Context, rc *reqCtx, r *http.Request, f bulkFor
 			ids = append(ids, in.RecordID)
 		}
 	}
-	if len(ids) > 0 {
+	// Numbers without a record: the records that have them (global
+	// opt-out), in one set-based lookup.
+	var phoneOnly []string
+	for _, in := range recips {
+		if in.RecordID == "" && in.To != "" {
+			if phone, err := sb.ParsePhone(in.To, org.Settings.DefaultRegion); err == nil {
+				phoneOnly = append(phoneOnly, phone)
+			}
+		}
+	}
+	var byPhone map[string][]sb.CRMRecord
+	if len(ids) > 0 || len(phoneOnly) > 0 {
 		crm, err := u.crm(ctx, org)
 		if err != nil {
 			return nil, err
 		}
-		recs, err := crm.GetRecords(ctx, org, ids)
-		if err != nil {
-			return nil, sb.Wrap(err, sb.EUnavailable, "the CRM could not be asked about the recipients' records")
+		if len(ids) > 0 {
+			recs, err := crm.GetRecords(ctx, org, ids)
+			if err != nil {
+				return nil, sb.Wrap(err, sb.EUnavailable, "the CRM could not be asked about the recipients' records")
+			}
+			for _, rec := range recs {
+				records[rec.ID] = rec
+			}
 		}
-		for _, rec := range recs {
-			records[rec.ID] = rec
+		if len(phoneOnly) > 0 {
+			// As hub.Bulk: while the CRM is offline no record can be read.
+			if byPhone, err = crm.FindByPhones(ctx, org, phoneOnly); err != nil && !sb.CRMOffline(err) {
+				return nil, sb.Wrap(err, sb.EUnavailable, "the CRM could not be asked which records have the recipients' numbers (their global opt-out flags)")
+			}
 		}
 	}
 	type target struct {
@@ -365,6 +386,14 @@ func (u *UI) preview(ctx context.Context, rc *reqCtx, r *http.Request, f bulkFor
 		seen[phone] = true
 		if in.RecordID == "" {
 			who += " " + sb.MaskPhone(phone)
+			recs := byPhone[phone]
+			if slices.ContainsFunc(recs, func(r sb.CRMRecord) bool { return r.OptOut }) {
+				p.exclude(who, "Global opt-out")
+				continue
+			}
+			if len(recs) == 1 {
+				rec = &recs[0]
+			}
 		}
 		targets = append(targets, target{who: who, hash: u.d.DB.Hasher().Phone(phone), rec: rec})
 	}
@@ -455,6 +484,9 @@ func (u *UI) bulkGateway(ctx context.Context, rc *reqCtx, f bulkForm) (*sb.Gatew
 	}
 	gw, err := u.d.DB.Gateway(ctx, rc.Org.ID, f.GatewayID)
 	if err != nil {
+		return nil, err
+	}
+	if err := rc.User.RequireGateway(gw); err != nil {
 		return nil, err
 	}
 	if !gw.Active {

@@ -261,7 +261,7 @@ func (u *UI) renderConversation(w http.ResponseWriter, r *http.Request, rc *reqC
 		return
 	}
 	for _, g := range gws {
-		if g.Active {
+		if g.Active && rc.User.CanUseGateway(g.ID) {
 			d.Gateways = append(d.Gateways, g)
 		}
 	}
@@ -342,7 +342,7 @@ func sendWarning(t *convTarget, gatewayID string, subs []hub.GatewaySubscription
 			return fmt.Sprintf("This number has not opted in on %s%s and the org requires an opt-in: no message can be sent on this gateway. Choose another gateway or record an opt-in.", s.GatewayName, detail)
 		}
 		how := "A user with the Manual Opt-In/Opt-Out permission can opt it back in."
-		if s.LockedByKeyword {
+		if s.Locked {
 			how = "Only an opt-in keyword such as START texted from the phone can opt it back in."
 		}
 		return fmt.Sprintf("This number is opted out on %s%s: no message can be sent on this gateway. %s", s.GatewayName, detail, how)

@@ -33,7 +33,7 @@ func (u *UI) inbox(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 
 func (u *UI) renderInbox(w http.ResponseWriter, r *http.Request, rc *reqCtx, status int, notice, errMsg string) {
 	ctx := r.Context()
-	items, total, err := u.d.DB.Inbox(ctx, rc.Org.ID, inboxLimit)
+	items, total, err := u.d.DB.Inbox(ctx, rc.Org.ID, rc.User.VisibleGateways(), inboxLimit)
 	if err != nil {
 		u.fail(w, r, rc, err)
 		return
@@ -96,10 +96,15 @@ func (u *UI) markRead(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 		u.renderInbox(w, r, rc, http.StatusBadRequest, "", fmt.Sprintf("At most %d messages can be marked at once.", inboxLimit))
 		return
 	}
-	err := u.d.DB.Tx(r.Context(), func(tx *store.Tx) error { return tx.MarkRead(r.Context(), rc.Org.ID, ids) })
+	var n int
+	err := u.d.DB.Tx(r.Context(), func(tx *store.Tx) error {
+		var err error
+		n, err = tx.MarkRead(r.Context(), rc.Org.ID, rc.User.VisibleGateways(), ids)
+		return err
+	})
 	if err != nil {
 		u.fail(w, r, rc, err)
 		return
 	}
-	u.renderInbox(w, r, rc, http.StatusOK, fmt.Sprintf("Marked %d message%s read.", len(ids), plural(len(ids))), "")
+	u.renderInbox(w, r, rc, http.StatusOK, fmt.Sprintf("Marked %d message%s read.", n, plural(n)), "")
 }

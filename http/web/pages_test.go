@@ -177,7 +177,7 @@ func TestInboxPage(t *testing.T) {
 		if !p.has("/ui/conversation?gateway=" + e.Gateway.ID + "&record=" + ana.ID) {
 			t.Fatal("no link to the contact's conversation")
 		}
-		items, _, err := e.DB.Inbox(context.Background(), e.Org.ID, 10)
+		items, _, err := e.DB.Inbox(context.Background(), e.Org.ID, nil, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -265,6 +265,14 @@ func TestBulkPreviewAndSend(t *testing.T) {
 		p = b.postFile("/ui/bulk/preview", url.Values{"source": {"csv"}, "body": {"Hi"}, "gateway": {e.Gateway.ID}}, "csv", "contacts.csv", []byte(csv))
 		if p.Status != http.StatusOK || !strings.Contains(p.Body, `<dd id="pv-send">2</dd>`) {
 			t.Fatalf("contact rows preview: %d %s", p.Status, p.Body)
+		}
+		// A number given alone that a globally opted-out contact has is
+		// left out too.
+		csv = "(202) 555-0112\n+12025550151\n"
+		p = b.postFile("/ui/bulk/preview", url.Values{"source": {"csv"}, "body": {"Hi"}, "gateway": {e.Gateway.ID}}, "csv", "numbers.csv", []byte(csv))
+		if p.Status != http.StatusOK || !strings.Contains(p.Body, `<dd id="pv-send">1</dd>`) || !strings.Contains(p.Body, `<dd id="pv-excluded">1</dd>`) ||
+			!strings.Contains(p.Body, "CSV line 1 &#43;1********12</th><td>Global opt-out") {
+			t.Fatalf("numbers preview with a global opt-out: %d %s", p.Status, p.Body)
 		}
 		// Errors name the problem.
 		for _, tc := range []struct {
@@ -477,6 +485,79 @@ func TestOfflineBanner(t *testing.T) {
 		p := admin.get("/ui/settings")
 		if !p.has("CRM offline:") || !p.has("authorize the CRM again") || !strings.Contains(p.Body, `<span class="state todo">Offline</span>`) {
 			t.Fatalf("settings while offline: %s", p.Body)
+		}
+	})
+}
+
+// TestGatewayRestrictedUser: a user limited to some gateways sees only
+// their messages in the inbox (and can mark only those read), and only
+// those gateways in the conversation view's and the bulk page's picklists.
+func TestGatewayRestrictedUser(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *testEnv) {
+		ctx := context.Background()
+		rate := 0.0
+		second, err := e.Hub.CreateGateway(ctx, e.Admin, hub.GatewayRequest{Name: "Evening", Provider: sb.ProviderSim, Number: "+12025550199", Rate: &rate})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, role := range []string{"inbox", "bulk"} {
+			u := e.Users[role]
+			u.GatewayIDs = []string{e.Gateway.ID}
+			if err := e.DB.Tx(ctx, func(tx *store.Tx) error { return tx.UpdateUser(ctx, u) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.Text("+12025550187", e.Gateway.Number, "Main question")
+		e.Text("+12025550188", second.Number, "Evening question")
+		e.WaitCRMSynced()
+
+		b := e.signIn(t, "inbox")
+		p := b.get("/ui/inbox")
+		if !p.has("1 unread") || !p.has("Main question") || p.has("Evening question") {
+			t.Fatalf("restricted inbox: %s", p.Body)
+		}
+		items, _, err := e.DB.Inbox(ctx, e.Org.ID, nil, 10)
+		if err != nil || len(items) != 2 {
+			t.Fatalf("inbox: %v %v", items, err)
+		}
+		var evening string
+		for _, it := range items {
+			if it.GatewayID == second.ID {
+				evening = it.MessageID
+			}
+		}
+		p = b.post("/ui/inbox/read", url.Values{"one": {evening}})
+		if p.Status != http.StatusOK || !p.has("Marked 0 messages read") {
+			t.Fatalf("mark another gateway's message read: %d %s", p.Status, p.Body)
+		}
+		if _, total, _ := e.DB.Inbox(ctx, e.Org.ID, nil, 10); total != 2 {
+			t.Fatalf("another gateway's message was marked read: %d unread", total)
+		}
+		admin := e.signIn(t, "admin")
+		if p := admin.get("/ui/inbox"); !p.has("2 unread") {
+			t.Fatalf("admin inbox: %s", p.Body)
+		}
+
+		p = b.get("/ui/conversation?phone=%2B12025550188")
+		if p.Status != http.StatusOK || !strings.Contains(p.Body, `<option value="`+e.Gateway.ID+`"`) || strings.Contains(p.Body, `<option value="`+second.ID+`"`) {
+			t.Fatalf("restricted conversation picklist: %d %s", p.Status, p.Body)
+		}
+		if p := admin.get("/ui/conversation?phone=%2B12025550188"); !strings.Contains(p.Body, `<option value="`+second.ID+`"`) {
+			t.Fatalf("admin conversation picklist lacks the second gateway")
+		}
+		p = b.post("/ui/conversation/send", url.Values{"phone": {"+12025550188"}, "gateway": {second.ID}, "body": {"hi"}})
+		if p.Status != http.StatusForbidden || !p.has(`you do not have access to gateway "Evening"`) {
+			t.Fatalf("send through another gateway from the conversation view: %d %s", p.Status, p.Body)
+		}
+
+		bulk := e.signIn(t, "bulk")
+		p = bulk.get("/ui/bulk")
+		if !strings.Contains(p.Body, `value="`+e.Gateway.ID+`"`) || strings.Contains(p.Body, `value="`+second.ID+`"`) {
+			t.Fatalf("restricted bulk picklist: %s", p.Body)
+		}
+		p = bulk.post("/ui/bulk/preview", url.Values{"source": {"numbers"}, "numbers": {"+12025550189"}, "body": {"Hi"}, "gateway": {second.ID}}, "HX-Request", "true")
+		if p.Status != http.StatusForbidden || !p.has(`you do not have access to gateway "Evening"`) {
+			t.Fatalf("bulk preview through another gateway: %d %s", p.Status, p.Body)
 		}
 	})
 }
