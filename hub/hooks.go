@@ -41,9 +41,34 @@ type Outgoing struct {
 
 // IncomingHook sees every incoming message that is not an opt-out, opt-in
 // or help keyword (those always win), inside the transaction that stores
-// it. A non-empty reply is queued as an answer from the gateway.
+// it. A non-empty reply is queued as an answer from the gateway, unless the
+// number may not be texted on the gateway (opted out, or not opted in under
+// mandatory opt-in). A hook that takes the message as part of something it
+// runs (an answer to an SMS form) may set msg.OwnerID and msg.RecordID: the
+// hub stores them, and the reply gets them too.
 type IncomingHook interface {
 	HandleIncoming(ctx context.Context, tx *store.Tx, org *sb.Org, gw *sb.Gateway, msg *sb.Message, c *sb.Content) (reply string, err error)
+}
+
+// OptOutHook is implemented by incoming hooks that must stop what they run
+// for a number as soon as it opts out of a gateway — by keyword, by hand or
+// by automation — inside the transaction that records the opt-out. (An
+// opt-out the provider reports is seen at the number's next text; nothing
+// is sent to the number meanwhile.)
+type OptOutHook interface {
+	OptedOut(ctx context.Context, tx *store.Tx, orgID, gatewayID string, phoneHash []byte) error
+}
+
+// optedOut tells the incoming hooks that care that a number opted out.
+func (h *Hub) optedOut(ctx context.Context, tx *store.Tx, orgID, gatewayID string, phoneHash []byte) error {
+	for _, hook := range h.IncomingHooks {
+		if oh, ok := hook.(OptOutHook); ok {
+			if err := oh.OptedOut(ctx, tx, orgID, gatewayID, phoneHash); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (h *Hub) prepareOutgoing(ctx context.Context, tx *store.Tx, org *sb.Org, gw *sb.Gateway, out []Outgoing) error {
