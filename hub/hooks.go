@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"errors"
 
 	sb "github.com/switchboard/switchboard"
 	"github.com/switchboard/switchboard/store"
@@ -78,4 +79,48 @@ func (h *Hub) prepareOutgoing(ctx context.Context, tx *store.Tx, org *sb.Org, gw
 		}
 	}
 	return nil
+}
+
+// errPreviewDone rolls a preview's transaction back.
+var errPreviewDone = errors.New("preview done")
+
+// previewChunk bounds the messages one preview transaction prepares.
+const previewChunk = 500
+
+// PreviewBulkBodies returns the bodies messages of a bulk send by user on
+// gateway gw would be sent with, in the order of bodies: the content hooks
+// run on them exactly as on the send (long URLs become tracked links of
+// their real length, an SMS form's first question is appended when formID
+// is set), in transactions that are rolled back, so nothing is stored or
+// queued. Errors are the send's (an unknown form, a body too long with the
+// form's question).
+func (h *Hub) PreviewBulkBodies(ctx context.Context, user *sb.User, gw *sb.Gateway, formID string, bodies []string) ([]string, error) {
+	org, err := h.org(ctx, user.OrgID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(bodies))
+	batch, hash, now := store.NewID(), h.hash("preview"), h.DB.Now().UTC()
+	for start := 0; start < len(bodies); start += previewChunk {
+		part := bodies[start:min(start+previewChunk, len(bodies))]
+		err := h.DB.Tx(ctx, func(tx *store.Tx) error {
+			prep := make([]Outgoing, len(part))
+			for i, b := range part {
+				m := &sb.Message{ID: store.NewID(), OrgID: org.ID, GatewayID: gw.ID, Direction: sb.Outgoing, Status: sb.StatusQueued,
+					BatchID: batch, OwnerID: user.ID, CreatedByID: user.ID, PhoneHash: hash, Source: sb.SourceBulk, CreatedAt: now, UpdatedAt: now}
+				prep[i] = Outgoing{Msg: m, Content: &sb.Content{Body: b}, FormID: formID, User: user}
+			}
+			if err := h.prepareOutgoing(ctx, tx, org, gw, prep); err != nil {
+				return err
+			}
+			for i, o := range prep {
+				out[start+i] = o.Content.Body
+			}
+			return errPreviewDone
+		})
+		if !errors.Is(err, errPreviewDone) {
+			return nil, err
+		}
+	}
+	return out, nil
 }

@@ -290,8 +290,14 @@ try {
     await page.waitForURL(base + '/ui/');
     await page.getByRole('link', { name: 'Bulk SMS' }).click();
     await page.waitForURL(/\/ui\/bulk/);
+    // Nobody is ticked until the user says so.
     for (const name of ['Ana Lopez', 'Ben Okafor', 'Cy Tran']) {
-      check(await page.getByLabel(name).isChecked(), `${name} ticked`);
+      check(!(await page.getByLabel(name).isChecked()), `${name} not ticked at first`);
+    }
+    await page.getByRole('button', { name: 'Select all' }).click();
+    await page.waitForFunction(() => document.querySelectorAll('#contacts input[name=record]:checked').length === 3);
+    for (const name of ['Ana Lopez', 'Ben Okafor', 'Cy Tran']) {
+      check(await page.getByLabel(name).isChecked(), `${name} ticked by Select all`);
     }
     await page.getByLabel('Message').fill('Open day on Saturday from 10am. Reply STOP to opt out.');
     await page.getByLabel('Gateway').selectOption({ label: `Main (${seed.gateway.number})` });
@@ -311,6 +317,25 @@ try {
     await left.locator('summary').click();
     await left.getByText('Global opt-out').waitFor();
     await shot(page, 'bulk-done');
+  });
+
+  await step('bulk send with a template: merge fields filled per recipient', async () => {
+    await page.goto(base + '/ui/bulk');
+    await page.getByRole('button', { name: 'Select all' }).click();
+    await page.waitForFunction(() => document.querySelectorAll('#contacts input[name=record]:checked').length === 3);
+    await page.getByLabel('Template').selectOption({ label: 'Reminder' });
+    await page.getByLabel('Gateway').selectOption({ label: `Main (${seed.gateway.number})` });
+    await page.getByRole('button', { name: 'Preview' }).click();
+    // Ana opted out and Ben has the global opt-out: Cy alone gets it.
+    await page.locator('#pv-sample').filter({ hasText: 'Hi Cy, this is Bulk User from Test College.' }).waitFor();
+    check(await page.locator('#pv-send').innerText() === '1', 'one recipient will be sent to');
+    check(await page.locator('#pv-per').innerText() === 'varies by recipient', 'segments vary with a template');
+    await shot(page, 'bulk-template-preview');
+    await page.getByRole('button', { name: 'Send' }).click();
+    await page.locator('.progress-panel[data-finished="true"]').waitFor();
+    await page.goto(conversation(cy));
+    await page.locator('li.msg.outgoing').filter({ hasText: 'Hi Cy, this is Bulk User from Test College.' }).waitFor();
+    await shot(page, 'bulk-template-received');
   });
 
   await step('dashboard renders its charts', async () => {
