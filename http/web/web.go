@@ -25,6 +25,7 @@ import (
 	"time"
 
 	sb "github.com/switchboard/switchboard"
+	"github.com/switchboard/switchboard/chat"
 	"github.com/switchboard/switchboard/crm/builtin"
 	sbhttp "github.com/switchboard/switchboard/http"
 	"github.com/switchboard/switchboard/hub"
@@ -77,6 +78,9 @@ type Deps struct {
 	Templates TemplateSource
 	// Forms feeds the bulk send's SMS form picker; nil hides it.
 	Forms FormSource
+	// Chat is the chat export feature (its settings and export log pages);
+	// nil hides them.
+	Chat *chat.Service
 	// PricePerSegment is the default price of one SMS segment in the bulk
 	// send's cost estimate (default 0.0079), in Currency (default "USD").
 	PricePerSegment float64
@@ -212,6 +216,12 @@ func (u *UI) routeTable() []uiRoute {
 
 		{Pattern: "GET /ui/dashboard", Perm: sb.PermSystemAdmin, h: u.dashboard},
 
+		{Pattern: "GET /ui/chat/exports", Perm: sb.PermSystemAdmin, h: u.chatExports},
+		{Pattern: "POST /ui/chat/exports/re-export-skipped", Perm: sb.PermSystemAdmin, h: u.chatReexportSkipped},
+		{Pattern: "POST /ui/chat/exports/{id}/re-export", Perm: sb.PermSystemAdmin, h: u.chatReexport},
+		{Pattern: "GET /ui/chat/settings", Perm: sb.PermSystemAdmin, h: u.chatSettings},
+		{Pattern: "POST /ui/chat/settings", Perm: sb.PermSystemAdmin, h: u.saveChatSettings},
+
 		{Pattern: "GET /ui/settings", Perm: sb.PermSystemAdmin, h: u.settings},
 		{Pattern: "POST /ui/settings/api-key", Perm: sb.PermSystemAdmin, h: u.createAPIKey},
 		{Pattern: "POST /ui/settings/toggles", Perm: sb.PermSystemAdmin, h: u.toggle},
@@ -268,7 +278,7 @@ type page struct {
 	Offline string
 	Notice  string
 	Error   string
-	Can     struct{ Inbox, Bulk, Admin bool }
+	Can     struct{ Inbox, Bulk, Admin, Chat bool }
 	Data    any
 }
 
@@ -282,6 +292,7 @@ func (u *UI) newPage(r *http.Request, rc *reqCtx, nav, title string, data any) *
 		p.Can.Inbox = rc.User.Can(sb.PermInbox)
 		p.Can.Bulk = rc.User.Can(sb.PermBulkSMS)
 		p.Can.Admin = rc.User.IsAdmin()
+		p.Can.Chat = p.Can.Admin && u.d.Chat != nil
 		p.Offline = u.offlineBanner(r.Context(), rc)
 	}
 	return p
@@ -395,6 +406,8 @@ var funcs = template.FuncMap{
 	"join":      strings.Join,
 	"percent":   func(f float64) string { return fmt.Sprintf("%.1f%%", f*100) },
 	"list":      func(xs ...string) []string { return xs },
+	"inc":       func(i int) int { return i + 1 },
+	"deref":     func(t *time.Time) time.Time { return *t },
 	// dict2 carries a settings step's notices and errors to its template.
 	"dict2": func(notice, errs map[string]string, step string) map[string]any {
 		return map[string]any{"Notice": notice, "Error": errs, "Step": step}
