@@ -100,7 +100,9 @@ type Message struct {
 	IdempotencyKey string `json:"-"`
 	ErrorCode      string `json:"error_code,omitempty"`
 	// Source tells how an outgoing message was started: "api" (1:1), "bulk",
-	// "automation", "system" (keyword confirmations and HELP answers).
+	// "automation" (including replies of content features, such as an SMS
+	// form's next question), "system" (keyword confirmations and HELP
+	// answers, the only messages sent to a number that may not be texted).
 	Source string `json:"source,omitempty"`
 
 	CreatedAt   time.Time  `json:"created_at"`

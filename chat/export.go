@@ -87,6 +87,36 @@ func (s *Service) Purge(ctx context.Context) (int64, error) {
 	return n, err
 }
 
+// How a skipped round's reason starts in the export log.
+const (
+	reasonNotEnabled = "chat export is not enabled for this org"
+	reasonFilter     = "export filter not met"
+	reasonMissing    = "missing required field(s)"
+	reasonNoEmail    = "no email was captured"
+)
+
+// Why an export round was skipped (SkipKind).
+const (
+	SkipNotEnabled    = "not_enabled"
+	SkipFilteredOut   = "filtered_out"
+	SkipMissingFields = "missing_fields"
+)
+
+// SkipKind tells why a skipped round was skipped: SkipNotEnabled,
+// SkipFilteredOut or SkipMissingFields ("" when the round was not skipped).
+func SkipKind(e *store.ChatExport) string {
+	if e == nil || e.Status != store.ChatSkipped {
+		return ""
+	}
+	switch {
+	case strings.HasPrefix(e.Reason, reasonNotEnabled):
+		return SkipNotEnabled
+	case strings.HasPrefix(e.Reason, reasonFilter):
+		return SkipFilteredOut
+	}
+	return SkipMissingFields
+}
+
 // outcome is how an export run ended: recorded in the log, then told to
 // River (retry, snooze or done).
 type outcome struct {
@@ -162,7 +192,7 @@ func (s *Service) export(ctx context.Context, org *sb.Org, conv *store.ChatConve
 		return s.failure(err, nil)
 	}
 	if !st.Enabled {
-		return skip("chat export is not enabled for this org (see the export settings)")
+		return skip("%s (see the export settings)", reasonNotEnabled)
 	}
 	if conv.PurgedAt != nil {
 		return outcome{rec: store.ChatExportOutcome{Status: store.ChatFailed, Reason: "the conversation's content was deleted", Attempted: true}}
@@ -177,14 +207,14 @@ func (s *Service) export(ctx context.Context, org *sb.Org, conv *store.ChatConve
 		return outcome{rec: store.ChatExportOutcome{Status: store.ChatFailed, Reason: sb.ErrorMessage(err), Attempted: true}}
 	}
 	if why := filter.Explain(fields); why != "" {
-		return skip("export filter not met: %s", why)
+		return skip("%s: %s", reasonFilter, why)
 	}
 	if missing := st.missing(fields); len(missing) > 0 {
-		return skip("missing required field(s): %s", strings.Join(missing, ", "))
+		return skip("%s: %s", reasonMissing, strings.Join(missing, ", "))
 	}
 	email := fields.Get(rules.FieldEmail)
 	if email == "" {
-		return skip("no email was captured: the export finds the contact by email")
+		return skip("%s: the export finds the contact by email", reasonNoEmail)
 	}
 	crm, err := s.CRMs.For(ctx, org)
 	if err != nil {

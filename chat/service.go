@@ -385,6 +385,47 @@ func (s *Service) Reexport(ctx context.Context, user *sb.User, id string) (*stor
 	return s.DB.ChatExportRound(ctx, user.OrgID, id, round)
 }
 
+// ReexportSkipped starts a new export round of every conversation of the
+// org whose export was skipped (System Admin), for example after the
+// settings changed, and returns how many were started. A conversation whose
+// content is gone is passed over.
+func (s *Service) ReexportSkipped(ctx context.Context, user *sb.User) (int, error) {
+	if err := user.Require(sb.PermSystemAdmin); err != nil {
+		return 0, err
+	}
+	n := 0
+	f := store.ChatFilter{State: store.ChatSkipped, Limit: 500}
+	for {
+		page, err := s.DB.ChatConversations(ctx, user.OrgID, f)
+		if err != nil {
+			return n, err
+		}
+		for _, c := range page {
+			if c.PurgedAt != nil {
+				continue
+			}
+			if _, err := s.Reexport(ctx, user, c.ID); err != nil {
+				if sb.IsCode(err, sb.EConflict) {
+					continue // re-exported meanwhile
+				}
+				return n, err
+			}
+			n++
+		}
+		if len(page) < f.Limit {
+			return n, nil
+		}
+		f.Before = page[len(page)-1].CreatedAt
+	}
+}
+
+// LatestExports returns the latest export round of each of the org's
+// conversations named, by conversation id (conversations never closed have
+// none).
+func (s *Service) LatestExports(ctx context.Context, user *sb.User, ids []string) (map[string]*store.ChatExport, error) {
+	return s.DB.LatestChatExports(ctx, user.OrgID, ids)
+}
+
 // Exports lists the org's export log, newest first.
 func (s *Service) Exports(ctx context.Context, user *sb.User, f store.ChatExportFilter) ([]*store.ChatExport, error) {
 	switch f.Status {

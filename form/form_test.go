@@ -536,7 +536,8 @@ func TestFormTimeout(t *testing.T) {
 }
 
 // TestFormStop: STOP during a form is the opt-out keyword, never an answer;
-// the form ends and the number gets nothing more from it.
+// it cancels the form at once (written to the CRM as Cancelled), and an
+// opt-in afterwards does not resume it.
 func TestFormStop(t *testing.T) {
 	each(t, func(t *testing.T, x *fixture) {
 		f := x.createForm(t, rsvp(x.Gateway.ID))
@@ -553,17 +554,31 @@ func TestFormStop(t *testing.T) {
 		if got := x.converse(t, ada.Phone, "STOP"); got != sb.DefaultOptOutReply {
 			t.Fatalf("STOP got %q", got)
 		}
-		x.silent(t, ada.Phone, "Because of exams")
-		// A query code cannot start a form for an opted-out number either.
-		x.silent(t, ada.Phone, "RSVP")
+		// Cancelled by the STOP itself, before any other text.
+		ss := x.sessions(t, f.ID)
+		if len(ss) != 1 || ss[0].Status != store.SessionCancelled || ss[0].Detail != "The recipient opted out" || ss[0].EndedAt == nil {
+			t.Fatalf("sessions right after STOP: %+v", ss)
+		}
 		x.synced(t)
 		rs := x.responses(t, ada.ID)
-		if len(rs) != 1 || rs[0].Status != sb.FormCancelled || answers(rs[0]) != "attend=Not attending" {
-			t.Fatalf("form record: %+v", rs)
+		if len(rs) != 1 || rs[0].Status != sb.FormCancelled || answers(rs[0]) != "attend=Not attending" || rs[0].EndedAt.IsZero() {
+			t.Fatalf("form record right after STOP: %+v", rs)
 		}
-		ss := x.sessions(t, f.ID)
-		if len(ss) != 1 || ss[0].Status != store.SessionCancelled || ss[0].Detail != "The recipient opted out" {
-			t.Fatalf("sessions: %+v", ss)
+		// A query code cannot start a form for an opted-out number.
+		x.silent(t, ada.Phone, "RSVP")
+		// START opts back in; the cancelled form does not resume: the
+		// answer it was waiting for is a plain message now.
+		if got := x.converse(t, ada.Phone, "START"); got != sb.DefaultOptInReply {
+			t.Fatalf("START got %q", got)
+		}
+		x.silent(t, ada.Phone, "Because of exams")
+		x.silent(t, ada.Phone, "1")
+		if ss := x.sessions(t, f.ID); len(ss) != 1 || ss[0].Status != store.SessionCancelled {
+			t.Fatalf("sessions after START: %+v", ss)
+		}
+		x.synced(t)
+		if rs := x.responses(t, ada.ID); len(rs) != 1 || rs[0].Status != sb.FormCancelled || answers(rs[0]) != "attend=Not attending" {
+			t.Fatalf("form record after START: %+v", rs)
 		}
 
 		// A keyword added to the gateway later wins over a query code.
@@ -582,6 +597,105 @@ func TestFormStop(t *testing.T) {
 		if ss := x.sessions(t, f.ID); len(ss) != 1 {
 			t.Fatalf("a keyword started a form: %+v", ss)
 		}
+	})
+}
+
+// TestFormOwnerKeepsTheRest: after the first SMS, a form's messages —
+// the recipient's answers and the questions that follow — belong to the
+// form's owner and are created by the integration user, even when another
+// user texted the number in between (the seed's system fields for forms).
+func TestFormOwnerKeepsTheRest(t *testing.T) {
+	each(t, func(t *testing.T, x *fixture) {
+		ctx := context.Background()
+		staffA, keyA := x.user(t, "a@example.org", sb.PermLimitedAccess)
+		staffB, keyB := x.user(t, "b@example.org", sb.PermLimitedAccess)
+		integration := x.Org.Settings.IntegrationUserID
+		f := x.createForm(t, rsvp(x.Gateway.ID))
+		ada := x.contact(t, "Ada", "+12025550196")
+		r := x.Do("POST", "/v1/messages", keyA, map[string]any{"gateway_id": x.Gateway.ID, "to": ada.Phone, "record_id": ada.ID, "form_id": f.ID})
+		if r.Status != http.StatusCreated {
+			t.Fatalf("A starts the form: %d %s", r.Status, r.Body)
+		}
+		x.WaitFor("the first question", func() bool { return len(x.Carrier.Inbox(ada.Phone)) == 1 })
+		r = x.Do("POST", "/v1/messages", keyB, map[string]any{"gateway_id": x.Gateway.ID, "to": ada.Phone, "record_id": ada.ID, "body": "The office moved to room 4."})
+		if r.Status != http.StatusCreated {
+			t.Fatalf("B texts the number: %d %s", r.Status, r.Body)
+		}
+		x.WaitFor("B's message", func() bool { return len(x.Carrier.Inbox(ada.Phone)) == 2 })
+		if got := x.converse(t, ada.Phone, "1"); got != qGuests {
+			t.Fatalf("answer got %q", got)
+		}
+		if got := x.converse(t, ada.Phone, "7"); got != "Please answer with a number from 0 to 5. "+qGuests {
+			t.Fatalf("bad answer got %q", got)
+		}
+		if got := x.converse(t, ada.Phone, "4"); got != closing {
+			t.Fatalf("last answer got %q", got)
+		}
+		x.synced(t)
+		msgs, err := x.DB.CRMMessagesFor(ctx, x.Org.ID, ada.ID, "", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		type sys struct{ owner, creator string }
+		want := map[string]sys{
+			qAttend:                       {staffA.ID, staffA.ID}, // the first SMS: the running user
+			"The office moved to room 4.": {staffB.ID, staffB.ID}, // B's own message
+			"1":                           {staffA.ID, integration},
+			qGuests:                       {staffA.ID, integration},
+			"7":                           {staffA.ID, integration},
+			"Please answer with a number from 0 to 5. " + qGuests: {staffA.ID, integration},
+			"4":     {staffA.ID, integration},
+			closing: {staffA.ID, integration},
+		}
+		if len(msgs) != len(want) {
+			t.Fatalf("ada's record has %d messages, want %d", len(msgs), len(want))
+		}
+		for _, m := range msgs {
+			w, ok := want[m.Body]
+			if !ok {
+				t.Fatalf("unexpected message %q", m.Body)
+			}
+			if m.OwnerID != w.owner || m.CreatedByID != w.creator {
+				t.Errorf("%s %q: owner %s, created by %s; want %s, %s", m.Direction, m.Body, m.OwnerID, m.CreatedByID, w.owner, w.creator)
+			}
+		}
+		rs := x.responses(t, ada.ID)
+		if len(rs) != 1 || rs[0].OwnerID != staffA.ID || rs[0].Status != sb.FormCompleted {
+			t.Fatalf("form record: %+v", rs)
+		}
+	})
+}
+
+// TestFormNeedsOptIn: in mandatory opt-in mode a number that has not opted
+// in gets no form questions from a query code, unless "Create Opt-in for
+// Incoming SMS" opts it in first; a manual opt-out cancels a running form
+// at once.
+func TestFormNeedsOptIn(t *testing.T) {
+	each(t, func(t *testing.T, x *fixture) {
+		f := x.createForm(t, rsvp(x.Gateway.ID))
+		if r := x.API("PATCH", "/v1/org/settings", map[string]any{"opt_in_mode": "mandatory"}); r.Status != http.StatusOK {
+			t.Fatalf("mandatory mode: %d %s", r.Status, r.Body)
+		}
+		phone := "+12025550197"
+		x.silent(t, phone, "RSVP")
+		if ss := x.sessions(t, f.ID); len(ss) != 0 {
+			t.Fatalf("a query code from a number without opt-in started a form: %+v", ss)
+		}
+		if r := x.API("PATCH", "/v1/org/settings", map[string]any{"create_opt_in_on_incoming": true}); r.Status != http.StatusOK {
+			t.Fatalf("create opt-in: %d %s", r.Status, r.Body)
+		}
+		if got := x.converse(t, phone, "RSVP"); got != qAttend {
+			t.Fatalf("query code after the automatic opt-in got %q", got)
+		}
+		// A manual opt-out ends the form at once.
+		r := x.API("POST", "/v1/subscriptions", map[string]any{"gateway_id": x.Gateway.ID, "phone": phone, "status": "Opt-Out"})
+		if r.Status != http.StatusOK {
+			t.Fatalf("manual opt-out: %d %s", r.Status, r.Body)
+		}
+		if ss := x.sessions(t, f.ID); len(ss) != 1 || ss[0].Status != store.SessionCancelled || ss[0].Detail != "The recipient opted out" {
+			t.Fatalf("sessions after a manual opt-out: %+v", ss)
+		}
+		x.silent(t, phone, "1")
 	})
 }
 

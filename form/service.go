@@ -37,6 +37,13 @@ type Service struct {
 var (
 	_ hub.OutgoingHook = (*Service)(nil)
 	_ hub.IncomingHook = (*Service)(nil)
+	_ hub.OptOutHook   = (*Service)(nil)
+)
+
+// Why sessions are cancelled.
+const (
+	detailOptedOut   = "The recipient opted out"
+	detailNotOptedIn = "The recipient is not opted in"
 )
 
 // New returns the form service.
@@ -292,10 +299,29 @@ func (s *Service) PrepareOutgoing(ctx context.Context, tx *store.Tx, org *sb.Org
 	return nil
 }
 
+// OptedOut implements hub.OptOutHook: the open session of the number on
+// the gateway is cancelled at once, and its form record is written as
+// Cancelled. An opt-in later (START) does not resume it.
+func (s *Service) OptedOut(ctx context.Context, tx *store.Tx, orgID, gatewayID string, phoneHash []byte) error {
+	sess, err := tx.OpenFormSession(ctx, gatewayID, phoneHash)
+	if err != nil || sess == nil {
+		return err
+	}
+	if err := tx.EndFormSession(ctx, sess.ID, store.SessionCancelled, detailOptedOut, s.now()); err != nil {
+		return err
+	}
+	tx.AddJobOnce(WritebackArgs{OrgID: orgID}, writebackOpts())
+	return nil
+}
+
 // HandleIncoming implements hub.IncomingHook: a reply from a phone with an
 // open session on the gateway answers its current question; otherwise a
 // form's query code starts a session. The reply returned is the next
-// question, a hint and the question again, or the closing message.
+// question, a hint and the question again, or the closing message. A
+// number that may not be texted on the gateway (opted out, or not opted in
+// under mandatory opt-in) gets nothing: its session is cancelled and a
+// query code starts none. An answer belongs to the form's owner and
+// record, like the questions.
 func (s *Service) HandleIncoming(ctx context.Context, tx *store.Tx, org *sb.Org, gw *sb.Gateway, msg *sb.Message, c *sb.Content) (string, error) {
 	now := s.now()
 	sess, err := tx.OpenFormSession(ctx, gw.ID, msg.PhoneHash)
@@ -314,16 +340,27 @@ func (s *Service) HandleIncoming(ctx context.Context, tx *store.Tx, org *sb.Org,
 	if err != nil {
 		return "", err
 	}
-	optedOut := sub != nil && sub.Status == sb.OptedOut
+	status := sb.EffectiveStatus(sub, org.Settings.OptInMode)
+	blocked := sb.BlockDebug(status) != ""
 	if sess != nil {
 		tx.AddJobOnce(WritebackArgs{OrgID: org.ID}, writebackOpts())
-		if optedOut {
-			// Never text a number that opted out; the form ends here.
-			return "", tx.EndFormSession(ctx, sess.ID, store.SessionCancelled, "The recipient opted out", now)
+		if blocked {
+			// Never text a number that may not be texted; the form ends here.
+			detail := detailNotOptedIn
+			if status == sb.OptedOut {
+				detail = detailOptedOut
+			}
+			return "", tx.EndFormSession(ctx, sess.ID, store.SessionCancelled, detail, now)
+		}
+		if sess.OwnerID != "" {
+			msg.OwnerID = sess.OwnerID
+		}
+		if sess.RecordID != "" {
+			msg.RecordID = sess.RecordID
 		}
 		return s.answer(ctx, tx, org, sess, c.Body, now)
 	}
-	if optedOut {
+	if blocked {
 		return "", nil
 	}
 	f, err := tx.FormByQueryCode(ctx, gw.ID, sb.NormalizeKeyword(c.Body))

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"errors"
 
 	sb "github.com/switchboard/switchboard"
 	"github.com/switchboard/switchboard/store"
@@ -41,9 +42,34 @@ type Outgoing struct {
 
 // IncomingHook sees every incoming message that is not an opt-out, opt-in
 // or help keyword (those always win), inside the transaction that stores
-// it. A non-empty reply is queued as an answer from the gateway.
+// it. A non-empty reply is queued as an answer from the gateway, unless the
+// number may not be texted on the gateway (opted out, or not opted in under
+// mandatory opt-in). A hook that takes the message as part of something it
+// runs (an answer to an SMS form) may set msg.OwnerID and msg.RecordID: the
+// hub stores them, and the reply gets them too.
 type IncomingHook interface {
 	HandleIncoming(ctx context.Context, tx *store.Tx, org *sb.Org, gw *sb.Gateway, msg *sb.Message, c *sb.Content) (reply string, err error)
+}
+
+// OptOutHook is implemented by incoming hooks that must stop what they run
+// for a number as soon as it opts out of a gateway — by keyword, by hand or
+// by automation — inside the transaction that records the opt-out. (An
+// opt-out the provider reports is seen at the number's next text; nothing
+// is sent to the number meanwhile.)
+type OptOutHook interface {
+	OptedOut(ctx context.Context, tx *store.Tx, orgID, gatewayID string, phoneHash []byte) error
+}
+
+// optedOut tells the incoming hooks that care that a number opted out.
+func (h *Hub) optedOut(ctx context.Context, tx *store.Tx, orgID, gatewayID string, phoneHash []byte) error {
+	for _, hook := range h.IncomingHooks {
+		if oh, ok := hook.(OptOutHook); ok {
+			if err := oh.OptedOut(ctx, tx, orgID, gatewayID, phoneHash); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (h *Hub) prepareOutgoing(ctx context.Context, tx *store.Tx, org *sb.Org, gw *sb.Gateway, out []Outgoing) error {
@@ -53,4 +79,48 @@ func (h *Hub) prepareOutgoing(ctx context.Context, tx *store.Tx, org *sb.Org, gw
 		}
 	}
 	return nil
+}
+
+// errPreviewDone rolls a preview's transaction back.
+var errPreviewDone = errors.New("preview done")
+
+// previewChunk bounds the messages one preview transaction prepares.
+const previewChunk = 500
+
+// PreviewBulkBodies returns the bodies messages of a bulk send by user on
+// gateway gw would be sent with, in the order of bodies: the content hooks
+// run on them exactly as on the send (long URLs become tracked links of
+// their real length, an SMS form's first question is appended when formID
+// is set), in transactions that are rolled back, so nothing is stored or
+// queued. Errors are the send's (an unknown form, a body too long with the
+// form's question).
+func (h *Hub) PreviewBulkBodies(ctx context.Context, user *sb.User, gw *sb.Gateway, formID string, bodies []string) ([]string, error) {
+	org, err := h.org(ctx, user.OrgID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(bodies))
+	batch, hash, now := store.NewID(), h.hash("preview"), h.DB.Now().UTC()
+	for start := 0; start < len(bodies); start += previewChunk {
+		part := bodies[start:min(start+previewChunk, len(bodies))]
+		err := h.DB.Tx(ctx, func(tx *store.Tx) error {
+			prep := make([]Outgoing, len(part))
+			for i, b := range part {
+				m := &sb.Message{ID: store.NewID(), OrgID: org.ID, GatewayID: gw.ID, Direction: sb.Outgoing, Status: sb.StatusQueued,
+					BatchID: batch, OwnerID: user.ID, CreatedByID: user.ID, PhoneHash: hash, Source: sb.SourceBulk, CreatedAt: now, UpdatedAt: now}
+				prep[i] = Outgoing{Msg: m, Content: &sb.Content{Body: b}, FormID: formID, User: user}
+			}
+			if err := h.prepareOutgoing(ctx, tx, org, gw, prep); err != nil {
+				return err
+			}
+			for i, o := range prep {
+				out[start+i] = o.Content.Body
+			}
+			return errPreviewDone
+		})
+		if !errors.Is(err, errPreviewDone) {
+			return nil, err
+		}
+	}
+	return out, nil
 }

@@ -192,7 +192,7 @@ func (h *Hub) receive(ctx context.Context, tx *store.Tx, org *sb.Org, gw *sb.Gat
 	if err != nil {
 		return "", err
 	}
-	reply := ""
+	reply, source := "", sb.SourceSystem
 	switch kind {
 	case sb.KeywordOptOut:
 		if err := h.setSubscriptionTx(ctx, tx, &sb.Subscription{OrgID: org.ID, GatewayID: gw.ID, PhoneHash: hash, Status: sb.OptedOut,
@@ -220,6 +220,7 @@ func (h *Hub) receive(ctx context.Context, tx *store.Tx, org *sb.Org, gw *sb.Gat
 				Detail: sb.DetailOptInFromIncoming, Via: sb.ViaIncoming}); err != nil {
 				return "", err
 			}
+			status = sb.OptedIn
 		}
 		// Content features (SMS forms, query codes) see the rest.
 		content := &sb.Content{Phone: from, Body: in.Body, MediaURLs: in.MediaURLs}
@@ -232,24 +233,43 @@ func (h *Hub) receive(ctx context.Context, tx *store.Tx, org *sb.Org, gw *sb.Gat
 				reply = r
 			}
 		}
+		// A hook may have claimed the message for a record it runs (an SMS
+		// form's answers belong to the form's owner).
+		if m.OwnerID != owner || m.RecordID != record {
+			if err := tx.SetMessageOwner(ctx, m.ID, m.OwnerID, m.RecordID); err != nil {
+				return "", err
+			}
+			owner, record = m.OwnerID, m.RecordID
+		}
+		// Replies of content features are sends like any other: never to a
+		// number that may not be texted on this gateway. (Keyword
+		// confirmations are the only messages that are.)
+		if block := sb.BlockDebug(status); block != "" && reply != "" {
+			h.Log.Warn("reply to an incoming message not sent: the number may not be texted", "gateway", gw.ID, "reason", block)
+			reply = ""
+		}
+		source = sb.SourceAutomation
 	}
 	if reply != "" {
-		if err := h.queueSystemReply(ctx, tx, org, gw, from, hash, owner, record, reply); err != nil {
+		if err := h.queueReply(ctx, tx, org, gw, from, hash, owner, record, reply, source); err != nil {
 			return "", err
 		}
 	}
 	return kind, nil
 }
 
-// queueSystemReply queues a keyword confirmation or HELP answer. It is the
-// one message sent even to a number that has just opted out. Created by the
-// integration user and owned like the incoming message it answers.
-func (h *Hub) queueSystemReply(ctx context.Context, tx *store.Tx, org *sb.Org, gw *sb.Gateway, to string, hash []byte, owner, record, body string) error {
+// queueReply queues an answer to an incoming message, created by the
+// integration user and owned like the incoming message it answers: a
+// keyword confirmation or HELP answer (source system: the one message sent
+// even to a number that has just opted out), or a content feature's reply
+// such as an SMS form's next question (source automation: like any send,
+// it is not sent to a number that may not be texted).
+func (h *Hub) queueReply(ctx context.Context, tx *store.Tx, org *sb.Org, gw *sb.Gateway, to string, hash []byte, owner, record, body, source string) error {
 	now := h.DB.Now().UTC()
 	m := &sb.Message{
 		ID: store.NewID(), OrgID: org.ID, GatewayID: gw.ID, Direction: sb.Outgoing, Status: sb.StatusQueued,
 		Segments: sb.CountSegments(body).Segments, RecordID: record, OwnerID: owner, CreatedByID: org.Settings.IntegrationUserID,
-		PhoneHash: hash, Source: sb.SourceSystem, CreatedAt: now, UpdatedAt: now,
+		PhoneHash: hash, Source: source, CreatedAt: now, UpdatedAt: now,
 	}
 	c := &sb.Content{Phone: to, Body: body}
 	// Content features see replies too (a form's next question may hold a

@@ -13,6 +13,7 @@ import (
 
 	sb "github.com/switchboard/switchboard"
 	"github.com/switchboard/switchboard/crm/builtin"
+	"github.com/switchboard/switchboard/crm/salesforce/sftest"
 	sbhttp "github.com/switchboard/switchboard/http"
 	"github.com/switchboard/switchboard/hub"
 	"github.com/switchboard/switchboard/hub/hubtest"
@@ -464,4 +465,56 @@ func TestClicksSurviveShutdown(t *testing.T) {
 			t.Fatalf("straggler: %+v", ls)
 		}
 	})
+}
+
+// TestClicksWaitForTheirMessageRecord: a click is written to Salesforce only
+// once its message's record is there, so the click record always links to
+// it — even when the click comes before the message is written.
+func TestClicksWaitForTheirMessageRecord(t *testing.T) {
+	each(t, func(t *testing.T, e *hubtest.Env, svc *link.Service) {
+		ctx := context.Background()
+		e.AuthorizeSalesforce("integration@college.example")
+		settings(t, e, map[string]any{"enabled": true, "mode": "per_recipient", "base_url": "https://go.example.org"})
+		// The message's record cannot be written for now (a lock that
+		// lasts: Salesforce's retryable UNABLE_TO_LOCK_ROW, on the record
+		// with the recipient's number).
+		const phone = "+12025550161"
+		e.SF.AddRecordFault(sftest.RecordFault{Match: phone, Code: "UNABLE_TO_LOCK_ROW"})
+		m := e.Send(phone, "Your offer letter: "+longURL)
+		e.WaitStatus(m.ID, sb.StatusDelivered)
+		e.WaitFor("a failed write of the message's record", func() bool { return e.SF.FaultsFired(phone) > 0 })
+
+		_, cs := codes(t, e, phone)
+		open(t, e, "GET", cs[0], map[string]string{"User-Agent": chromeUA})
+		if err := svc.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := svc.WriteBack(ctx, e.Org.ID); err != nil {
+			t.Fatal(err)
+		}
+		if got := e.SF.Records("Switchboard_Link_Click__c"); len(got) != 0 {
+			t.Fatalf("a click was written before its message's record: %+v", got)
+		}
+		if n, _ := e.DB.PendingClickCount(ctx, e.Org.ID); n != 1 {
+			t.Fatalf("%d clicks pending, want 1 waiting for its message", n)
+		}
+
+		// The lock goes: the message is written, then the click, linked.
+		e.SF.ClearRecordFaults()
+		e.WaitFor("the click in Salesforce", func() bool {
+			n, err := e.DB.PendingClickCount(ctx, e.Org.ID)
+			return err == nil && n == 0
+		})
+		msg := e.Message(m.ID)
+		if msg.CRMMessageID == "" {
+			t.Fatal("the click was written before its message's record")
+		}
+		clicks := e.SF.Records("Switchboard_Link_Click__c")
+		if len(clicks) != 1 {
+			t.Fatalf("%d click records", len(clicks))
+		}
+		if c := clicks[0]; c["Message__c"] != msg.CRMMessageID || c["URL__c"] != longURL || c["Browser__c"] != "Chrome 124 on Android" {
+			t.Fatalf("click record %+v, want it linked to message record %s", c, msg.CRMMessageID)
+		}
+	}, hubtest.Options{Salesforce: true})
 }

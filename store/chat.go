@@ -451,6 +451,38 @@ func (db *DB) ChatExportRound(ctx context.Context, orgID, convID string, round i
 	return e, err
 }
 
+// LatestChatExports returns the current export round of each of the org's
+// conversations named, by conversation id.
+func (db *DB) LatestChatExports(ctx context.Context, orgID string, ids []string) (map[string]*ChatExport, error) {
+	out := make(map[string]*ChatExport, len(ids))
+	for start := 0; start < len(ids); start += insertChunk {
+		part := ids[start:min(start+insertChunk, len(ids))]
+		args := []any{orgID}
+		for _, id := range part {
+			args = append(args, id)
+		}
+		rs, err := db.reader().query(ctx, `SELECT `+prefixCols("e.", chatExportCols)+` FROM chat_exports e
+			JOIN chat_conversations c ON c.id = e.conversation_id AND c.round = e.round
+			WHERE e.org_id = $1 AND e.conversation_id IN `+inList(2, len(part)), args...)
+		if err != nil {
+			return nil, err
+		}
+		for rs.Next() {
+			e, err := scanChatExport(rs)
+			if err != nil {
+				rs.Close()
+				return nil, err
+			}
+			out[e.ConversationID] = e
+		}
+		rs.Close()
+		if err := rs.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // ChatExportFilter selects export log entries.
 type ChatExportFilter struct {
 	Status         string

@@ -254,8 +254,18 @@ type ClaimedClick struct {
 	Code string
 }
 
+// clickReady holds for a click (of link_clicks) that may be written to the
+// CRM: its message's CRM record exists, or never will (the message's
+// creation failed for good, or the message is unknown). A click waits
+// while its message's record is still to be written, so that it is written
+// once, linked to that record.
+const clickReady = `NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = link_clicks.message_id
+	AND m.crm_message_id IS NULL AND m.version > m.crm_version)`
+
 // ClaimClicks leases up to limit of an org's tracked clicks not yet in the
 // CRM, oldest first, with their IP opened and their message's CRM ids.
+// Clicks whose message is not in the CRM yet are left for later (see
+// clickReady).
 func (db *DB) ClaimClicks(ctx context.Context, orgID string, limit int, lease time.Duration) ([]ClaimedClick, error) {
 	now := micros(db.now())
 	until := micros(db.now().Add(lease))
@@ -268,7 +278,7 @@ func (db *DB) ClaimClicks(ctx context.Context, orgID string, limit int, lease ti
 		out = out[:0]
 		rs, err := tx.q.query(ctx, `UPDATE link_clicks SET lease_until = $3
 			WHERE id IN (SELECT id FROM link_clicks WHERE org_id = $1 AND written_at IS NULL AND (lease_until IS NULL OR lease_until < $2)
-				ORDER BY at LIMIT $4`+skip+`)
+				AND `+clickReady+` ORDER BY at LIMIT $4`+skip+`)
 			AND written_at IS NULL AND (lease_until IS NULL OR lease_until < $2)
 			RETURNING id, code, message_id, at, sealed_ip, domain, browser,
 				COALESCE((SELECT url FROM links l WHERE l.code = link_clicks.code), ''),
@@ -340,10 +350,11 @@ func (tx *Tx) FinishClicks(ctx context.Context, outs []ClickOutcome) error {
 	return nil
 }
 
-// OrgsWithPendingClicks lists orgs with tracked clicks not yet in their CRM
-// and not leased (the periodic sweep).
+// OrgsWithPendingClicks lists orgs with tracked clicks not yet in their CRM,
+// not leased and ready to write (the periodic sweep).
 func (db *DB) OrgsWithPendingClicks(ctx context.Context) ([]string, error) {
-	rs, err := db.reader().query(ctx, `SELECT DISTINCT org_id FROM link_clicks WHERE written_at IS NULL AND (lease_until IS NULL OR lease_until < $1)`, micros(db.now()))
+	rs, err := db.reader().query(ctx, `SELECT DISTINCT org_id FROM link_clicks WHERE written_at IS NULL AND (lease_until IS NULL OR lease_until < $1)
+		AND `+clickReady, micros(db.now()))
 	if err != nil {
 		return nil, err
 	}

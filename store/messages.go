@@ -262,6 +262,14 @@ func (tx *Tx) LastOutgoing(ctx context.Context, orgID, gatewayID string, phoneHa
 	return ownerID, recordID, err
 }
 
+// SetMessageOwner changes the owner and CRM record of a message stored in
+// the same transaction (an incoming message a content feature took as
+// its own: an answer to an SMS form belongs to the form's owner).
+func (tx *Tx) SetMessageOwner(ctx context.Context, id, ownerID, recordID string) error {
+	_, err := tx.q.exec(ctx, `UPDATE messages SET owner_id = $2, record_id = $3 WHERE id = $1`, id, nullStr(ownerID), nullStr(recordID))
+	return err
+}
+
 // LastIncomingAt returns when the phone last texted the gateway (zero if never).
 func (db *DB) LastIncomingAt(ctx context.Context, gatewayID string, phoneHash []byte) (time.Time, error) {
 	var at sql.NullInt64

@@ -161,7 +161,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, workers bool) (*
 	}
 	a.Server = &sbhttp.Server{Hub: a.Hub, DB: db, Builtin: a.Builtin, Log: log, Gatherer: reg, Ready: a.ready.Load,
 		Chat: a.Chat, Content: &sbhttp.Content{Templates: a.Templates, Links: a.Links, Forms: a.Forms}}
-	a.Server.UI = web.New(web.Deps{Hub: a.Hub, DB: db, Builtin: a.Builtin, Log: log, Templates: web.TemplatesFrom(a.Templates),
+	a.Server.UI = web.New(web.Deps{Hub: a.Hub, DB: db, Builtin: a.Builtin, Log: log, Templates: web.TemplatesFrom(a.Templates), Forms: web.FormsFrom(a.Forms), Chat: a.Chat,
 		PricePerSegment: cfg.PricePerSegment})
 	if a.Carrier != nil {
 		a.Server.Sim = a.Carrier

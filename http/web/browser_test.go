@@ -37,6 +37,10 @@ type browserSeed struct {
 		ID    string `json:"id"`
 		Phone string `json:"phone"`
 	} `json:"contacts"`
+	// Chat conversations closed before the export was enabled (so skipped),
+	// by key; KeyFile is a PEM private key to upload.
+	Chats   map[string]string `json:"chats"`
+	KeyFile string            `json:"key_file"`
 }
 
 func TestBrowser(t *testing.T) {
@@ -68,6 +72,17 @@ func TestBrowser(t *testing.T) {
 		}
 		name, body := "Reminder", "Hi {Contact.FirstName|there}, this is {User.Name} from {Org.Name}."
 		if _, err := e.Templates.Create(context.Background(), e.Admin, sbtemplate.Input{Name: &name, Body: &body}); err != nil {
+			t.Fatal(err)
+		}
+		seed.Chats = map[string]string{
+			"future": e.chatConv(t, map[string]string{"first_name": "Fay", "last_name": "Future", "email": "fay@example.org", "Student Type": "Future Student"}),
+			"alumni": e.chatConv(t, map[string]string{"first_name": "Al", "last_name": "Umni", "email": "al@example.org", "Student Type": "Alumni"}),
+		}
+		for _, id := range seed.Chats {
+			e.waitChat(t, id, store.ChatSkipped)
+		}
+		seed.KeyFile = filepath.Join(t.TempDir(), "switchboard-jwt.pem")
+		if err := os.WriteFile(seed.KeyFile, testKeyPEM(t), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		seedJSON, err := json.Marshal(seed)

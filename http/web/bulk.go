@@ -33,8 +33,11 @@ type bulkForm struct {
 	Records    map[string]bool
 	Body       string
 	TemplateID string
+	FormID     string
 	GatewayID  string
 	Price      string
+	// SelectAll ticks every listed contact ("Select all").
+	SelectAll bool
 }
 
 type bulkData struct {
@@ -46,6 +49,7 @@ type bulkData struct {
 	FilterError string
 	Gateways    []*sb.Gateway
 	Templates   []Template
+	Forms       []Form
 	Segments    sb.SegmentInfo
 	Currency    string
 	Outcome     *bulkOutcome
@@ -82,11 +86,16 @@ type bulkPreview struct {
 	BlockedN int
 	// Excluded recipients get nothing (global opt-out, no or bad number,
 	// duplicates, unknown records).
-	Excluded      []bulkLine
-	ExcludedN     int
-	SegmentsPer   int
-	Encoding      string
-	Template      bool
+	Excluded    []bulkLine
+	ExcludedN   int
+	SegmentsPer int
+	Encoding    string
+	Template    bool
+	// Sample is a message as it will be sent — short links in place, the
+	// form's first question appended — for SampleFor when a template
+	// makes messages differ.
+	Sample        string
+	SampleFor     string
 	TotalSegments int
 	Price         float64
 	Cost          string
@@ -96,7 +105,18 @@ type bulkPreview struct {
 func (u *UI) bulkPage(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	q := r.URL.Query()
 	f := bulkForm{Source: sourceSelected, Query: strings.TrimSpace(q.Get("q")), Field: strings.TrimSpace(q.Get("field")), Price: q.Get("price"),
-		Body: q.Get("body"), GatewayID: q.Get("gateway")}
+		Body: q.Get("body"), GatewayID: q.Get("gateway"), TemplateID: q.Get("template_id"), FormID: q.Get("form_id"), Records: map[string]bool{}}
+	// A refreshed list keeps the ticks; "Select all" ticks every listed
+	// contact, "Clear" none.
+	switch q.Get("select") {
+	case "all":
+		f.SelectAll = true
+	case "none":
+	default:
+		for _, id := range q["record"] {
+			f.Records[id] = true
+		}
+	}
 	if isHTMX(r) && r.Header.Get("HX-Target") == "contacts" {
 		d, err := u.bulkData(r.Context(), rc, f)
 		if err != nil {
@@ -134,9 +154,12 @@ func (u *UI) bulkData(ctx context.Context, rc *reqCtx, f bulkForm) (*bulkData, e
 			cs, d.More = cs[:bulkPageContacts], true
 		}
 		d.Contacts = cs
+		// Contacts start unticked: a send to everyone listed takes "Select
+		// all" first.
 		if d.Form.Records == nil {
-			// Nothing picked yet: every listed contact starts ticked.
 			d.Form.Records = map[string]bool{}
+		}
+		if f.SelectAll {
 			for _, c := range cs {
 				d.Form.Records[c.ID] = true
 			}
@@ -144,6 +167,11 @@ func (u *UI) bulkData(ctx context.Context, rc *reqCtx, f bulkForm) (*bulkData, e
 	}
 	if u.d.Templates != nil {
 		d.Templates, _ = u.d.Templates.ListTemplates(ctx, rc.User)
+	}
+	if u.d.Forms != nil {
+		if d.Forms, err = u.d.Forms.ListForms(ctx, rc.User); err != nil {
+			return nil, err
+		}
 	}
 	return d, nil
 }
@@ -202,7 +230,7 @@ func (u *UI) renderBulk(w http.ResponseWriter, r *http.Request, rc *reqCtx, f bu
 // readBulkForm reads the posted form.
 func readBulkForm(r *http.Request) bulkForm {
 	f := bulkForm{Source: r.PostFormValue("source"), Query: strings.TrimSpace(r.PostFormValue("q")), Field: strings.TrimSpace(r.PostFormValue("field")),
-		Body: r.PostFormValue("body"), TemplateID: r.PostFormValue("template_id"), GatewayID: r.PostFormValue("gateway"),
+		Body: r.PostFormValue("body"), TemplateID: r.PostFormValue("template_id"), FormID: r.PostFormValue("form_id"), GatewayID: r.PostFormValue("gateway"),
 		Price: strings.TrimSpace(r.PostFormValue("price")), Records: map[string]bool{}}
 	for _, id := range r.PostForm["record"] {
 		f.Records[id] = true
@@ -283,7 +311,9 @@ func (u *UI) bulkPreview(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 // given alone), missing, invalid and
 // duplicate numbers are left out; numbers opted out on the gateway (or not
 // opted in, in mandatory mode) are blocked. Subscriptions are read in one
-// set-based query.
+// set-based query. Segments are counted on the bodies as they will be sent:
+// the send's own content hooks (tracked links, the form's first question)
+// run on them (hub.PreviewBulkBodies).
 func (u *UI) preview(ctx context.Context, rc *reqCtx, r *http.Request, f bulkForm) (*bulkPreview, error) {
 	org := rc.Org
 	gw, err := u.bulkGateway(ctx, rc, f)
@@ -294,16 +324,32 @@ func (u *UI) preview(ctx context.Context, rc *reqCtx, r *http.Request, f bulkFor
 	if err != nil {
 		return nil, err
 	}
-	if f.TemplateID == "" && strings.TrimSpace(f.Body) == "" {
-		return nil, sb.FieldError("body", "write the message, or pick a template")
+	if f.TemplateID == "" && f.FormID == "" && strings.TrimSpace(f.Body) == "" {
+		return nil, sb.FieldError("body", "write the message, pick a template, or attach an SMS form")
 	}
 	recips, err := u.recipients(ctx, rc, r, f)
 	if err != nil {
 		return nil, err
 	}
 	p := &bulkPreview{GatewayName: gw.Name, Recipients: len(recips), Price: price, Currency: u.d.Currency, Template: f.TemplateID != ""}
-	seg := sb.CountSegments(f.Body)
-	p.SegmentsPer, p.Encoding = seg.Segments, seg.Encoding
+	// The distinct bodies as written, and which one each recipient sent to
+	// gets.
+	var bodies []string
+	index := map[string]int{}
+	body := func(b string) int {
+		i, ok := index[b]
+		if !ok {
+			i = len(bodies)
+			index[b] = i
+			bodies = append(bodies, b)
+		}
+		return i
+	}
+	if f.TemplateID == "" {
+		body(f.Body)
+	}
+	var sent []int
+	sampleFor := ""
 
 	records := map[string]sb.CRMRecord{}
 	var ids []string
@@ -418,21 +464,39 @@ func (u *UI) preview(ctx context.Context, rc *reqCtx, r *http.Request, f bulkFor
 			p.block(t.who, "No opt-in on "+gw.Name+" (mandatory opt-in): recorded with Status Error, Debug “"+sb.DebugNoOptIn+"”")
 			continue
 		}
-		p.ToSend++
-		n := p.SegmentsPer
+		text := f.Body
 		if f.TemplateID != "" && u.d.Hub.Renderer != nil {
-			body, err := u.d.Hub.Renderer.Render(ctx, org, rc.User, f.TemplateID, t.rec)
+			rendered, err := u.d.Hub.Renderer.Render(ctx, org, rc.User, f.TemplateID, t.rec)
 			if err != nil {
 				if !sb.IsCode(err, sb.EInvalid) {
 					return nil, err
 				}
-				p.ToSend--
 				p.exclude(t.who, "Template: "+sb.ErrorMessage(err))
 				continue
 			}
-			n = sb.CountSegments(body).Segments
+			text = rendered
 		}
-		p.TotalSegments += n
+		if len(sent) == 0 {
+			sampleFor = t.who
+		}
+		p.ToSend++
+		sent = append(sent, body(text))
+	}
+	final, err := u.d.Hub.PreviewBulkBodies(ctx, rc.User, gw, f.FormID, bodies)
+	if err != nil {
+		return nil, err
+	}
+	segs := make([]sb.SegmentInfo, len(final))
+	for i, b := range final {
+		segs[i] = sb.CountSegments(b)
+	}
+	if f.TemplateID == "" {
+		p.SegmentsPer, p.Encoding, p.Sample = segs[0].Segments, segs[0].Encoding, final[0]
+	} else if len(sent) > 0 {
+		p.Sample, p.SampleFor = final[sent[0]], sampleFor
+	}
+	for _, i := range sent {
+		p.TotalSegments += segs[i].Segments
 	}
 	p.Cost = fmt.Sprintf("%.2f", float64(p.TotalSegments)*price)
 	return p, nil
@@ -510,7 +574,7 @@ func (u *UI) bulkSend(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 		fail(err)
 		return
 	}
-	req := hub.BulkRequest{GatewayID: f.GatewayID, Body: f.Body, TemplateID: f.TemplateID, Recipients: make([]hub.Recipient, len(recips))}
+	req := hub.BulkRequest{GatewayID: f.GatewayID, Body: f.Body, TemplateID: f.TemplateID, FormID: f.FormID, Recipients: make([]hub.Recipient, len(recips))}
 	if req.TemplateID != "" {
 		req.Body = ""
 	}

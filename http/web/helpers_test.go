@@ -16,9 +16,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river"
+
 	sb "github.com/switchboard/switchboard"
+	"github.com/switchboard/switchboard/chat"
+	"github.com/switchboard/switchboard/form"
 	sbhttp "github.com/switchboard/switchboard/http"
 	"github.com/switchboard/switchboard/hub/hubtest"
+	"github.com/switchboard/switchboard/link"
 	"github.com/switchboard/switchboard/logging"
 	"github.com/switchboard/switchboard/store"
 	sbtemplate "github.com/switchboard/switchboard/template"
@@ -46,11 +51,15 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// testEnv is a whole Switchboard with the UI mounted, and users holding
-// each permission set.
+// testEnv is a whole Switchboard with the UI mounted, the content features
+// wired as cmd/switchboard wires them, and users holding each permission
+// set.
 type testEnv struct {
 	*hubtest.Env
 	Templates *sbtemplate.Service
+	Forms     *form.Service
+	Links     *link.Service
+	Chat      *chat.Service
 	UI        *UI
 	Srv       *httptest.Server
 	Clock     *fakeClock
@@ -72,15 +81,39 @@ func newTestEnv(t testing.TB, d store.Dialect, deps ...func(*Deps)) *testEnv {
 
 func newTestEnvWith(t testing.TB, d store.Dialect, ho hubtest.Options, deps ...func(*Deps)) *testEnv {
 	t.Helper()
-	e := &testEnv{Env: hubtest.New(t, d, ho), Clock: &fakeClock{t: time.Now().UTC()}, Users: map[string]*sb.User{}}
+	var forms *form.Service
+	var links *link.Service
+	var chats *chat.Service
+	setup := ho.Setup
+	ho.Setup = func(he *hubtest.Env, cfg *river.Config) {
+		forms, links = form.New(he.DB, he.Hub), link.New(he.DB, he.Hub, link.Options{})
+		chats = chat.New(he.DB, he.Hub.CRMs, logging.Discard())
+		if he.Hub.Salesforce != nil {
+			chats.Connector = he.Hub.Salesforce
+		}
+		forms.AddWorkers(cfg.Workers)
+		links.AddWorkers(cfg.Workers)
+		chats.Workers(cfg.Workers)
+		cfg.PeriodicJobs = append(cfg.PeriodicJobs, forms.PeriodicJobs()...)
+		cfg.PeriodicJobs = append(cfg.PeriodicJobs, links.PeriodicJobs()...)
+		cfg.PeriodicJobs = append(cfg.PeriodicJobs, chats.PeriodicJobs()...)
+		t.Cleanup(func() { _ = links.Close(context.Background()) })
+		if setup != nil {
+			setup(he, cfg)
+		}
+	}
+	e := &testEnv{Env: hubtest.New(t, d, ho), Forms: forms, Links: links, Chat: chats, Clock: &fakeClock{t: time.Now().UTC()}, Users: map[string]*sb.User{}}
 	e.Templates = sbtemplate.New(e.DB, e.Hub.CRMs)
 	e.Hub.Renderer = e.Templates
-	dp := Deps{Hub: e.Hub, DB: e.DB, Builtin: e.Builtin, Log: logging.Discard(), Now: e.Clock.Now, Templates: TemplatesFrom(e.Templates)}
+	e.Hub.OutgoingHooks = append(e.Hub.OutgoingHooks, forms, links) // forms first: URLs in questions get shortened
+	e.Hub.IncomingHooks = append(e.Hub.IncomingHooks, forms)
+	dp := Deps{Hub: e.Hub, DB: e.DB, Builtin: e.Builtin, Log: logging.Discard(), Now: e.Clock.Now, Templates: TemplatesFrom(e.Templates), Forms: FormsFrom(forms), Chat: chats}
 	for _, f := range deps {
 		f(&dp)
 	}
 	e.UI = New(dp)
-	srv := &sbhttp.Server{Hub: e.Hub, DB: e.DB, Builtin: e.Builtin, Log: logging.Discard(), Sim: e.Carrier, UI: e.UI, Ready: func() bool { return true }}
+	srv := &sbhttp.Server{Hub: e.Hub, DB: e.DB, Builtin: e.Builtin, Log: logging.Discard(), Sim: e.Carrier, UI: e.UI, Ready: func() bool { return true }, Chat: chats,
+		Content: &sbhttp.Content{Templates: e.Templates, Links: links, Forms: forms}}
 	e.Srv = httptest.NewServer(srv.Handler())
 	t.Cleanup(e.Srv.Close)
 
@@ -239,4 +272,7 @@ func (b *browser) do(method, path, body, contentType string, headers []string) *
 }
 
 // has reports whether the page's text contains s (HTML entities decoded).
-func (p *result) has(s string) bool { return strings.Contains(html.UnescapeString(p.Body), s) }
+func (p *result) has(s string) bool { return strings.Contains(p.text(), s) }
+
+// text is the page with its HTML entities decoded.
+func (p *result) text() string { return html.UnescapeString(p.Body) }

@@ -9,8 +9,12 @@ import (
 	"testing"
 
 	sb "github.com/switchboard/switchboard"
+	"github.com/switchboard/switchboard/form"
 	"github.com/switchboard/switchboard/hub"
+	"github.com/switchboard/switchboard/link"
+	"github.com/switchboard/switchboard/provider/sim"
 	"github.com/switchboard/switchboard/store"
+	sbtemplate "github.com/switchboard/switchboard/template"
 )
 
 var threadVersion = regexp.MustCompile(`data-version="([0-9a-f]+|none)"`)
@@ -437,16 +441,40 @@ func TestSettingsActions(t *testing.T) {
 
 func TestDashboardPage(t *testing.T) {
 	eachEnv(t, func(t *testing.T, e *testEnv) {
+		ctx := context.Background()
+		if err := e.Carrier.SetHandset("+12025550143", sim.Handset{Behaviour: sim.Undeliver}); err != nil {
+			t.Fatal(err)
+		}
 		m := e.Send("+12025550142", "hello")
 		e.WaitStatus(m.ID, sb.StatusDelivered)
+		u := e.Send("+12025550143", "hello")
+		e.WaitStatus(u.ID, sb.StatusUndelivered)
 		e.Text("+12025550142", e.Gateway.Number, "STOP")
+		e.WaitFor("the STOP confirmation delivered", func() bool {
+			ms, err := e.DB.Messages(ctx, e.Org.ID, store.MessageFilter{Direction: sb.Outgoing})
+			delivered := 0
+			for _, m := range ms {
+				if m.Status == sb.StatusDelivered {
+					delivered++
+				}
+			}
+			return err == nil && delivered == 2
+		})
 		b := e.signIn(t, "admin")
 		for _, rg := range []string{"", "?range=7d", "?range=30d", "?range=bogus"} {
 			p := b.get("/ui/dashboard" + rg)
 			if p.Status != http.StatusOK {
 				t.Fatalf("dashboard%s: %d", rg, p.Status)
 			}
-			for _, want := range []string{`<dd id="kpi-outgoing">2</dd>`, `<dd id="kpi-incoming">1</dd>`, `<dd id="kpi-optouts">1</dd>`, "<svg", `class="st-delivered"`} {
+			for _, want := range []string{
+				`<dd id="kpi-outgoing">3</dd>`, `<dd id="kpi-incoming">1</dd>`, `<dd id="kpi-optouts">1</dd>`,
+				// Delivery rate: 2 delivered of 3 final (delivered, undelivered, failed).
+				`<dd id="kpi-rate">66.7%</dd>`, "2 delivered, 1 undelivered or failed",
+				"<svg", `class="st-delivered"`, `class="st-undelivered"`,
+				// The built-in CRM: connected, not metered, never checked.
+				`<dd id="crm-state"><span class="state done">Connected</span></dd>`, `<dd id="crm-api">not metered</dd>`,
+				`<dd id="crm-pending">0</dd>`, `<dd id="crm-health">no check yet</dd>`,
+			} {
 				if !strings.Contains(p.Body, want) {
 					t.Errorf("dashboard%s lacks %s", rg, want)
 				}
@@ -560,4 +588,188 @@ func TestGatewayRestrictedUser(t *testing.T) {
 			t.Fatalf("bulk preview through another gateway: %d %s", p.Status, p.Body)
 		}
 	})
+}
+
+// TestBulkSelection: the listed contacts start unticked; "Select all" ticks
+// every listed one, "Clear" none, and a refreshed list keeps the ticks.
+func TestBulkSelection(t *testing.T) {
+	e := newTestEnv(t, store.SQLite)
+	ana := e.contact("Ana", "Lopez", "+12025550111", false)
+	ben := e.contact("Ben", "Okafor", "+12025550112", false)
+	b := e.signIn(t, "bulk")
+	ticked := func(p *result) []string {
+		var out []string
+		for _, c := range []*sb.CRMRecord{ana, ben} {
+			if regexp.MustCompile(`id="rec-` + c.ID + `"[^>]* checked`).MatchString(p.Body) {
+				out = append(out, c.FirstName)
+			}
+		}
+		return out
+	}
+	p := b.get("/ui/bulk")
+	if p.Status != http.StatusOK || len(ticked(p)) != 0 || !strings.Contains(p.Body, `id="select-all"`) {
+		t.Fatalf("bulk page: %d, ticked %v", p.Status, ticked(p))
+	}
+	for _, tc := range []struct {
+		query string
+		want  string
+	}{
+		{"?select=all", "Ana,Ben"},
+		{"?select=all&q=okafor", "Ben"},
+		{"?select=none&record=" + ana.ID, ""},
+		{"?record=" + ana.ID, "Ana"},
+	} {
+		p := b.get("/ui/bulk"+tc.query, "HX-Request", "true", "HX-Target", "contacts")
+		if got := strings.Join(ticked(p), ","); p.Status != http.StatusOK || got != tc.want {
+			t.Errorf("%s: %d, ticked %q, want %q", tc.query, p.Status, got, tc.want)
+		}
+	}
+	// Without htmx "Select all" reloads the page, keeping what was typed.
+	p = b.get("/ui/bulk?select=all&body=Hello+all")
+	if got := strings.Join(ticked(p), ","); got != "Ana,Ben" || !p.has(">Hello all</textarea>") {
+		t.Fatalf("select all without htmx: ticked %q", got)
+	}
+}
+
+// TestBulkPreviewCountsTheSentBody: the preview counts segments on the
+// body as it will be sent — long URLs replaced by tracked links, an SMS
+// form's first question appended — and stores nothing.
+func TestBulkPreviewCountsTheSentBody(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *testEnv) {
+		ctx := context.Background()
+		ana := e.contact("Ana", "Lopez", "+12025550111", false)
+		if _, err := e.Links.SaveSettings(ctx, e.Admin, link.Settings{Enabled: true, Mode: link.ModePerRecipient, BaseURL: "https://go.example.org"}); err != nil {
+			t.Fatal(err)
+		}
+		b := e.signIn(t, "bulk")
+		long := "https://admissions.example.edu/open-day/registration?campus=north&programme=engineering&utm_source=sms&utm_campaign=open-day-2025"
+		body := "Open day on Saturday from 10am, register here: " + long // 168 characters as written: 2 segments
+		form := url.Values{"source": {"selected"}, "record": {ana.ID}, "body": {body}, "gateway": {e.Gateway.ID}, "price": {"0.01"}}
+		p := b.post("/ui/bulk/preview", form, "HX-Request", "true")
+		if p.Status != http.StatusOK || !strings.Contains(p.Body, `<dd id="pv-per">1 (GSM-7)</dd>`) || !strings.Contains(p.Body, `<dd id="pv-segments">1</dd>`) ||
+			!regexp.MustCompile(`register here: https://go\.example\.org/l/[0-9A-Za-z]{12}</blockquote>`).MatchString(p.Body) {
+			t.Fatalf("preview with a tracked link: %d %s", p.Status, p.Body)
+		}
+		// The send agrees.
+		p = b.post("/ui/bulk/send", form, "HX-Request", "true")
+		if p.Status != http.StatusAccepted {
+			t.Fatalf("send: %d %s", p.Status, p.Body)
+		}
+		e.WaitFor("the text", func() bool { return len(e.Carrier.Inbox(ana.Phone)) == 1 })
+		if got := e.Carrier.Inbox(ana.Phone)[0]; sb.CountSegments(got.Body).Segments != 1 || !strings.Contains(got.Body, "https://go.example.org/l/") {
+			t.Fatalf("sent %q", got.Body)
+		}
+		if ls, err := e.DB.Links(ctx, e.Org.ID, store.LinkFilter{}); err != nil || len(ls) != 1 {
+			t.Fatalf("links stored: %d %v, want the send's one (none by the preview)", len(ls), err)
+		}
+
+		// An SMS form's first question goes with the message.
+		q := "How did you hear about open day? Reply 1 for a friend, 2 for our website, 3 for social media."
+		name := "Open day"
+		f, err := e.Forms.Create(ctx, e.Admin, formInput(name, q))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p = b.get("/ui/bulk")
+		if !strings.Contains(p.Body, `<option value="`+f.ID+`">Open day</option>`) {
+			t.Fatalf("no form picker: %s", p.Body)
+		}
+		form.Set("body", "Thanks for registering.")
+		form.Set("form_id", f.ID)
+		p = b.post("/ui/bulk/preview", form, "HX-Request", "true")
+		if p.Status != http.StatusOK || !strings.Contains(p.Body, `<dd id="pv-per">1 (GSM-7)</dd>`) || !p.has("Thanks for registering.\n"+q+"</blockquote>") {
+			t.Fatalf("preview with a form: %d %s", p.Status, p.Body)
+		}
+		form.Set("body", strings.Repeat("a", 100))
+		p = b.post("/ui/bulk/preview", form, "HX-Request", "true")
+		if !strings.Contains(p.Body, `<dd id="pv-per">2 (GSM-7)</dd>`) || !strings.Contains(p.Body, `<dd id="pv-segments">2</dd>`) {
+			t.Fatalf("a body that fits one segment alone takes two with the question: %s", p.Body)
+		}
+		if ss, err := e.DB.FormSessions(ctx, e.Org.ID, f.ID, 10); err != nil || len(ss) != 0 {
+			t.Fatalf("the preview started %d form sessions (%v)", len(ss), err)
+		}
+		form.Set("body", "")
+		p = b.post("/ui/bulk/preview", form, "HX-Request", "true")
+		if p.Status != http.StatusOK || !p.has(">"+q+"</blockquote>") {
+			t.Fatalf("a form alone: %d %s", p.Status, p.Body)
+		}
+		form.Set("form_id", "nope")
+		if p = b.post("/ui/bulk/preview", form, "HX-Request", "true"); p.Status != http.StatusNotFound || !p.has("form nope not found") {
+			t.Fatalf("unknown form: %d %s", p.Status, p.Body)
+		}
+		// Sent with the form: the session runs.
+		form.Set("form_id", f.ID)
+		form.Set("body", "Thanks for registering.")
+		if p = b.post("/ui/bulk/send", form, "HX-Request", "true"); p.Status != http.StatusAccepted {
+			t.Fatalf("send with a form: %d %s", p.Status, p.Body)
+		}
+		e.WaitFor("the question", func() bool { return len(e.Carrier.Inbox(ana.Phone)) == 2 })
+		if got := e.Carrier.Inbox(ana.Phone)[1].Body; got != "Thanks for registering.\n"+q {
+			t.Fatalf("sent %q", got)
+		}
+		if ss, _ := e.DB.FormSessions(ctx, e.Org.ID, f.ID, 10); len(ss) != 1 || ss[0].RecordID != ana.ID {
+			t.Fatalf("sessions after the send: %+v", ss)
+		}
+	})
+}
+
+// TestBulkTemplateSend: a bulk send with a template: the preview renders it
+// for the recipients (merge fields filled, the segments of each body
+// counted), and the send texts each recipient its own body.
+func TestBulkTemplateSend(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *testEnv) {
+		ctx := context.Background()
+		ana := e.contact("Ana", "Lopez", "+12025550111", false)
+		anon := e.contact("", "Nameless", "+12025550114", false)
+		name, body := "Reminder", "Hi {Contact.FirstName|there}, this is {User.Name} from {Org.Name}. "+strings.Repeat("x", 100)
+		tpl, err := e.Templates.Create(ctx, e.Admin, sbtemplate.Input{Name: &name, Body: &body})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad, badBody := "Broken", "Hi {Contact.Fields.Shoe_Size}"
+		broken, err := e.Templates.Create(ctx, e.Admin, sbtemplate.Input{Name: &bad, Body: &badBody})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := e.signIn(t, "bulk")
+		if p := b.get("/ui/bulk"); !strings.Contains(p.Body, `<option value="`+tpl.ID+`">Reminder</option>`) {
+			t.Fatal("no template picker on the bulk page")
+		}
+		form := url.Values{"source": {"selected"}, "record": {ana.ID, anon.ID}, "template_id": {tpl.ID}, "body": {"ignored"}, "gateway": {e.Gateway.ID}, "price": {"0.5"}}
+		// "Hi Ana, this is Bulk User from Test College. " + 100 x: 146 characters, 1 segment each.
+		wantAna := "Hi Ana, this is Bulk User from Test College. " + strings.Repeat("x", 100)
+		wantAnon := "Hi there, this is Bulk User from Test College. " + strings.Repeat("x", 100)
+		p := b.post("/ui/bulk/preview", form, "HX-Request", "true")
+		for _, want := range []string{`<dd id="pv-send">2</dd>`, `<dd id="pv-per">varies by recipient</dd>`, `<dd id="pv-segments">2</dd>`, `<dd id="pv-cost">1.00 USD</dd>`} {
+			if !strings.Contains(p.Body, want) {
+				t.Errorf("template preview lacks %s", want)
+			}
+		}
+		if !p.has("(to Ana Lopez)") || !p.has(">"+wantAna+"</blockquote>") {
+			t.Fatalf("template preview sample: %s", p.Body)
+		}
+		// A template with an unknown merge field leaves the recipients out
+		// with the reason.
+		bf := url.Values{"source": {"selected"}, "record": {ana.ID}, "template_id": {broken.ID}, "gateway": {e.Gateway.ID}}
+		if p := b.post("/ui/bulk/preview", bf, "HX-Request", "true"); !p.has("Ana Lopez</th><td>Template: ") || !p.has("Shoe_Size") {
+			t.Fatalf("broken template preview: %s", p.Body)
+		}
+
+		p = b.post("/ui/bulk/send", form, "HX-Request", "true")
+		if p.Status != http.StatusAccepted || !p.has("Bulk send accepted: 2 queued, 0 blocked, 0 left out.") {
+			t.Fatalf("template send: %d %s", p.Status, p.Body)
+		}
+		e.WaitFor("both texts", func() bool { return len(e.Carrier.Inbox(ana.Phone)) == 1 && len(e.Carrier.Inbox(anon.Phone)) == 1 })
+		if got := e.Carrier.Inbox(ana.Phone)[0].Body; got != wantAna {
+			t.Errorf("Ana got %q", got)
+		}
+		if got := e.Carrier.Inbox(anon.Phone)[0].Body; got != wantAnon {
+			t.Errorf("the contact without a first name got %q", got)
+		}
+	})
+}
+
+// formInput is a one-question form.
+func formInput(name, question string) form.Input {
+	return form.Input{Name: name, Definition: form.Definition{Questions: []form.Question{{Key: "heard", Text: question, Type: "choice", Choices: []string{"a friend", "our website", "social media"}}}}}
 }

@@ -1,8 +1,12 @@
 package web
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/switchboard/switchboard/hub/hubtest"
@@ -16,6 +20,7 @@ import (
 // Revoke takes the connection offline and every page says so.
 func TestSalesforceStep(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, d store.Dialect) {
+		ctx := context.Background()
 		e := newTestEnvWith(t, d, hubtest.Options{Salesforce: true})
 		fake := e.SF
 		fake.AddUser("integration@college.example")
@@ -53,13 +58,42 @@ func TestSalesforceStep(t *testing.T) {
 		if !p.has("Salesforce authorized.") || !p.has("integration@college.example") || !p.has(`<span class="state done">Connected</span>`) || p.has("CRM offline") {
 			t.Fatalf("CRM step after authorizing: %s", p.Body)
 		}
+		fake.SetAPIUsage(1200, 15000)
 		p = b.post("/ui/settings/salesforce/check", nil)
 		if p.Status != http.StatusOK || !p.has("Last health check") {
 			t.Fatalf("check now: %d %s", p.Status, p.Body)
 		}
+		// The dashboard's CRM panel: connected, the API usage Salesforce
+		// reported, the health check passed.
+		conn, err := e.Hub.CRMConnection(ctx, e.Admin)
+		if err != nil || conn.APIMax != 15000 || conn.APIUsed < 1200 {
+			t.Fatalf("connection: %+v %v", conn, err)
+		}
+		p = b.get("/ui/dashboard")
+		for _, want := range []string{
+			`<dd id="crm-state"><span class="state done">Connected</span></dd>`,
+			fmt.Sprintf(`<meter min="0" max="15000" value="%d" aria-label="API calls used">%d</meter> %d of 15000</dd>`, conn.APIUsed, conn.APIUsed, conn.APIUsed),
+			`<dd id="crm-health"><span class="state done">OK</span>`,
+		} {
+			if !strings.Contains(p.Body, want) {
+				t.Errorf("dashboard lacks %s", want)
+			}
+		}
+		// A failing check shows as Failing, naming what fails.
+		fake.RemoveField("Switchboard_Message__c", "Status__c")
+		if p := b.post("/ui/settings/salesforce/check", nil); !p.has("Health check found problems") {
+			t.Fatalf("failing check: %s", p.Body)
+		}
+		p = b.get("/ui/dashboard")
+		if !strings.Contains(p.Body, `<dd id="crm-health"><span class="state todo">Failing</span>`) || !regexp.MustCompile(`<li>[^<]*: [^<]*Status__c`).MatchString(p.Body) {
+			t.Fatalf("dashboard after a failing check: %s", p.Body)
+		}
 		p = b.post("/ui/settings/salesforce/revoke", nil)
 		if p.Status != http.StatusOK || !p.has("Salesforce authorization revoked") {
 			t.Fatalf("revoke: %d %s", p.Status, p.Body)
+		}
+		if p := b.get("/ui/dashboard"); !strings.Contains(p.Body, `<dd id="crm-state"><span class="state todo">Offline</span>`) {
+			t.Fatalf("dashboard after revoking: %s", p.Body)
 		}
 		limited := e.signIn(t, "limited")
 		if p := limited.get("/ui/"); !p.has("CRM offline:") || !p.has("a System Admin authorizes the CRM again") {

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	sb "github.com/switchboard/switchboard"
+	"github.com/switchboard/switchboard/chat"
 	"github.com/switchboard/switchboard/crm/builtin"
 	sbhttp "github.com/switchboard/switchboard/http"
 	"github.com/switchboard/switchboard/hub"
@@ -51,6 +52,20 @@ type TemplateSource interface {
 	ListTemplates(ctx context.Context, user *sb.User) ([]Template, error)
 }
 
+// Form is an SMS form the bulk send can start.
+type Form struct {
+	ID   string
+	Name string
+	// FirstQuestion is sent with the message (after its text, if any).
+	FirstQuestion string
+}
+
+// FormSource lists the SMS forms a user may start. The forms feature
+// provides it; without one the picker is hidden.
+type FormSource interface {
+	ListForms(ctx context.Context, user *sb.User) ([]Form, error)
+}
+
 // Deps is what the UI needs.
 type Deps struct {
 	Hub *hub.Hub
@@ -61,6 +76,11 @@ type Deps struct {
 	Log     *slog.Logger
 	// Templates feeds the template pickers; nil hides them.
 	Templates TemplateSource
+	// Forms feeds the bulk send's SMS form picker; nil hides it.
+	Forms FormSource
+	// Chat is the chat export feature (its settings and export log pages);
+	// nil hides them.
+	Chat *chat.Service
 	// PricePerSegment is the default price of one SMS segment in the bulk
 	// send's cost estimate (default 0.0079), in Currency (default "USD").
 	PricePerSegment float64
@@ -155,6 +175,66 @@ func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	u.mux.ServeHTTP(w, r)
 }
 
+// uiRoute is one page or action of the UI.
+type uiRoute struct {
+	// Pattern is the ServeMux pattern, method and path.
+	Pattern string
+	// Perm is the permission set it needs ("" for any signed-in user).
+	Perm sb.Permission
+	// h serves signed-in users; public, when set, serves everyone (the
+	// sign-in form).
+	h      handler
+	public http.HandlerFunc
+}
+
+// routeTable lists every page and action of the UI (besides the static
+// files and the not-found page). Signed-in routes go through authed: a
+// session, the CSRF token on every change, the permission set.
+func (u *UI) routeTable() []uiRoute {
+	return []uiRoute{
+		{Pattern: "GET /ui/login", public: u.loginPage},
+		{Pattern: "POST /ui/login", public: u.login},
+		{Pattern: "POST /ui/logout", h: u.logout},
+
+		{Pattern: "GET /ui/{$}", h: u.home},
+		{Pattern: "POST /ui/segments", h: u.segments},
+		{Pattern: "GET /ui/templates/preview", h: u.templatePreview},
+
+		{Pattern: "GET /ui/conversation", h: u.conversation},
+		{Pattern: "GET /ui/conversation/thread", h: u.thread},
+		{Pattern: "POST /ui/conversation/send", h: u.send},
+		{Pattern: "POST /ui/conversation/subscription", Perm: sb.PermManualOptInOut, h: u.setSubscription},
+
+		{Pattern: "GET /ui/inbox", Perm: sb.PermInbox, h: u.inbox},
+		{Pattern: "POST /ui/inbox/read", Perm: sb.PermInbox, h: u.markRead},
+
+		{Pattern: "GET /ui/bulk", Perm: sb.PermBulkSMS, h: u.bulkPage},
+		{Pattern: "POST /ui/bulk/preview", Perm: sb.PermBulkSMS, h: u.bulkPreview},
+		{Pattern: "POST /ui/bulk/send", Perm: sb.PermBulkSMS, h: u.bulkSend},
+		{Pattern: "GET /ui/bulk/{id}", Perm: sb.PermBulkSMS, h: u.batchPage},
+		{Pattern: "GET /ui/bulk/{id}/progress", Perm: sb.PermBulkSMS, h: u.batchProgress},
+
+		{Pattern: "GET /ui/dashboard", Perm: sb.PermSystemAdmin, h: u.dashboard},
+
+		{Pattern: "GET /ui/chat/exports", Perm: sb.PermSystemAdmin, h: u.chatExports},
+		{Pattern: "POST /ui/chat/exports/re-export-skipped", Perm: sb.PermSystemAdmin, h: u.chatReexportSkipped},
+		{Pattern: "POST /ui/chat/exports/{id}/re-export", Perm: sb.PermSystemAdmin, h: u.chatReexport},
+		{Pattern: "GET /ui/chat/settings", Perm: sb.PermSystemAdmin, h: u.chatSettings},
+		{Pattern: "POST /ui/chat/settings", Perm: sb.PermSystemAdmin, h: u.saveChatSettings},
+
+		{Pattern: "GET /ui/settings", Perm: sb.PermSystemAdmin, h: u.settings},
+		{Pattern: "POST /ui/settings/api-key", Perm: sb.PermSystemAdmin, h: u.createAPIKey},
+		{Pattern: "POST /ui/settings/toggles", Perm: sb.PermSystemAdmin, h: u.toggle},
+		{Pattern: "POST /ui/settings/opt-in", Perm: sb.PermSystemAdmin, h: u.saveOptIn},
+		{Pattern: "POST /ui/settings/salesforce/authorize", Perm: sb.PermSystemAdmin, h: u.authorizeSalesforce},
+		{Pattern: "POST /ui/settings/salesforce/revoke", Perm: sb.PermSystemAdmin, h: u.revokeSalesforce},
+		{Pattern: "POST /ui/settings/salesforce/check", Perm: sb.PermSystemAdmin, h: u.checkCRM},
+		{Pattern: "GET /ui/settings/gateway-fields", Perm: sb.PermSystemAdmin, h: u.gatewayFields},
+		{Pattern: "POST /ui/settings/gateways", Perm: sb.PermSystemAdmin, h: u.addGateway},
+		{Pattern: "POST /ui/settings/gateways/test", Perm: sb.PermSystemAdmin, h: u.testSend},
+	}
+}
+
 func (u *UI) routes() {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /ui/static/", func(w http.ResponseWriter, r *http.Request) {
@@ -165,41 +245,13 @@ func (u *UI) routes() {
 		w.Header().Set("Cache-Control", "public, max-age=86400")
 		u.static.ServeHTTP(w, r)
 	})
-	m.HandleFunc("GET /ui/login", u.loginPage)
-	m.HandleFunc("POST /ui/login", u.login)
-	m.HandleFunc("POST /ui/logout", u.authed("", u.logout))
-
-	m.HandleFunc("GET /ui/{$}", u.authed("", u.home))
-	m.HandleFunc("POST /ui/segments", u.authed("", u.segments))
-	m.HandleFunc("GET /ui/templates/preview", u.authed("", u.templatePreview))
-
-	m.HandleFunc("GET /ui/conversation", u.authed("", u.conversation))
-	m.HandleFunc("GET /ui/conversation/thread", u.authed("", u.thread))
-	m.HandleFunc("POST /ui/conversation/send", u.authed("", u.send))
-	m.HandleFunc("POST /ui/conversation/subscription", u.authed(sb.PermManualOptInOut, u.setSubscription))
-
-	m.HandleFunc("GET /ui/inbox", u.authed(sb.PermInbox, u.inbox))
-	m.HandleFunc("POST /ui/inbox/read", u.authed(sb.PermInbox, u.markRead))
-
-	m.HandleFunc("GET /ui/bulk", u.authed(sb.PermBulkSMS, u.bulkPage))
-	m.HandleFunc("POST /ui/bulk/preview", u.authed(sb.PermBulkSMS, u.bulkPreview))
-	m.HandleFunc("POST /ui/bulk/send", u.authed(sb.PermBulkSMS, u.bulkSend))
-	m.HandleFunc("GET /ui/bulk/{id}", u.authed(sb.PermBulkSMS, u.batchPage))
-	m.HandleFunc("GET /ui/bulk/{id}/progress", u.authed(sb.PermBulkSMS, u.batchProgress))
-
-	m.HandleFunc("GET /ui/dashboard", u.authed(sb.PermSystemAdmin, u.dashboard))
-
-	m.HandleFunc("GET /ui/settings", u.authed(sb.PermSystemAdmin, u.settings))
-	m.HandleFunc("POST /ui/settings/api-key", u.authed(sb.PermSystemAdmin, u.createAPIKey))
-	m.HandleFunc("POST /ui/settings/toggles", u.authed(sb.PermSystemAdmin, u.toggle))
-	m.HandleFunc("POST /ui/settings/opt-in", u.authed(sb.PermSystemAdmin, u.saveOptIn))
-	m.HandleFunc("POST /ui/settings/salesforce/authorize", u.authed(sb.PermSystemAdmin, u.authorizeSalesforce))
-	m.HandleFunc("POST /ui/settings/salesforce/revoke", u.authed(sb.PermSystemAdmin, u.revokeSalesforce))
-	m.HandleFunc("POST /ui/settings/salesforce/check", u.authed(sb.PermSystemAdmin, u.checkCRM))
-	m.HandleFunc("GET /ui/settings/gateway-fields", u.authed(sb.PermSystemAdmin, u.gatewayFields))
-	m.HandleFunc("POST /ui/settings/gateways", u.authed(sb.PermSystemAdmin, u.addGateway))
-	m.HandleFunc("POST /ui/settings/gateways/test", u.authed(sb.PermSystemAdmin, u.testSend))
-
+	for _, rt := range u.routeTable() {
+		if rt.public != nil {
+			m.HandleFunc(rt.Pattern, rt.public)
+		} else {
+			m.HandleFunc(rt.Pattern, u.authed(rt.Perm, rt.h))
+		}
+	}
 	m.HandleFunc("/ui/", u.authed("", func(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 		u.fail(w, r, rc, sb.Errorf(sb.ENotFound, "there is no page at %s", r.URL.Path))
 	}))
@@ -226,7 +278,7 @@ type page struct {
 	Offline string
 	Notice  string
 	Error   string
-	Can     struct{ Inbox, Bulk, Admin bool }
+	Can     struct{ Inbox, Bulk, Admin, Chat bool }
 	Data    any
 }
 
@@ -240,6 +292,7 @@ func (u *UI) newPage(r *http.Request, rc *reqCtx, nav, title string, data any) *
 		p.Can.Inbox = rc.User.Can(sb.PermInbox)
 		p.Can.Bulk = rc.User.Can(sb.PermBulkSMS)
 		p.Can.Admin = rc.User.IsAdmin()
+		p.Can.Chat = p.Can.Admin && u.d.Chat != nil
 		p.Offline = u.offlineBanner(r.Context(), rc)
 	}
 	return p
@@ -353,6 +406,8 @@ var funcs = template.FuncMap{
 	"join":      strings.Join,
 	"percent":   func(f float64) string { return fmt.Sprintf("%.1f%%", f*100) },
 	"list":      func(xs ...string) []string { return xs },
+	"inc":       func(i int) int { return i + 1 },
+	"deref":     func(t *time.Time) time.Time { return *t },
 	// dict2 carries a settings step's notices and errors to its template.
 	"dict2": func(notice, errs map[string]string, step string) map[string]any {
 		return map[string]any{"Notice": notice, "Error": errs, "Step": step}

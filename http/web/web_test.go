@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -46,6 +47,7 @@ func routes(e *testEnv, batchID string) []route {
 		{"GET", "/ui/conversation?phone=" + phone, nil, all},
 		{"GET", "/ui/conversation/thread?phone=" + phone, nil, all},
 		{"POST", "/ui/segments", url.Values{"body": {"hi"}}, all},
+		{"GET", "/ui/templates/preview?template_id=none", nil, all},
 		{"POST", "/ui/conversation/send", url.Values{"phone": {"+12025550142"}, "gateway": {e.Gateway.ID}}, all},
 		{"POST", "/ui/conversation/subscription", url.Values{"phone": {"+12025550142"}, "sub_gateway": {e.Gateway.ID}, "status": {"bogus"}}, []string{"admin", "manual"}},
 		{"GET", "/ui/inbox", nil, []string{"admin", "inbox"}},
@@ -56,6 +58,11 @@ func routes(e *testEnv, batchID string) []route {
 		{"GET", "/ui/bulk/" + batchID, nil, []string{"admin", "bulk"}},
 		{"GET", "/ui/bulk/" + batchID + "/progress", nil, []string{"admin", "bulk"}},
 		{"GET", "/ui/dashboard", nil, []string{"admin"}},
+		{"GET", "/ui/chat/exports", nil, []string{"admin"}},
+		{"POST", "/ui/chat/exports/re-export-skipped", nil, []string{"admin"}},
+		{"POST", "/ui/chat/exports/nope/re-export", nil, []string{"admin"}},
+		{"GET", "/ui/chat/settings", nil, []string{"admin"}},
+		{"POST", "/ui/chat/settings", url.Values{"user_assignment": {"bogus"}}, []string{"admin"}},
 		{"GET", "/ui/settings", nil, []string{"admin"}},
 		{"GET", "/ui/settings/gateway-fields?provider=sim", nil, []string{"admin"}},
 		{"POST", "/ui/settings/api-key", nil, []string{"admin"}},
@@ -188,6 +195,86 @@ func TestCSRF(t *testing.T) {
 			}
 		})
 	})
+}
+
+// TestCSRFOnEveryPOSTRoute walks every POST route the UI registers and
+// posts to it, as a signed-in System Admin (who may use them all), without
+// the session's CSRF token, with a forged one, and with a forged htmx
+// header: each is refused with 403 and changes nothing.
+func TestCSRFOnEveryPOSTRoute(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *testEnv) {
+		ctx := context.Background()
+		res, err := e.Hub.Bulk(ctx, e.Admin, hub.BulkRequest{GatewayID: e.Gateway.ID, Body: "hi", Recipients: []hub.Recipient{{To: "+12025550142"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.WaitFor("the bulk send", func() bool { return len(e.Carrier.Inbox("+12025550142")) == 1 })
+		state := func() string {
+			msgs, _ := e.DB.Messages(ctx, e.Org.ID, store.MessageFilter{Limit: 1000})
+			gws, _ := e.DB.Gateways(ctx, e.Org.ID)
+			org, _ := e.DB.Org(ctx, e.Org.ID)
+			return fmt.Sprintf("%d messages, %d gateways, %d API keys, settings %+v", len(msgs), len(gws), e.apiKeys(t), org.Settings)
+		}
+		before := state()
+		admin := e.signIn(t, "admin")
+		posts := 0
+		for _, rt := range e.UI.routeTable() {
+			method, path, _ := strings.Cut(rt.Pattern, " ")
+			if method != http.MethodPost {
+				continue
+			}
+			posts++
+			path = strings.NewReplacer("{id}", res.BatchID, "{$}", "").Replace(path)
+			for _, tc := range []struct {
+				name    string
+				form    url.Values
+				headers []string
+			}{
+				{"no token", url.Values{"csrf": {""}}, nil},
+				{"forged token", url.Values{"csrf": {"forged"}}, nil},
+				{"forged htmx header", url.Values{"csrf": {""}}, []string{"X-CSRF-Token", "forged", "HX-Request", "true"}},
+			} {
+				p := admin.post(path, tc.form, tc.headers...)
+				if p.Status != http.StatusForbidden || !(p.has("this form has expired") || p.has("The sign-in form expired")) {
+					t.Errorf("POST %s with %s: %d, want 403 naming the expired form", path, tc.name, p.Status)
+				}
+			}
+		}
+		if posts < 15 {
+			t.Fatalf("found only %d POST routes", posts)
+		}
+		if after := state(); after != before {
+			t.Fatalf("refused requests changed something:\nbefore %s\nafter  %s", before, after)
+		}
+		if p := admin.get("/ui/settings"); p.Status != http.StatusOK {
+			t.Fatalf("the session did not survive the refused requests (a refused sign-out?): %d", p.Status)
+		}
+	})
+}
+
+// TestEveryRouteIsPermissionTested: the permissions test's table covers
+// every route the UI registers, so a new page cannot skip it.
+func TestEveryRouteIsPermissionTested(t *testing.T) {
+	e := newTestEnv(t, store.SQLite)
+	table := routes(e, "01b2c3d4-0000-7000-8000-000000000000")
+	for _, rt := range e.UI.routeTable() {
+		if rt.public != nil {
+			continue // the sign-in form needs no session
+		}
+		m := http.NewServeMux()
+		m.HandleFunc(rt.Pattern, func(http.ResponseWriter, *http.Request) {})
+		found := false
+		for _, r := range table {
+			req := httptest.NewRequest(r.method, r.path, nil)
+			if _, pattern := m.Handler(req); pattern == rt.Pattern {
+				found = true
+				break
+			}
+		}
+		if !found {
+			t.Errorf("route %s is not in the permissions test's table", rt.Pattern)
+		}
+	}
 }
 
 func TestSessionExpiry(t *testing.T) {

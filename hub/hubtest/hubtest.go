@@ -331,6 +331,45 @@ func (e *Env) WaitCRMSynced() {
 	})
 }
 
+// AuthorizeSalesforce connects the org to the fake Salesforce
+// (Options.Salesforce) as username, through the API and the OAuth callback
+// as an admin's browser would; the org's CRM is Salesforce afterwards.
+func (e *Env) AuthorizeSalesforce(username string) {
+	e.T.Helper()
+	if e.SF == nil {
+		e.T.Fatal("AuthorizeSalesforce needs Options.Salesforce")
+	}
+	if e.SF.UserID(username) == "" {
+		e.SF.AddUser(username)
+	}
+	r := e.API(http.MethodPost, "/v1/crm/salesforce/authorize", map[string]string{"return_to": "/ui/settings"})
+	var out struct {
+		AuthorizeURL string `json:"authorize_url"`
+	}
+	r.JSON(e.T, &out)
+	if r.Status != http.StatusOK {
+		e.T.Fatalf("authorize: %d %s", r.Status, r.Body)
+	}
+	code, state, err := e.SF.Authorize(out.AuthorizeURL, username)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Get(e.Server.URL + "/oauth/salesforce/callback?code=" + url.QueryEscape(code) + "&state=" + url.QueryEscape(state))
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		e.T.Fatalf("OAuth callback: %d", resp.StatusCode)
+	}
+	org, err := e.DB.Org(context.Background(), e.Org.ID)
+	if err != nil || org.Settings.CRM != sb.CRMSalesforce {
+		e.T.Fatalf("org CRM after authorizing: %v %v", org, err)
+	}
+	e.Org = org
+}
+
 // Send sends a message as the admin through the API and returns it.
 func (e *Env) Send(to, body string) *sb.Message {
 	e.T.Helper()

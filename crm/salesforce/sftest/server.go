@@ -384,6 +384,14 @@ func (s *Server) AddRecordFault(f RecordFault) {
 	s.recordFaults = append(s.recordFaults, &f)
 }
 
+// ClearRecordFaults removes the per-record faults: matching records are
+// written again.
+func (s *Server) ClearRecordFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.recordFaults = nil
+}
+
 // FaultsFired returns how often faults for match have fired.
 func (s *Server) FaultsFired(match string) int {
 	s.mu.Lock()

@@ -236,12 +236,13 @@ try {
     const nav = page.getByRole('navigation', { name: 'Main' });
     check(await nav.getByRole('link', { name: 'Inbox' }).count() === 0, 'no inbox link');
     check(await nav.getByRole('link', { name: 'Bulk SMS' }).count() === 0, 'no bulk link');
+    check(await nav.getByRole('link', { name: 'Chat export' }).count() === 0, 'no chat export link');
     await page.goto(conversation(cy));
     await page.locator('#subscriptions summary').click();
     await page.locator('#subscriptions tbody tr').first().waitFor();
     check(await page.locator('#subscriptions').getByRole('button').count() === 0, 'no subscription buttons for Limited Access');
     await shot(page, 'limited-conversation');
-    for (const p of ['/ui/inbox', '/ui/bulk', '/ui/settings', '/ui/dashboard']) {
+    for (const p of ['/ui/inbox', '/ui/bulk', '/ui/settings', '/ui/dashboard', '/ui/chat/exports', '/ui/chat/settings']) {
       const r = await page.goto(base + p);
       check(r.status() === 403, `${p} as Limited Access: status ${r.status()}, want 403`);
     }
@@ -268,30 +269,20 @@ try {
     await shot(page, 'keyboard-sent');
   });
 
-  await step('phone-sized screen', async () => {
-    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, hasTouch: true });
-    phone.setDefaultTimeout(30000);
-    const p = await phone.newPage();
-    watch(p);
-    await p.goto(base + '/ui/login');
-    await signIn(p, 'limited');
-    await p.waitForURL(base + '/ui/');
-    await p.goto(conversation(cy));
-    await p.locator('li.msg.outgoing').first().waitFor();
-    const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    check(overflow <= 1, `no sideways scrolling on a phone (overflow ${overflow}px)`);
-    await shot(p, 'phone-conversation');
-    await phone.close();
-  });
-
   await step('bulk send: preview lists the global opt-out; progress reaches done', async () => {
     await signOut(page);
     await signIn(page, 'bulk');
     await page.waitForURL(base + '/ui/');
     await page.getByRole('link', { name: 'Bulk SMS' }).click();
     await page.waitForURL(/\/ui\/bulk/);
+    // Nobody is ticked until the user says so.
     for (const name of ['Ana Lopez', 'Ben Okafor', 'Cy Tran']) {
-      check(await page.getByLabel(name).isChecked(), `${name} ticked`);
+      check(!(await page.getByLabel(name).isChecked()), `${name} not ticked at first`);
+    }
+    await page.getByRole('button', { name: 'Select all' }).click();
+    await page.waitForFunction(() => document.querySelectorAll('#contacts input[name=record]:checked').length === 3);
+    for (const name of ['Ana Lopez', 'Ben Okafor', 'Cy Tran']) {
+      check(await page.getByLabel(name).isChecked(), `${name} ticked by Select all`);
     }
     await page.getByLabel('Message').fill('Open day on Saturday from 10am. Reply STOP to opt out.');
     await page.getByLabel('Gateway').selectOption({ label: `Main (${seed.gateway.number})` });
@@ -313,6 +304,25 @@ try {
     await shot(page, 'bulk-done');
   });
 
+  await step('bulk send with a template: merge fields filled per recipient', async () => {
+    await page.goto(base + '/ui/bulk');
+    await page.getByRole('button', { name: 'Select all' }).click();
+    await page.waitForFunction(() => document.querySelectorAll('#contacts input[name=record]:checked').length === 3);
+    await page.getByLabel('Template').selectOption({ label: 'Reminder' });
+    await page.getByLabel('Gateway').selectOption({ label: `Main (${seed.gateway.number})` });
+    await page.getByRole('button', { name: 'Preview' }).click();
+    // Ana opted out and Ben has the global opt-out: Cy alone gets it.
+    await page.locator('#pv-sample').filter({ hasText: 'Hi Cy, this is Bulk User from Test College.' }).waitFor();
+    check(await page.locator('#pv-send').innerText() === '1', 'one recipient will be sent to');
+    check(await page.locator('#pv-per').innerText() === 'varies by recipient', 'segments vary with a template');
+    await shot(page, 'bulk-template-preview');
+    await page.getByRole('button', { name: 'Send' }).click();
+    await page.locator('.progress-panel[data-finished="true"]').waitFor();
+    await page.goto(conversation(cy));
+    await page.locator('li.msg.outgoing').filter({ hasText: 'Hi Cy, this is Bulk User from Test College.' }).waitFor();
+    await shot(page, 'bulk-template-received');
+  });
+
   await step('dashboard renders its charts', async () => {
     await signOut(page);
     await signIn(page, 'admin');
@@ -323,6 +333,103 @@ try {
     check(Number(await page.locator('#kpi-outgoing').innerText()) >= 3, 'outgoing messages counted');
     check(await page.locator('#kpi-optouts').innerText() === '1', 'one opt-out counted');
     await shot(page, 'dashboard');
+  });
+
+  await step('chat export log: conversations skipped while the export was off', async () => {
+    await page.getByRole('link', { name: 'Chat export' }).click();
+    await page.waitForURL(/\/ui\/chat\/exports/);
+    for (const id of Object.values(seed.chats)) {
+      const row = page.locator(`#conv-${id}`);
+      check(await row.getAttribute('data-state') === 'Skipped: export off', `conversation ${id} skipped while the export was off`);
+      await row.getByText('chat export is not enabled').waitFor();
+      await row.getByRole('button', { name: /Re-export/ }).waitFor();
+    }
+    await shot(page, 'chat-log-skipped');
+  });
+
+  await step('chat export settings: the instance URL is checked; key upload, mapping and filter saved', async () => {
+    await page.getByRole('navigation', { name: 'Chat export' }).getByRole('link', { name: 'Export settings' }).click();
+    await page.waitForURL(/\/ui\/chat\/settings/);
+    await page.getByLabel('Export closed conversations to the CRM').check();
+    await page.getByLabel('Instance URL').fill('https://login.salesforce.com');
+    await page.getByLabel('Client ID').fill('3MVG9switchboard.test');
+    await page.getByLabel('Username', { exact: true }).fill('api.user@college.example');
+    await page.getByLabel('Private key (PEM file)').setInputFiles(seed.key_file);
+    await page.getByLabel('Captured field 1').fill('Student Type');
+    await page.getByLabel('CRM field 1').fill('Mongoose_Student_Type__c');
+    await page.getByLabel('Export only conversations where').fill("student_type = 'Future Student'");
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('alert').filter({ hasText: 'login.salesforce.com' }).waitFor();
+    check(await page.getByLabel('Instance URL').getAttribute('aria-invalid') === 'true', 'the instance URL is marked invalid');
+    check(await page.getByLabel('CRM field 1').inputValue() === 'Mongoose_Student_Type__c', 'what was typed is kept');
+    await shot(page, 'chat-settings-bad-instance');
+    await page.getByLabel('Instance URL').fill('https://college.my.salesforce.com');
+    await page.getByLabel('Private key (PEM file)').setInputFiles(seed.key_file);
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('status').filter({ hasText: 'Chat export settings saved.' }).waitFor();
+    await page.locator('#key-state').filter({ hasText: 'A private key is stored' }).waitFor();
+    check(await page.getByLabel('Export closed conversations to the CRM').isChecked(), 'export on');
+    check(await page.getByLabel('Export only conversations where').inputValue() === "student_type = 'Future Student'", 'filter saved');
+    await shot(page, 'chat-settings-saved');
+  });
+
+  await step('chat export log: re-export all skipped; exported and filtered out', async () => {
+    await page.getByRole('navigation', { name: 'Chat export' }).getByRole('link', { name: 'Export log' }).click();
+    await page.waitForURL(/\/ui\/chat\/exports/);
+    await page.getByRole('button', { name: /Re-export all skipped/ }).click();
+    await page.getByRole('status').filter({ hasText: '2 skipped conversations are being exported again.' }).waitFor();
+    // The log is a plain page: reload it until both exports have ended.
+    const want = { [seed.chats.future]: 'Exported', [seed.chats.alumni]: 'Skipped: filtered out' };
+    const deadline = Date.now() + 30000;
+    for (;;) {
+      await page.goto(base + '/ui/chat/exports');
+      let done = true;
+      for (const [id, state] of Object.entries(want)) {
+        if (await page.locator(`#conv-${id}`).getAttribute('data-state') !== state) done = false;
+      }
+      if (done) break;
+      check(Date.now() < deadline, 'the re-exports did not end');
+      await page.waitForTimeout(250);
+    }
+    await page.locator(`#conv-${seed.chats.alumni}`).getByText('export filter not met').waitFor();
+    check(await page.locator(`#conv-${seed.chats.future}`).getByRole('button', { name: /Re-export/ }).count() === 0, 'no re-export of an exported conversation');
+    await shot(page, 'chat-log-reexported');
+  });
+
+  await step('phone-sized screen: no page scrolls sideways, no table cell is squeezed', async () => {
+    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, hasTouch: true });
+    phone.setDefaultTimeout(30000);
+    const p = await phone.newPage();
+    watch(p);
+    await p.goto(base + '/ui/login');
+    await signIn(p, 'admin');
+    await p.waitForURL(base + '/ui/');
+    for (const [name, url] of [
+      ['home', base + '/ui/'], ['conversation', conversation(cy)], ['inbox', base + '/ui/inbox'], ['bulk', base + '/ui/bulk'],
+      ['dashboard', base + '/ui/dashboard'], ['settings', base + '/ui/settings'],
+      ['chat-log', base + '/ui/chat/exports'], ['chat-settings', base + '/ui/chat/settings'],
+    ]) {
+      await p.goto(url);
+      await p.locator('main h1').first().waitFor();
+      const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      check(overflow <= 1, `${name}: no sideways scrolling on a phone (overflow ${overflow}px)`);
+      // A cell a few characters wide wraps its text a character a line.
+      // (Folded sections are opened: their tables count too.)
+      const squeezed = await p.evaluate(() => {
+        for (const d of document.querySelectorAll('main details')) d.open = true;
+        const shown = (c) => {
+          const x = c.cloneNode(true);
+          for (const h of x.querySelectorAll('.visually-hidden')) h.remove();
+          return x.textContent.trim();
+        };
+        return [...document.querySelectorAll('main th, main td')]
+          .filter((c) => c.getClientRects().length > 0 && shown(c).length > 3 && c.clientWidth > 2 && c.clientWidth < 48)
+          .map((c) => `${shown(c).slice(0, 24)} (${c.clientWidth}px)`);
+      });
+      check(squeezed.length === 0, `${name}: squeezed table cells on a phone: ${squeezed.join(', ')}`);
+      await shot(p, `phone-${name}`);
+    }
+    await phone.close();
   });
 
   await step('sign out', async () => {
