@@ -34,6 +34,19 @@ type WebhookRegistrar interface {
 	RegisterWebhooks(ctx context.Context, gw *Gateway, urls WebhookURLs) error
 }
 
+// WebhookRouter is implemented by providers whose partner calls one URL for
+// several gateways (the WhatsApp Cloud API has one callback URL per Meta
+// app, shared by all the app's phone numbers). A webhook handled for one
+// gateway names, in Events.OtherGateways, the route keys of the other
+// gateways it also carries events for; the hub finds those gateways (same
+// org, same provider) and hands the request to each of them, so each
+// checks the signature with its own secret and takes its own part.
+type WebhookRouter interface {
+	// RouteKey is the value that names gw in a shared webhook (WhatsApp:
+	// its phone_number_id); "" when gw has none.
+	RouteKey(gw *Gateway) string
+}
+
 // Listener is implemented by providers that hold a connection to the
 // partner (SMPP) instead of receiving webhooks. Listen runs until ctx ends,
 // reconnecting as needed, and hands every incoming message and receipt to
@@ -167,6 +180,10 @@ type WebhookRequest struct {
 type Events struct {
 	Incoming []InboundMessage
 	Statuses []StatusUpdate
+	// OtherGateways are the route keys (see WebhookRouter) of other
+	// gateways this request also carries events for; they are not in
+	// Incoming or Statuses.
+	OtherGateways []string
 	// Response is written back to the partner once the events are stored;
 	// the zero value is 200 with an empty body.
 	Response Response

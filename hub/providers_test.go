@@ -80,3 +80,80 @@ func TestPartnerWebhooksThroughServer(t *testing.T) {
 		}
 	}, opts)
 }
+
+// TestWhatsAppSharedCallbackURL: Meta calls one callback URL per app for all
+// its phone numbers. A webhook that reaches gateway A's URL with messages
+// for A and for gateway B (another number of the same app, same app
+// secret) stores each message on its own gateway; the part for a gateway
+// whose app secret differs, and the part for a number no gateway has, are
+// not stored. A replay stores nothing twice.
+func TestWhatsAppSharedCallbackURL(t *testing.T) {
+	opts := hubtest.Options{Providers: []sb.Provider{whatsapp.New(whatsapp.Options{})}}
+	hubtest.Each(t, func(t *testing.T, e *hubtest.Env) {
+		ctx := context.Background()
+		sandbox := true
+		gateway := func(number, phoneID, secret string) *hub.GatewayView {
+			t.Helper()
+			v, err := e.Hub.CreateGateway(ctx, e.Admin, hub.GatewayRequest{Provider: "whatsapp", Number: number, Sandbox: &sandbox,
+				Config: map[string]string{"phone_number_id": phoneID, "access_token": "EAAG-token", "app_secret": secret, "verify_token": "wa-verify-token"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+		a := gateway("+12025550182", "106540352242922", "shared-app-secret")
+		b := gateway("+12025550186", "106540352242933", "shared-app-secret")
+		c := gateway("+12025550187", "106540352242944", "another-app-secret")
+		change := func(phoneID, from, id, text string) string {
+			return `{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"1202555","phone_number_id":"` + phoneID + `"},
+				"messages":[{"from":"` + from + `","id":"` + id + `","timestamp":"1763900000","type":"text","text":{"body":"` + text + `"}}]}}`
+		}
+		body := []byte(`{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[` +
+			change("106540352242933", "12025550185", "wamid.for.b", "Hello B") + `,` +
+			change("106540352242922", "12025550184", "wamid.for.a", "Hello A") + `]},{"id":"102290129340398","changes":[` +
+			change("106540352242944", "12025550188", "wamid.for.c", "Hello C") + `,` +
+			change("199999999999999", "12025550189", "wamid.for.nobody", "Hello nobody") + `]}]}`)
+		for range 2 { // the second time is Meta's retry
+			r := e.Do("POST", "/webhooks/whatsapp/"+a.ID+"/incoming", "", body, "X-Hub-Signature-256", whatsapp.Sign("shared-app-secret", body))
+			if r.Status != http.StatusOK {
+				t.Fatalf("shared webhook: %d %s", r.Status, r.Body)
+			}
+		}
+		for _, tc := range []struct {
+			gw   *hub.GatewayView
+			want []string
+		}{{a, []string{"wamid.for.a"}}, {b, []string{"wamid.for.b"}}, {c, nil}} {
+			var list struct {
+				Messages []sb.Message `json:"messages"`
+			}
+			e.API("GET", "/v1/messages?gateway_id="+tc.gw.ID, nil).JSON(t, &list)
+			var got []string
+			for _, m := range list.Messages {
+				if m.Direction != sb.Incoming || m.GatewayID != tc.gw.ID {
+					t.Fatalf("gateway %s lists %+v", tc.gw.Number, m)
+				}
+				got = append(got, m.ProviderMessageID)
+			}
+			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+				t.Errorf("gateway %s stored %v, want %v", tc.gw.Number, got, tc.want)
+			}
+		}
+		for phone, text := range map[string]string{"+12025550184": "Hello A", "+12025550185": "Hello B"} {
+			e.WaitCRMSynced()
+			if recs := crmMessages(t, e, phone); len(recs) != 1 || recs[0].Body != text {
+				t.Fatalf("%s: %+v", phone, recs)
+			}
+		}
+		for _, phone := range []string{"+12025550188", "+12025550189"} {
+			if recs := crmMessages(t, e, phone); len(recs) != 0 {
+				t.Fatalf("%s was stored: %+v", phone, recs)
+			}
+		}
+		metrics := string(e.Do("GET", "/metrics", "", nil).Body)
+		for _, result := range []string{"ok", "routed", "route_refused", "unrouted"} {
+			if line := `switchboard_webhooks_total{provider="whatsapp",result="` + result + `"} 2`; !strings.Contains(metrics, line) {
+				t.Errorf("/metrics lacks %s", line)
+			}
+		}
+	}, opts)
+}
