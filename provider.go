@@ -34,6 +34,17 @@ type WebhookRegistrar interface {
 	RegisterWebhooks(ctx context.Context, gw *Gateway, urls WebhookURLs) error
 }
 
+// ContentChecker is implemented by providers that cannot send some messages
+// that are otherwise valid (WhatsApp: one media attachment per message).
+// The hub asks it when it accepts a send, so the sender gets a clear invalid
+// error at once rather than a message that fails, or loses a part, later.
+type ContentChecker interface {
+	// CheckContent returns an EInvalid *Error naming the field at fault, or
+	// nil. Only the content fields of m are set (Body, MediaURLs,
+	// Template…).
+	CheckContent(gw *Gateway, m *OutboundMessage) error
+}
+
 // WebhookRouter is implemented by providers whose partner calls one URL for
 // several gateways (the WhatsApp Cloud API has one callback URL per Meta
 // app, shared by all the app's phone numbers). A webhook handled for one

@@ -157,3 +157,52 @@ func TestWhatsAppSharedCallbackURL(t *testing.T) {
 		}
 	}, opts)
 }
+
+// TestWhatsAppOneMediaPerMessage: a WhatsApp message with more than one
+// media URL is refused when it is accepted (1:1 and bulk), with an error
+// that says why, instead of going out with the first attachment only.
+func TestWhatsAppOneMediaPerMessage(t *testing.T) {
+	opts := hubtest.Options{Providers: []sb.Provider{whatsapp.New(whatsapp.Options{})}}
+	hubtest.Each(t, func(t *testing.T, e *hubtest.Env) {
+		sandbox := true
+		wa, err := e.Hub.CreateGateway(context.Background(), e.Admin, hub.GatewayRequest{Provider: "whatsapp", Number: "+12025550182", Sandbox: &sandbox,
+			Config: map[string]string{"phone_number_id": "106540352242922", "access_token": "EAAG-token", "app_secret": "wa-app-secret-0123", "verify_token": "wa-verify-token"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		two := []string{"https://cdn.college.example/a.jpg", "https://cdn.college.example/b.jpg"}
+		for _, req := range []struct {
+			path string
+			body map[string]any
+		}{
+			{"/v1/messages", map[string]any{"gateway_id": wa.ID, "to": "+12025550184", "body": "Two pictures", "media_urls": two}},
+			{"/v1/bulk-sends", map[string]any{"gateway_id": wa.ID, "body": "Two pictures", "media_urls": two, "recipients": []map[string]string{{"to": "+12025550184"}}}},
+			{"/v1/messages", map[string]any{"gateway_id": wa.ID, "to": "+12025550184", "template": "order_update", "media_urls": two[:1]}},
+		} {
+			r := e.API("POST", req.path, req.body)
+			var body struct {
+				Error struct {
+					Code, Field, Message string
+				} `json:"error"`
+			}
+			r.JSON(t, &body)
+			if r.Status != http.StatusBadRequest || body.Error.Field != "media_urls" || !strings.Contains(body.Error.Message, "WhatsApp") {
+				t.Fatalf("%s %v: %d %s", req.path, req.body, r.Status, r.Body)
+			}
+		}
+		var list struct {
+			Messages []sb.Message `json:"messages"`
+		}
+		e.API("GET", "/v1/messages?gateway_id="+wa.ID, nil).JSON(t, &list)
+		if len(list.Messages) != 0 {
+			t.Fatalf("refused sends stored messages: %+v", list.Messages)
+		}
+		// One attachment is fine; other providers (MMS) take several.
+		if r := e.API("POST", "/v1/messages", map[string]any{"gateway_id": wa.ID, "to": "+12025550184", "body": "One picture", "media_urls": two[:1]}); r.Status != http.StatusCreated {
+			t.Fatalf("one media: %d %s", r.Status, r.Body)
+		}
+		if r := e.API("POST", "/v1/messages", map[string]any{"gateway_id": e.Gateway.ID, "to": "+12025550184", "body": "Two pictures", "media_urls": two}); r.Status != http.StatusCreated {
+			t.Fatalf("MMS on the simulated carrier: %d %s", r.Status, r.Body)
+		}
+	}, opts)
+}
