@@ -2,9 +2,17 @@ package hub_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	sb "github.com/switchboard/switchboard"
@@ -203,6 +211,154 @@ func TestWhatsAppOneMediaPerMessage(t *testing.T) {
 		}
 		if r := e.API("POST", "/v1/messages", map[string]any{"gateway_id": e.Gateway.ID, "to": "+12025550184", "body": "Two pictures", "media_urls": two}); r.Status != http.StatusCreated {
 			t.Fatalf("MMS on the simulated carrier: %d %s", r.Status, r.Body)
+		}
+	}, opts)
+}
+
+// twilioNumbers is a small fake of Twilio's IncomingPhoneNumbers resource
+// for one account: it lists the numbers it holds and records the updates.
+type twilioNumbers struct {
+	sid, token string
+	numbers    map[string]string // E.164 → PN sid
+	// fail, when set, is the status every call is answered with.
+	fail int
+
+	mu      sync.Mutex
+	calls   []string
+	updates map[string]url.Values // PN sid → last update form
+}
+
+func (f *twilioNumbers) serve(t *testing.T) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(r.Body)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.calls = append(f.calls, r.Method+" "+r.URL.Path)
+		w.Header().Set("Content-Type", "application/json")
+		user, pass, _ := r.BasicAuth()
+		base := "/2010-04-01/Accounts/" + f.sid + "/IncomingPhoneNumbers"
+		switch {
+		case f.fail != 0:
+			w.WriteHeader(f.fail)
+			fmt.Fprintf(w, `{"code":%d,"message":"failure","status":%d}`, 20000+f.fail, f.fail)
+		case user != f.sid || pass != f.token:
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, `{"code":20003,"message":"Authenticate","status":401}`)
+		case r.Method == http.MethodGet && r.URL.Path == base+".json":
+			var items []string
+			if sid, ok := f.numbers[r.URL.Query().Get("PhoneNumber")]; ok {
+				items = append(items, `{"sid":"`+sid+`","phone_number":"`+r.URL.Query().Get("PhoneNumber")+`"}`)
+			}
+			io.WriteString(w, `{"incoming_phone_numbers":[`+strings.Join(items, ",")+`],"page":0,"page_size":50}`)
+		case r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, base+"/") && strings.HasSuffix(r.URL.Path, ".json"):
+			sid := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, base+"/"), ".json")
+			form, _ := url.ParseQuery(string(raw))
+			if f.updates == nil {
+				f.updates = map[string]url.Values{}
+			}
+			f.updates[sid] = form
+			io.WriteString(w, `{"sid":"`+sid+`","sms_url":`+strconv.Quote(form.Get("SmsUrl"))+`}`)
+		default:
+			w.WriteHeader(http.StatusNotFound)
+			io.WriteString(w, `{"code":20404,"message":"The requested resource was not found","status":404}`)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func (f *twilioNumbers) seen() ([]string, map[string]url.Values) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.calls), maps.Clone(f.updates)
+}
+
+// TestTwilioWebhookRegistration: creating a production Twilio gateway
+// through the API points the number's SMS URL at the gateway's incoming
+// webhook (IncomingPhoneNumbers); a sandbox gateway makes no call and shows
+// the URLs to set by hand; a registration Twilio refuses creates no gateway
+// and says why.
+func TestTwilioWebhookRegistration(t *testing.T) {
+	opts := hubtest.Options{Providers: []sb.Provider{twilio.New(twilio.Options{})}}
+	hubtest.Each(t, func(t *testing.T, e *hubtest.Env) {
+		const pn = "PN0123456789abcdef0123456789abcdef"
+		fake := &twilioNumbers{sid: "AC" + strings.Repeat("a1", 16), token: "twilio-auth-token-0123456789", numbers: map[string]string{"+12025550190": pn}}
+		api := fake.serve(t)
+		create := func(number string, sandbox bool, token string) *hubtest.Response {
+			return e.API("POST", "/v1/gateways", map[string]any{"name": "Admissions", "provider": "twilio", "number": number, "sandbox": sandbox,
+				"config": map[string]string{"account_sid": fake.sid, "auth_token": token, "api_base_url": api}})
+		}
+		type view struct {
+			ID            string          `json:"id"`
+			Registered    bool            `json:"registered"`
+			RegisterError string          `json:"register_error"`
+			Webhooks      sb.WebhookURLs  `json:"webhooks"`
+			Config        json.RawMessage `json:"config"`
+		}
+		wantHooks := func(v view) {
+			t.Helper()
+			base := e.Server.URL + "/webhooks/twilio/" + v.ID
+			if v.Webhooks.Incoming != base+"/incoming" || v.Webhooks.Status != base+"/status" {
+				t.Fatalf("webhooks %+v, want %s/incoming and /status", v.Webhooks, base)
+			}
+		}
+
+		// Production: registered at Twilio with the gateway's incoming URL.
+		r := create("+12025550190", false, fake.token)
+		var prod view
+		r.JSON(t, &prod)
+		if r.Status != http.StatusCreated || !prod.Registered || prod.RegisterError != "" {
+			t.Fatalf("production gateway: %d %s", r.Status, r.Body)
+		}
+		wantHooks(prod)
+		_, updates := fake.seen()
+		got := updates[pn]
+		if got.Get("SmsUrl") != prod.Webhooks.Incoming || got.Get("SmsMethod") != http.MethodPost || len(got) != 2 {
+			t.Fatalf("IncomingPhoneNumbers update %v, want SmsUrl %s and SmsMethod POST only", got, prod.Webhooks.Incoming)
+		}
+
+		// Sandbox: no call to Twilio; the URLs to set by hand are shown.
+		before, _ := fake.seen()
+		r = create("+12025550191", true, fake.token)
+		var sbx view
+		r.JSON(t, &sbx)
+		if r.Status != http.StatusCreated || sbx.Registered {
+			t.Fatalf("sandbox gateway: %d %s", r.Status, r.Body)
+		}
+		wantHooks(sbx)
+		if after, _ := fake.seen(); len(after) != len(before) {
+			t.Fatalf("a sandbox gateway called Twilio: %v", after[len(before):])
+		}
+
+		// Refused registrations leave no gateway behind.
+		for _, tc := range []struct {
+			name, number, token string
+			fail, status        int
+			field, says         string
+		}{
+			{"number not in the account", "+12025550192", fake.token, 0, http.StatusBadRequest, "number", "is not in Twilio account"},
+			{"wrong auth token", "+12025550194", "wrong-token-0123456789", 0, http.StatusBadRequest, "config.auth_token", "rejected the account SID and auth token"},
+			{"Twilio down", "+12025550193", fake.token, http.StatusServiceUnavailable, http.StatusServiceUnavailable, "", "try again later"},
+		} {
+			fake.mu.Lock()
+			fake.fail = tc.fail
+			fake.mu.Unlock()
+			r := create(tc.number, false, tc.token)
+			var body struct {
+				Error struct{ Code, Field, Message string } `json:"error"`
+			}
+			r.JSON(t, &body)
+			if r.Status != tc.status || body.Error.Field != tc.field || !strings.Contains(body.Error.Message, "gateway not created") ||
+				!strings.Contains(body.Error.Message, tc.says) || strings.Contains(string(r.Body), tc.token) {
+				t.Errorf("%s: %d %s", tc.name, r.Status, r.Body)
+			}
+		}
+		var list struct {
+			Gateways []view `json:"gateways"`
+		}
+		e.API("GET", "/v1/gateways", nil).JSON(t, &list)
+		if len(list.Gateways) != 3 { // the simulated one, production, sandbox
+			t.Fatalf("gateways after refused registrations: %+v", list.Gateways)
 		}
 	}, opts)
 }
