@@ -13,7 +13,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	sb "github.com/switchboard/switchboard"
 	"github.com/switchboard/switchboard/hub"
@@ -292,6 +294,65 @@ func TestTwilioWebhookRegistration(t *testing.T) {
 		e.API("GET", "/v1/gateways", nil).JSON(t, &list)
 		if len(list.Gateways) != 3 { // the simulated one, production, sandbox
 			t.Fatalf("gateways after refused registrations: %+v", list.Gateways)
+		}
+	}, opts)
+}
+
+// TestWhatsAppWindowThroughHub: the hub gives the WhatsApp provider the
+// time the customer last wrote, so a free-form message fails with the clear
+// window error when there is none within 24 hours, goes out after the
+// customer writes, fails again once the provider's clock is 24 hours past
+// that, while a template goes out at any time.
+func TestWhatsAppWindowThroughHub(t *testing.T) {
+	var ahead atomic.Int64 // how far the provider's clock is ahead of real time
+	clock := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+	opts := hubtest.Options{Providers: []sb.Provider{whatsapp.New(whatsapp.Options{Now: clock})}}
+	hubtest.Each(t, func(t *testing.T, e *hubtest.Env) {
+		ahead.Store(0)
+		const secret, customer = "wa-app-secret-0123", "+16505551234"
+		sends, api := newPartnerSends(t, func(w http.ResponseWriter, pid string) {
+			fmt.Fprintf(w, `{"messaging_product":"whatsapp","messages":[{"id":%q}]}`, pid)
+		})
+		sandbox, unpaced := true, 0.0
+		v, err := e.Hub.CreateGateway(context.Background(), e.Admin, hub.GatewayRequest{Provider: "whatsapp", Number: "+12025550182", Sandbox: &sandbox, Rate: &unpaced,
+			Config: map[string]string{"phone_number_id": "106540352242922", "access_token": "EAAG-token", "app_secret": secret, "verify_token": "wa-verify-token", "api_base_url": api}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		freeForm := map[string]any{"gateway_id": v.ID, "to": customer, "body": "Your order has shipped"}
+		refused := func(what string) {
+			t.Helper()
+			r := e.API("POST", "/v1/messages", freeForm)
+			if r.Status != http.StatusCreated {
+				t.Fatalf("%s: send: %d %s", what, r.Status, r.Body)
+			}
+			var m sb.Message
+			r.JSON(t, &m)
+			got := e.WaitStatus(m.ID, sb.StatusFailed)
+			if got.Debug != whatsapp.DebugWindowClosed || got.ProviderMessageID != "" {
+				t.Fatalf("%s: %+v, want Failed with %q and no provider id", what, got, whatsapp.DebugWindowClosed)
+			}
+		}
+
+		refused("no message from the customer yet")
+		if m := sends.send(t, e, "wamid.template.1", map[string]any{"gateway_id": v.ID, "to": customer, "template": "order_update"}); m.Status == sb.StatusFailed {
+			t.Fatalf("template outside the window: %+v", m)
+		}
+
+		body := []byte(`{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"field":"messages","value":{"messaging_product":"whatsapp",
+			"metadata":{"display_phone_number":"12025550182","phone_number_id":"106540352242922"},
+			"messages":[{"from":"16505551234","id":"wamid.in.1","timestamp":"` + strconv.FormatInt(time.Now().Unix(), 10) + `","type":"text","text":{"body":"Where is my order?"}}]}}]}]}`)
+		if r := e.Do("POST", "/webhooks/whatsapp/"+v.ID+"/incoming", "", body, whatsapp.SignatureHeader, whatsapp.Sign(secret, body)); r.Status != http.StatusOK {
+			t.Fatalf("incoming: %d %s", r.Status, r.Body)
+		}
+		if m := sends.send(t, e, "wamid.free.1", freeForm); m.Status == sb.StatusFailed {
+			t.Fatalf("free-form within the window: %+v", m)
+		}
+
+		ahead.Store(int64(whatsapp.Window + time.Minute))
+		refused("24 hours after the customer's message")
+		if m := sends.send(t, e, "wamid.template.2", map[string]any{"gateway_id": v.ID, "to": customer, "template": "order_update"}); m.Status == sb.StatusFailed {
+			t.Fatalf("template outside the window: %+v", m)
 		}
 	}, opts)
 }

@@ -225,7 +225,6 @@ func (p *Provider) windowOpen(last time.Time) bool {
 	return p.now().Sub(last) <= Window
 }
 
-// buildRequest turns the message into the API's JSON shape.
 // CheckContent refuses content the Cloud API cannot carry in one message
 // (switchboard.ContentChecker): more than one media attachment, or media
 // with a template; they would otherwise be dropped.
@@ -241,6 +240,7 @@ func (p *Provider) CheckContent(_ *sb.Gateway, m *sb.OutboundMessage) error {
 	return nil
 }
 
+// buildRequest turns the message into the API's JSON shape.
 func buildRequest(to string, m *sb.OutboundMessage) (*sendRequest, error) {
 	req := &sendRequest{MessagingProduct: "whatsapp", RecipientType: "individual", To: to}
 	if utf8.RuneCountInString(m.ID) <= maxCallbackChars {
