@@ -105,6 +105,9 @@ type OutboundMessage struct {
 	// LastInboundAt is when the recipient last texted this gateway (zero if
 	// never); WhatsApp allows free-form messages only within 24 hours of it.
 	LastInboundAt time.Time
+	// Progress is the SendError.Progress of the last failed attempt to send
+	// this message ("" for a first attempt).
+	Progress string
 }
 
 // SendResult is the partner's answer to an accepted send.
@@ -144,7 +147,13 @@ type SendError struct {
 	// Debug is the text written to the message's Debug field.
 	Debug      string
 	RetryAfter time.Duration
-	Err        error
+	// Progress, when set, records what the partner accepted of the message
+	// before the failure (SMPP: the parts of a multipart message already
+	// submitted). The hub keeps it with the message and hands it back in
+	// OutboundMessage.Progress on the next attempt, so that nothing is sent
+	// twice. It is opaque to the hub and holds no phone number or text.
+	Progress string
+	Err      error
 }
 
 func (e *SendError) Error() string {

@@ -356,3 +356,59 @@ func TestWhatsAppWindowThroughHub(t *testing.T) {
 		}
 	}, opts)
 }
+
+// partialProvider fails a message's first attempt after the partner took
+// part of it (as SMPP does when a later part fails), and accepts the retry;
+// it records the progress each attempt was given.
+type partialProvider struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (p *partialProvider) Name() string                     { return "partial" }
+func (p *partialProvider) ConfigFields() []sb.ConfigField   { return nil }
+func (p *partialProvider) ValidateConfig(*sb.Gateway) error { return nil }
+func (p *partialProvider) HandleWebhook(context.Context, *sb.Gateway, *sb.WebhookRequest) (*sb.Events, error) {
+	return nil, sb.Errorf(sb.ENotFound, "no webhooks")
+}
+
+func (p *partialProvider) Send(_ context.Context, _ *sb.Gateway, m *sb.OutboundMessage) (*sb.SendResult, error) {
+	p.mu.Lock()
+	p.seen = append(p.seen, m.Progress)
+	p.mu.Unlock()
+	if m.Progress == "" {
+		return nil, &sb.SendError{Kind: sb.SendTransient, Debug: "part 2 of 2 not accepted", Progress: `{"ref":9,"parts":[{"ok":true,"id":"p-1"},{}]}`}
+	}
+	return &sb.SendResult{ProviderMessageID: "p-1", Status: sb.StatusSent}, nil
+}
+
+// TestSendProgressKeptForRetry: what a partner accepted of a message in a
+// failed attempt is stored with the message and handed to the next
+// attempt, so that the partner can send only the rest.
+func TestSendProgressKeptForRetry(t *testing.T) {
+	pp := &partialProvider{}
+	hubtest.Each(t, func(t *testing.T, e *hubtest.Env) {
+		pp.mu.Lock()
+		pp.seen = nil
+		pp.mu.Unlock()
+		unpaced := 0.0
+		v, err := e.Hub.CreateGateway(context.Background(), e.Admin, hub.GatewayRequest{Provider: "partial", Number: "+12025550175", Rate: &unpaced})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := e.API("POST", "/v1/messages", map[string]any{"gateway_id": v.ID, "to": "+12025550176", "body": "Two parts"})
+		if r.Status != http.StatusCreated {
+			t.Fatalf("send: %d %s", r.Status, r.Body)
+		}
+		var m sb.Message
+		r.JSON(t, &m)
+		if got := e.WaitStatus(m.ID, sb.StatusSent); got.ProviderMessageID != "p-1" {
+			t.Fatalf("message %+v", got)
+		}
+		pp.mu.Lock()
+		defer pp.mu.Unlock()
+		if len(pp.seen) != 2 || pp.seen[0] != "" || pp.seen[1] != `{"ref":9,"parts":[{"ok":true,"id":"p-1"},{}]}` {
+			t.Fatalf("attempts were given progress %q, want none and then the first attempt's", pp.seen)
+		}
+	}, hubtest.Options{Providers: []sb.Provider{pp}})
+}
