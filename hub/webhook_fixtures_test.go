@@ -466,6 +466,8 @@ func TestWhatsAppFixturesThroughServer(t *testing.T) {
 			hook("another object", `{"object":"instagram","entry":[]}`, http.StatusBadRequest, nil),
 			hook("metadata missing", `{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"messages":[]}}]}]}`, http.StatusBadRequest, nil),
 			hook("message without a sender", strings.Replace(stranger, `"from": "16505550199",`, "", 1), http.StatusBadRequest, nil),
+			hookCase{name: "unknown action", path: "/webhooks/whatsapp/" + gw + "/voice", body: []byte(stranger),
+				header: []string{whatsapp.SignatureHeader, whatsapp.Sign(secret, []byte(stranger))}, status: http.StatusNotFound},
 			hookCase{name: "unknown gateway", path: "/webhooks/whatsapp/gw-nonexistent/incoming", body: []byte(stranger),
 				header: []string{whatsapp.SignatureHeader, whatsapp.Sign(secret, []byte(stranger))}, status: http.StatusNotFound},
 			hookCase{name: "gateway of another provider", path: "/webhooks/whatsapp/" + e.Gateway.ID + "/incoming", body: []byte(stranger),

@@ -38,6 +38,9 @@ func (p *Provider) HandleWebhook(ctx context.Context, gw *sb.Gateway, req *sb.We
 	if gw == nil || req == nil {
 		return nil, sb.Errorf(sb.EInvalid, "WhatsApp webhook: no gateway or request")
 	}
+	if req.Action != "incoming" && req.Action != "status" {
+		return nil, sb.Errorf(sb.ENotFound, "unknown WhatsApp webhook action %q (incoming or status: Meta sends messages and statuses to the one callback URL)", truncate(req.Action, 32))
+	}
 	switch req.Method {
 	case http.MethodGet:
 		return handshake(gw, req)

@@ -358,6 +358,16 @@ func TestHandleWebhookActionsAreEquivalent(t *testing.T) {
 	}
 }
 
+func TestHandleWebhookUnknownAction(t *testing.T) {
+	body := fixture(t, "text.json")
+	for _, action := range []string{"voice", "", strings.Repeat("x", 100)} {
+		req := webhook(t, http.MethodPost, "/webhooks/whatsapp/gw_wa_1/"+action, body, Sign(testAppSecret, body), action)
+		if _, err := New(Options{}).HandleWebhook(context.Background(), testGateway(), req); !sb.IsCode(err, sb.ENotFound) {
+			t.Errorf("action %q: %v, want not_found", action, err)
+		}
+	}
+}
+
 func TestHandleWebhookHandshake(t *testing.T) {
 	q := func(mode, token, challenge string) string {
 		v := url.Values{}
