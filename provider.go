@@ -34,6 +34,30 @@ type WebhookRegistrar interface {
 	RegisterWebhooks(ctx context.Context, gw *Gateway, urls WebhookURLs) error
 }
 
+// ContentChecker is implemented by providers that cannot send some messages
+// that are otherwise valid (WhatsApp: one media attachment per message).
+// The hub asks it when it accepts a send, so the sender gets a clear invalid
+// error at once rather than a message that fails, or loses a part, later.
+type ContentChecker interface {
+	// CheckContent returns an EInvalid *Error naming the field at fault, or
+	// nil. Only the content fields of m are set (Body, MediaURLs,
+	// Template…).
+	CheckContent(gw *Gateway, m *OutboundMessage) error
+}
+
+// WebhookRouter is implemented by providers whose partner calls one URL for
+// several gateways (the WhatsApp Cloud API has one callback URL per Meta
+// app, shared by all the app's phone numbers). A webhook handled for one
+// gateway names, in Events.OtherGateways, the route keys of the other
+// gateways it also carries events for; the hub finds those gateways (same
+// org, same provider) and hands the request to each of them, so each
+// checks the signature with its own secret and takes its own part.
+type WebhookRouter interface {
+	// RouteKey is the value that names gw in a shared webhook (WhatsApp:
+	// its phone_number_id); "" when gw has none.
+	RouteKey(gw *Gateway) string
+}
+
 // Listener is implemented by providers that hold a connection to the
 // partner (SMPP) instead of receiving webhooks. Listen runs until ctx ends,
 // reconnecting as needed, and hands every incoming message and receipt to
@@ -81,6 +105,9 @@ type OutboundMessage struct {
 	// LastInboundAt is when the recipient last texted this gateway (zero if
 	// never); WhatsApp allows free-form messages only within 24 hours of it.
 	LastInboundAt time.Time
+	// Progress is the SendError.Progress of the last failed attempt to send
+	// this message ("" for a first attempt).
+	Progress string
 }
 
 // SendResult is the partner's answer to an accepted send.
@@ -120,7 +147,13 @@ type SendError struct {
 	// Debug is the text written to the message's Debug field.
 	Debug      string
 	RetryAfter time.Duration
-	Err        error
+	// Progress, when set, records what the partner accepted of the message
+	// before the failure (SMPP: the parts of a multipart message already
+	// submitted). The hub keeps it with the message and hands it back in
+	// OutboundMessage.Progress on the next attempt, so that nothing is sent
+	// twice. It is opaque to the hub and holds no phone number or text.
+	Progress string
+	Err      error
 }
 
 func (e *SendError) Error() string {
@@ -167,6 +200,10 @@ type WebhookRequest struct {
 type Events struct {
 	Incoming []InboundMessage
 	Statuses []StatusUpdate
+	// OtherGateways are the route keys (see WebhookRouter) of other
+	// gateways this request also carries events for; they are not in
+	// Incoming or Statuses.
+	OtherGateways []string
 	// Response is written back to the partner once the events are stored;
 	// the zero value is 200 with an empty body.
 	Response Response

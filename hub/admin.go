@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"strings"
 
@@ -100,7 +101,9 @@ func (req GatewayRequest) apply(g *sb.Gateway, creating bool) {
 
 // CreateGateway adds a gateway to the user's org (System Admin only). For a
 // non-sandbox gateway whose provider can, the partner is told the webhook
-// URLs at once.
+// URLs at once; when the partner refuses (wrong credentials, a number the
+// account does not hold, the partner down) the gateway is not created and
+// the error says why.
 func (h *Hub) CreateGateway(ctx context.Context, user *sb.User, req GatewayRequest) (*GatewayView, error) {
 	if err := user.Require(sb.PermSystemAdmin); err != nil {
 		return nil, err
@@ -130,8 +133,40 @@ func (h *Hub) CreateGateway(ctx context.Context, user *sb.User, req GatewayReque
 		return nil, err
 	}
 	v := h.View(g)
-	v.Registered, v.RegisterErr = h.registerWebhooks(ctx, p, g)
+	registered, err := h.registerWebhooks(ctx, p, g)
+	if err != nil {
+		// Not left half set up: a production gateway whose partner does not
+		// call it back would accept sends and never hear replies.
+		if derr := h.DB.Tx(ctx, func(tx *store.Tx) error { return tx.DeleteNewGateway(ctx, g.OrgID, g.ID) }); derr != nil {
+			h.Log.Error("a gateway whose webhook registration failed could not be removed", "gateway", g.ID, "err", derr)
+			v.RegisterErr = sb.ErrorMessage(err)
+			return v, nil
+		}
+		return nil, notCreated(err)
+	}
+	v.Registered = registered
 	return v, nil
+}
+
+// notCreated explains a failed webhook registration of a new gateway, with
+// the partner's reason and field, and how to go on.
+func notCreated(err error) error {
+	e := &sb.Error{Code: sb.ErrorCode(err), Err: err}
+	var cause *sb.Error
+	if errors.As(err, &cause) {
+		e.Field = cause.Field
+	}
+	if e.Code == sb.ENotFound {
+		// The number is not in the partner account: the request is at
+		// fault, not a missing resource of ours.
+		e.Code = sb.EInvalid
+		if e.Field == "" {
+			e.Field = "number"
+		}
+	}
+	e.Message = "gateway not created: setting its webhook URLs at the provider failed: " + sb.ErrorMessage(err) +
+		". Fix the settings and try again, or create it as a sandbox gateway and set the webhook URLs at the provider by hand"
+	return e
 }
 
 // UpdateGateway edits a gateway (System Admin only).
@@ -169,23 +204,25 @@ func (h *Hub) UpdateGateway(ctx context.Context, user *sb.User, id string, req G
 	}
 	h.forgetGateway(g.ID)
 	v := h.View(g)
-	v.Registered, v.RegisterErr = h.registerWebhooks(ctx, p, g)
+	registered, err := h.registerWebhooks(ctx, p, g)
+	v.Registered, v.RegisterErr = registered, sb.ErrorMessage(err)
 	return v, nil
 }
 
 // registerWebhooks points the partner at Switchboard's URLs for a
-// non-sandbox gateway. Failure is reported, not fatal: the admin sees the
-// URLs to set by hand.
-func (h *Hub) registerWebhooks(ctx context.Context, p sb.Provider, g *sb.Gateway) (bool, string) {
+// non-sandbox gateway. registered is false, with a nil error, when the
+// URLs are to be set by hand (sandbox, inactive, or a provider that cannot
+// register them).
+func (h *Hub) registerWebhooks(ctx context.Context, p sb.Provider, g *sb.Gateway) (registered bool, err error) {
 	reg, ok := p.(sb.WebhookRegistrar)
 	if !ok || g.Sandbox || !g.Active {
-		return false, ""
+		return false, nil
 	}
 	if err := reg.RegisterWebhooks(ctx, g, h.WebhookURLs(g)); err != nil {
 		h.Log.Warn("webhook registration failed", "gateway", g.ID, "provider", g.Provider, "err", err)
-		return false, sb.ErrorMessage(err)
+		return false, err
 	}
-	return true, ""
+	return true, nil
 }
 
 // RegisterAll registers the webhooks of every active non-sandbox gateway

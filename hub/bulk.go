@@ -92,6 +92,9 @@ func (h *Hub) Bulk(ctx context.Context, user *sb.User, req BulkRequest) (*BulkRe
 	} else if err := checkContent(req.Body, req.MediaURLs, ""); err != nil && req.FormID == "" {
 		return nil, err
 	}
+	if err := h.checkForGateway(gw, &sb.Content{Body: req.Body, MediaURLs: req.MediaURLs}); err != nil {
+		return nil, err
+	}
 	if len(req.Recipients) == 0 {
 		return nil, sb.FieldError("recipients", "recipients is empty")
 	}

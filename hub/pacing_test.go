@@ -3,6 +3,7 @@ package hub_test
 import (
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -86,6 +87,51 @@ func TestThrottledSendsRetried(t *testing.T) {
 		})
 		if s := e.Carrier.Stats(); s.Accepted != 8 || s.Throttled != 3 || s.Duplicates != 0 {
 			t.Fatalf("carrier: %+v", s)
+		}
+	})
+}
+
+// TestPacingBySegments: a gateway limited to 3 segments a second reserves
+// a slot per segment, so 3-segment messages go out one a second (a
+// message-based limit would allow three); and each goes out once.
+func TestPacingBySegments(t *testing.T) {
+	hubtest.Each(t, func(t *testing.T, e *hubtest.Env) {
+		if r := e.API("PATCH", "/v1/gateways/"+e.Gateway.ID, map[string]any{"rate": 3, "rate_unit": sb.RatePerSegment}); r.Status != http.StatusOK {
+			t.Fatalf("gateway: %d %s", r.Status, r.Body)
+		}
+		var mu sync.Mutex
+		var slots []time.Time
+		e.Hub.SlotObserver = func(gw string, at time.Time) {
+			mu.Lock()
+			slots = append(slots, at)
+			mu.Unlock()
+		}
+		body := strings.Repeat("Registration for the spring term is open. ", 9) // 378 GSM-7 characters: 3 segments
+		if n := sb.CountSegments(body).Segments; n != 3 {
+			t.Fatalf("body has %d segments, want 3", n)
+		}
+		var recips []map[string]string
+		for i := range 4 {
+			recips = append(recips, map[string]string{"to": "+120255505" + string(rune('0'+i)) + "0"})
+		}
+		r := e.API("POST", "/v1/bulk-sends", map[string]any{"gateway_id": e.Gateway.ID, "body": body, "recipients": recips})
+		if r.Status != http.StatusAccepted {
+			t.Fatalf("bulk: %d %s", r.Status, r.Body)
+		}
+		e.WaitFor("all sent", func() bool { return e.Carrier.Stats().Accepted >= 4 })
+		if s := e.Carrier.Stats(); s.Accepted != 4 || s.Duplicates != 0 {
+			t.Fatalf("carrier: %+v", s)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(slots) < 4 {
+			t.Fatalf("%d slots reserved for 4 sends", len(slots))
+		}
+		slices.SortFunc(slots, func(x, y time.Time) int { return x.Compare(y) })
+		for i := 1; i < len(slots); i++ {
+			if gap := slots[i].Sub(slots[i-1]); gap < time.Second {
+				t.Fatalf("slots %d and %d are %v apart; a 3-segment message on a 3 segments/s gateway needs a whole second", i-1, i, gap)
+			}
 		}
 	})
 }

@@ -34,11 +34,16 @@ func (h *Hub) Webhook(ctx context.Context, providerName, gatewayID, action strin
 		h.Metrics.Webhooks.WithLabelValues(providerName, sb.ErrorCode(err)).Inc()
 		return nil, err
 	}
-	if err := h.Deliver(ctx, gw, ev); err != nil {
+	err = h.Deliver(ctx, gw, ev)
+	if err == nil && len(ev.OtherGateways) > 0 {
+		err = h.routeWebhook(ctx, p, gw, req, ev.OtherGateways)
+	}
+	if err != nil {
 		h.Metrics.Webhooks.WithLabelValues(providerName, "store_failed").Inc()
 		if sb.ErrorCode(err) == sb.EInternal {
 			// Not stored (the database is away or busy): the partner is
-			// told to try again, and nothing was acknowledged.
+			// told to try again, and nothing was acknowledged. What was
+			// stored already is not stored twice when it comes again.
 			return nil, sb.Wrap(err, sb.EUnavailable, "the webhook could not be stored; try again")
 		}
 		return nil, err
@@ -49,6 +54,57 @@ func (h *Hub) Webhook(ctx context.Context, providerName, gatewayID, action strin
 		resp.StatusCode = http.StatusOK
 	}
 	return &resp, nil
+}
+
+// routeWebhook hands a webhook that also carries events for other gateways
+// (see switchboard.WebhookRouter) to each of them: the gateway of the same
+// org and provider whose route key is named verifies the request with its
+// own secret and takes its own part, which is stored for it. A part no
+// gateway of the org claims, or whose signature does not verify with the
+// claiming gateway's secret, is logged and not stored; the rest of the
+// webhook is still acknowledged.
+func (h *Hub) routeWebhook(ctx context.Context, p sb.Provider, from *sb.Gateway, req *sb.WebhookRequest, keys []string) error {
+	router, ok := p.(sb.WebhookRouter)
+	if !ok {
+		return nil
+	}
+	gws, err := h.DB.Gateways(ctx, from.OrgID)
+	if err != nil {
+		return err
+	}
+	for _, key := range keys {
+		var to *sb.Gateway
+		for _, g := range gws {
+			if g.Provider == from.Provider && g.ID != from.ID && key != "" && router.RouteKey(g) == key {
+				to = g
+				break
+			}
+		}
+		if to == nil {
+			h.Metrics.Webhooks.WithLabelValues(from.Provider, "unrouted").Inc()
+			h.Log.Warn("webhook part ignored: no gateway of the org has this route key (for WhatsApp, the phone_number_id); add a gateway for it to receive its messages",
+				"gateway", from.ID, "provider", from.Provider, "route_key", key)
+			continue
+		}
+		ev, err := p.HandleWebhook(ctx, to, req)
+		if err != nil {
+			h.Metrics.Webhooks.WithLabelValues(from.Provider, "route_refused").Inc()
+			msg := "webhook part refused and not stored: the request does not verify for the gateway it names"
+			if sb.IsCode(err, sb.EForbidden) {
+				msg = "webhook part refused and not stored: its signature does not verify with the named gateway's secret; gateways that share one partner app (one WhatsApp callback URL) must hold that app's same secret"
+			}
+			h.Log.Warn(msg, "gateway", from.ID, "target_gateway", to.ID, "provider", from.Provider, "route_key", key, "err", sb.ErrorMessage(err))
+			continue
+		}
+		// The part for `to` only: the request's other parts are delivered
+		// here, by this loop.
+		ev.OtherGateways = nil
+		if err := h.Deliver(ctx, to, ev); err != nil {
+			return err
+		}
+		h.Metrics.Webhooks.WithLabelValues(from.Provider, "routed").Inc()
+	}
+	return nil
 }
 
 // Deliver stores incoming messages and status updates of a gateway; when

@@ -11,7 +11,9 @@ import (
 
 	sb "github.com/switchboard/switchboard"
 	"github.com/switchboard/switchboard/crm/salesforce/sftest"
+	"github.com/switchboard/switchboard/hub"
 	"github.com/switchboard/switchboard/hub/hubtest"
+	"github.com/switchboard/switchboard/provider/twilio"
 	"github.com/switchboard/switchboard/store"
 	"github.com/switchboard/switchboard/store/storetest"
 )
@@ -21,9 +23,9 @@ type sfEnv struct {
 	fake *sftest.Server
 }
 
-func newSFEnv(t *testing.T, d store.Dialect) *sfEnv {
+func newSFEnv(t *testing.T, d store.Dialect, providers ...sb.Provider) *sfEnv {
 	t.Helper()
-	e := hubtest.New(t, d, hubtest.Options{Salesforce: true})
+	e := hubtest.New(t, d, hubtest.Options{Salesforce: true, Providers: providers})
 	e.SF.AddUser("integration@college.example")
 	return &sfEnv{Env: e, fake: e.SF}
 }
@@ -139,6 +141,54 @@ func TestSalesforceWriteBackHeldWhileRevoked(t *testing.T) {
 				t.Fatalf("message %s written twice", ext)
 			}
 			seen[ext] = true
+		}
+	})
+}
+
+// TestSalesforceMediaURLs: the media URLs of an incoming MMS (Twilio) and of
+// an outgoing message end up on their Salesforce records, one per line, and
+// stay there after Switchboard has dropped the message content.
+func TestSalesforceMediaURLs(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, d store.Dialect) {
+		s := newSFEnv(t, d, twilio.New(twilio.Options{}))
+		s.authorize(t)
+		ctx := context.Background()
+		sandbox := true
+		tw, err := s.Hub.CreateGateway(ctx, s.Admin, hub.GatewayRequest{Provider: "twilio", Number: "+12025550181", Sandbox: &sandbox,
+			Config: map[string]string{"account_sid": "AC" + strings.Repeat("a1", 16), "auth_token": "twilio-auth-token-0123456789"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		media := []string{
+			"https://api.twilio.com/2010-04-01/Accounts/AC" + strings.Repeat("a1", 16) + "/Messages/MM" + strings.Repeat("c3", 16) + "/Media/ME" + strings.Repeat("d4", 16),
+			"https://api.twilio.com/2010-04-01/Accounts/AC" + strings.Repeat("a1", 16) + "/Messages/MM" + strings.Repeat("c3", 16) + "/Media/ME" + strings.Repeat("e5", 16),
+		}
+		path := "/webhooks/twilio/" + tw.ID + "/incoming"
+		form := url.Values{"MessageSid": {"MM" + strings.Repeat("c3", 16)}, "AccountSid": {"AC" + strings.Repeat("a1", 16)}, "From": {"+12025550183"},
+			"To": {"+12025550181"}, "Body": {"Photos of the form"}, "NumMedia": {"2"}, "MediaUrl0": {media[0]}, "MediaContentType0": {"image/jpeg"},
+			"MediaUrl1": {media[1]}, "MediaContentType1": {"image/png"}}
+		sig := twilio.Signature("twilio-auth-token-0123456789", s.Server.URL+path, form)
+		if r := s.Do("POST", path, "", []byte(form.Encode()), "Content-Type", "application/x-www-form-urlencoded", "X-Twilio-Signature", sig); r.Status != http.StatusOK {
+			t.Fatalf("twilio MMS: %d %s", r.Status, r.Body)
+		}
+		flyer := "https://cdn.college.example/open-day.png"
+		r := s.API("POST", "/v1/messages", map[string]any{"gateway_id": s.Gateway.ID, "to": "+12025550184", "body": "Open day", "media_urls": []string{flyer}})
+		if r.Status != http.StatusCreated {
+			t.Fatalf("send: %d %s", r.Status, r.Body)
+		}
+		var out sb.Message
+		r.JSON(t, &out)
+		s.WaitStatus(out.ID, sb.StatusDelivered)
+		s.WaitCRMSynced()
+		byDir := map[string]sftest.Record{}
+		for _, rec := range s.messageRecords() {
+			byDir[fmt.Sprint(rec["Direction__c"])] = rec
+		}
+		if got := byDir["incoming"]["Media_Urls__c"]; got != media[0]+"\n"+media[1] {
+			t.Fatalf("incoming record Media_Urls__c = %q, want both URLs one per line; records %+v", got, s.messageRecords())
+		}
+		if got := byDir["outgoing"]["Media_Urls__c"]; got != flyer {
+			t.Fatalf("outgoing record Media_Urls__c = %q, want %q", got, flyer)
 		}
 	})
 }

@@ -82,6 +82,20 @@ func checkContent(body string, media []string, template string) error {
 	return nil
 }
 
+// checkForGateway asks the gateway's provider whether it can carry the
+// content (see switchboard.ContentChecker).
+func (h *Hub) checkForGateway(gw *sb.Gateway, c *sb.Content) error {
+	p, err := h.Providers.Get(gw.Provider)
+	if err != nil {
+		return nil // the send worker reports the unknown provider
+	}
+	if cc, ok := p.(sb.ContentChecker); ok {
+		return cc.CheckContent(gw, &sb.OutboundMessage{Body: c.Body, MediaURLs: c.MediaURLs, Template: c.Template,
+			TemplateLang: c.TemplateLang, TemplateParams: c.TemplateParams})
+	}
+	return nil
+}
+
 // Send accepts one outgoing message from a user: it is stored with its send
 // job in one transaction. With an idempotency key a repeated request returns
 // the first message and created=false.
@@ -177,6 +191,9 @@ func (h *Hub) Send(ctx context.Context, user *sb.User, req SendRequest) (msg *sb
 		PhoneHash: h.hash(to), IdempotencyKey: req.IdempotencyKey, Source: source, CreatedAt: now, UpdatedAt: now,
 	}
 	content := &sb.Content{Phone: to, Body: req.Body, MediaURLs: req.MediaURLs, Template: req.Template, TemplateLang: req.TemplateLang, TemplateParams: req.TemplateParams}
+	if err := h.checkForGateway(gw, content); err != nil {
+		return nil, false, err
+	}
 	err = h.DB.Batch(ctx, func(tx *store.Tx) error {
 		msg, created = nil, false
 		if req.IdempotencyKey != "" {

@@ -230,7 +230,7 @@ func (h *Hub) sendOne(ctx context.Context, p sb.Provider, gw *sb.Gateway, it sto
 	out := &sb.OutboundMessage{
 		ID: it.Msg.ID, From: gw.Number, To: it.Content.Phone, Body: it.Content.Body, MediaURLs: it.Content.MediaURLs,
 		Template: it.Content.Template, TemplateLang: it.Content.TemplateLang, TemplateParams: it.Content.TemplateParams,
-		StatusCallback: h.statusCallback(gw, it.Msg.ID), Segments: sb.CountSegments(it.Content.Body),
+		StatusCallback: h.statusCallback(gw, it.Msg.ID), Segments: sb.CountSegments(it.Content.Body), Progress: it.Progress,
 	}
 	if gw.Provider == sb.ProviderWhatsApp {
 		at, err := h.DB.LastIncomingAt(ctx, gw.ID, it.Msg.PhoneHash)
@@ -249,6 +249,15 @@ func (h *Hub) sendOne(ctx context.Context, p sb.Provider, gw *sb.Gateway, it sto
 
 	o := store.SendOutcome{MessageID: it.Msg.ID}
 	var se *sb.SendError
+	if errors.As(err, &se) && se.Retryable() && se.Progress != "" && se.Progress != it.Progress {
+		// Part of the message went out: the next attempt sends the rest.
+		wctx := context.WithoutCancel(ctx)
+		if err := h.DB.Tx(wctx, func(tx *store.Tx) error {
+			return tx.SaveSendProgress(wctx, it.Msg.ID, se.Progress)
+		}); err != nil {
+			return err
+		}
+	}
 	switch {
 	case err == nil:
 		o.ProviderMessageID, o.Status = res.ProviderMessageID, res.Status

@@ -59,6 +59,20 @@ func (tx *Tx) CreateGateway(ctx context.Context, g *sb.Gateway) error {
 	return err
 }
 
+// DeleteNewGateway removes a gateway that was just created and never used
+// (its setup at the partner failed). A gateway with messages or
+// subscriptions is not removed: their references make the delete fail.
+func (tx *Tx) DeleteNewGateway(ctx context.Context, orgID, id string) error {
+	n, err := tx.q.exec(ctx, `DELETE FROM gateways WHERE id = $1 AND org_id = $2`, id, orgID)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return sb.Errorf(sb.ENotFound, "gateway %s not found", id)
+	}
+	return nil
+}
+
 // UpdateGateway replaces a gateway's settings.
 func (tx *Tx) UpdateGateway(ctx context.Context, g *sb.Gateway) error {
 	kw, _ := json.Marshal(g.Keywords)

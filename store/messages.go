@@ -285,6 +285,9 @@ func (db *DB) LastIncomingAt(ctx context.Context, gatewayID string, phoneHash []
 type SendItem struct {
 	Msg     *sb.Message
 	Content *sb.Content
+	// Progress is what the provider accepted of the message in an earlier,
+	// failed attempt (see SaveSendProgress).
+	Progress string
 }
 
 // MessagesToSend loads the messages among ids that still await sending
@@ -293,7 +296,7 @@ func (db *DB) MessagesToSend(ctx context.Context, ids []string) ([]SendItem, err
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	q := `SELECT ` + msgCols + `, (SELECT sealed FROM message_contents c WHERE c.message_id = messages.id) FROM messages
+	q := `SELECT ` + msgCols + `, (SELECT sealed FROM message_contents c WHERE c.message_id = messages.id), send_progress FROM messages
 		WHERE id IN ` + inList(1, len(ids)) + ` AND status = 'Queued' AND provider_message_id IS NULL ORDER BY created_at, id`
 	rs, err := db.reader().query(ctx, q, anyStrings(ids)...)
 	if err != nil {
@@ -303,7 +306,8 @@ func (db *DB) MessagesToSend(ctx context.Context, ids []string) ([]SendItem, err
 	var out []SendItem
 	for rs.Next() {
 		var sealed []byte
-		m, err := scanMessage(rs, &sealed)
+		var progress string
+		m, err := scanMessage(rs, &sealed, &progress)
 		if err != nil {
 			return nil, err
 		}
@@ -314,9 +318,17 @@ func (db *DB) MessagesToSend(ctx context.Context, ids []string) ([]SendItem, err
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, SendItem{Msg: m, Content: c})
+		out = append(out, SendItem{Msg: m, Content: c, Progress: progress})
 	}
 	return out, rs.Err()
+}
+
+// SaveSendProgress keeps, for a message still waiting to be sent, what the
+// provider accepted of it in a failed attempt (switchboard.SendError
+// Progress), for the next attempt to continue from.
+func (tx *Tx) SaveSendProgress(ctx context.Context, messageID, progress string) error {
+	_, err := tx.q.exec(ctx, `UPDATE messages SET send_progress = $2 WHERE id = $1 AND status = 'Queued' AND provider_message_id IS NULL`, messageID, progress)
+	return err
 }
 
 // SendOutcome is the result of handing one message to a provider.

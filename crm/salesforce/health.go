@@ -136,7 +136,7 @@ func (c *Client) check(ctx context.Context, org *switchboard.Org, add func(strin
 	f := m.Fields
 	// Messages are upserted: every field written at create may also update
 	// an existing record.
-	fields := []string{f.ExternalID, f.Direction, f.Status, f.Body, f.Phone, f.Gateway, f.Owner, f.Debug, f.Segments, f.ProviderMessageID, f.BatchID}
+	fields := []string{f.ExternalID, f.Direction, f.Status, f.Body, f.Media, f.Phone, f.Gateway, f.Owner, f.Debug, f.Segments, f.ProviderMessageID, f.BatchID}
 	for _, r := range m.Records {
 		fields = append(fields, r.LookupField)
 	}

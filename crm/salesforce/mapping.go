@@ -92,10 +92,13 @@ type FormFields struct {
 // MessageFields are the fields of the message object.
 type MessageFields struct {
 	// ExternalID holds Switchboard's message id (an External ID field).
-	ExternalID        string `json:"external_id"`
-	Status            string `json:"status"`
-	Direction         string `json:"direction"`
-	Body              string `json:"body,omitempty"`
+	ExternalID string `json:"external_id"`
+	Status     string `json:"status"`
+	Direction  string `json:"direction"`
+	Body       string `json:"body,omitempty"`
+	// Media holds the media (MMS, WhatsApp) URLs of a message, one per
+	// line; a long text area.
+	Media             string `json:"media,omitempty"`
 	Phone             string `json:"phone,omitempty"`
 	Gateway           string `json:"gateway,omitempty"`
 	Debug             string `json:"debug,omitempty"`
@@ -152,6 +155,7 @@ func DefaultMapping() Mapping {
 			Status:            "Status__c",
 			Direction:         "Direction__c",
 			Body:              "Body__c",
+			Media:             "Media_Urls__c",
 			Phone:             "Phone__c",
 			Gateway:           "Gateway_Number__c",
 			Debug:             "Debug__c",
@@ -261,6 +265,7 @@ func (m Mapping) Validate() error {
 		{"mapping.fields.status", f.Status, true},
 		{"mapping.fields.direction", f.Direction, true},
 		{"mapping.fields.body", f.Body, false},
+		{"mapping.fields.media", f.Media, false},
 		{"mapping.fields.phone", f.Phone, false},
 		{"mapping.fields.gateway", f.Gateway, false},
 		{"mapping.fields.debug", f.Debug, false},

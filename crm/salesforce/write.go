@@ -244,6 +244,9 @@ func mergeCreate(a, b switchboard.CRMMessage) switchboard.CRMMessage {
 	}
 	a.Direction = switchboard.Direction(pick(string(a.Direction), string(b.Direction)))
 	a.Body = pick(a.Body, b.Body)
+	if len(b.MediaURLs) > 0 {
+		a.MediaURLs = b.MediaURLs
+	}
 	a.Phone = pick(a.Phone, b.Phone)
 	a.GatewayNumber = pick(a.GatewayNumber, b.GatewayNumber)
 	a.OwnerID = pick(a.OwnerID, b.OwnerID)
@@ -310,6 +313,9 @@ func createRecord(m Mapping, msg switchboard.CRMMessage) (map[string]any, *switc
 		if v.value != "" {
 			setField(rec, v.field, v.value)
 		}
+	}
+	if media := strings.Join(msg.MediaURLs, "\n"); media != "" {
+		setField(rec, f.Media, media)
 	}
 	if msg.RecordID != "" {
 		field, err := recordLookup(m, nil, msg.RecordID, "message "+msg.MessageID)

@@ -90,14 +90,18 @@ func TestWriteMessagesFields(t *testing.T) {
 	lead := e.sf.AddRecord("Lead", map[string]any{"LastName": "Li", "Company": "Acme"})
 	owner := e.sf.AddUser("agent@acme.example")
 	msgs := []switchboard.CRMMessage{
-		{MessageID: "out-1", Direction: switchboard.Outgoing, Status: switchboard.StatusQueued, Phone: "+12015550123", Body: "Hi there", GatewayNumber: "+12015550100", RecordID: contact, OwnerID: owner, BatchID: "b-1", Segments: 1},
-		{MessageID: "in-1", Direction: switchboard.Incoming, Status: switchboard.StatusReceived, Phone: "+12015550124", Body: "STOP", GatewayNumber: "+12015550100", RecordID: lead, ProviderMessageID: "SM1"},
+		{MessageID: "out-1", Direction: switchboard.Outgoing, Status: switchboard.StatusQueued, Phone: "+12015550123", Body: "Hi there", GatewayNumber: "+12015550100", RecordID: contact, OwnerID: owner, BatchID: "b-1", Segments: 1,
+			MediaURLs: []string{"https://cdn.example.org/flyer.png"}},
+		{MessageID: "in-1", Direction: switchboard.Incoming, Status: switchboard.StatusReceived, Phone: "+12015550124", Body: "STOP", GatewayNumber: "+12015550100", RecordID: lead, ProviderMessageID: "SM1",
+			MediaURLs: []string{"https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1", "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME2"}},
 		{MessageID: "err-1", Direction: switchboard.Outgoing, Status: switchboard.StatusError, Debug: switchboard.DebugPreviousOptOut, Phone: "+12015550125", Body: "Hi", GatewayNumber: "+12015550100"},
 	}
 	res := e.write(msgs)
 	want := []map[string]any{
-		{"Switchboard_Id__c": "out-1", "Direction__c": "outgoing", "Status__c": "Queued", "Phone__c": "+12015550123", "Body__c": "Hi there", "Gateway_Number__c": "+12015550100", "Contact__c": contact, "OwnerId": owner, "Batch_Id__c": "b-1", "Segments__c": 1.0},
-		{"Switchboard_Id__c": "in-1", "Direction__c": "incoming", "Status__c": "Received", "Lead__c": lead, "Provider_Message_Id__c": "SM1", "OwnerId": e.sf.UserID(sftest.DefaultUsername)},
+		{"Switchboard_Id__c": "out-1", "Direction__c": "outgoing", "Status__c": "Queued", "Phone__c": "+12015550123", "Body__c": "Hi there", "Gateway_Number__c": "+12015550100", "Contact__c": contact, "OwnerId": owner, "Batch_Id__c": "b-1", "Segments__c": 1.0,
+			"Media_Urls__c": "https://cdn.example.org/flyer.png"},
+		{"Switchboard_Id__c": "in-1", "Direction__c": "incoming", "Status__c": "Received", "Lead__c": lead, "Provider_Message_Id__c": "SM1", "OwnerId": e.sf.UserID(sftest.DefaultUsername),
+			"Media_Urls__c": "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1\nhttps://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME2"},
 		{"Switchboard_Id__c": "err-1", "Status__c": "Error", "Debug__c": "Previous Opt-out"},
 	}
 	for i, w := range want {
@@ -110,6 +114,9 @@ func TestWriteMessagesFields(t *testing.T) {
 				t.Errorf("record %d: %s = %v, want %v", i, k, rec[k], v)
 			}
 		}
+	}
+	if rec, _ := e.sf.Record(res[2].CRMMessageID); rec["Media_Urls__c"] != nil {
+		t.Errorf("a message without media wrote Media_Urls__c = %q", rec["Media_Urls__c"])
 	}
 
 	// Updates send status, debug, provider id and segments only.

@@ -14,6 +14,10 @@
 // message_id of the FIRST part's submit_sm_resp, so a message's status
 // follows its first part; receipts for the other parts are acknowledged and
 // not reported (the ids of recent later parts are remembered per gateway).
+// When a part fails after others were accepted, the send error carries the
+// progress (see progress.go); the hub keeps it with the message and the
+// retry submits only the missing parts, under the same concatenation
+// reference.
 package smpp
 
 import (
@@ -141,14 +145,27 @@ func (p *Provider) Send(ctx context.Context, gw *sb.Gateway, m *sb.OutboundMessa
 	if err := checkCString("to", "recipient", dest, maxAddr, true); err != nil {
 		return nil, &sb.SendError{Kind: sb.SendInvalidNumber, Debug: "SMPP: the recipient number is not a valid destination address", Err: err}
 	}
-	bodies, err := p.submitBodies(cfg, dest, m.Body)
+	// A retry of a multipart message continues where the last attempt
+	// stopped: same concatenation reference, only the parts not accepted.
+	_, segs := sb.SplitSegments(m.Body)
+	prog, resumed := parseProgress(m.Progress, len(segs))
+	if !resumed {
+		if m.Progress != "" {
+			p.log.Warn("SMPP: the progress of an earlier attempt does not fit the message; sending every part", "gateway", gw.ID, "message", m.ID)
+		}
+		prog = progress{Ref: byte(p.ref.Add(1)), Parts: make([]part, len(segs))}
+	}
+	bodies, err := p.submitBodies(cfg, dest, m.Body, prog.Ref)
 	if err != nil {
 		return nil, err
+	}
+	if len(bodies) != len(prog.Parts) {
+		return nil, &sb.SendError{Kind: sb.SendPermanent, Debug: "SMPP: the message's parts could not be counted"}
 	}
 	g := p.gateway(gw.ID)
 	s, err := g.session(ctx, &cfg)
 	if err != nil {
-		return nil, sendError(err)
+		return nil, prog.failed(sendError(err))
 	}
 
 	// Send every part before waiting, so the parts use the window together.
@@ -162,43 +179,71 @@ func (p *Provider) Send(ctx context.Context, gw *sb.Gateway, m *sb.OutboundMessa
 			g.partIDs.add(rb.ID)
 		}
 	}
-	calls := make([]*call, 0, len(bodies))
+	for i, pt := range prog.Parts {
+		if i > 0 && pt.OK && pt.ID != "" {
+			g.partIDs.add(pt.ID) // accepted by an earlier attempt
+		}
+	}
+	type started struct {
+		i int
+		c *call
+	}
+	var (
+		calls   []started
+		failure *sb.SendError
+	)
 	for i, b := range bodies {
+		if prog.Parts[i].OK {
+			continue
+		}
 		var onResp func(pdu)
 		if i > 0 {
 			onResp = notePart
 		}
 		c, err := s.start(ctx, cmdSubmitSM, b.marshal(), true, onResp)
 		if err != nil {
-			return nil, sendError(err)
+			failure = sendError(err)
+			break
 		}
-		calls = append(calls, c)
+		calls = append(calls, started{i, c})
 	}
-	ids := make([]string, len(calls))
-	for i, c := range calls {
-		resp, err := s.wait(ctx, c)
-		if err != nil {
-			return nil, sendError(err)
-		}
-		if resp.Status != statusOK || resp.ID != cmdSubmitSM|respBit {
+	// Every answer is awaited, so that the parts accepted are known even
+	// when another part fails.
+	for _, sc := range calls {
+		resp, err := s.wait(ctx, sc.c)
+		var fail *sb.SendError
+		switch {
+		case err != nil:
+			fail = sendError(err)
+		case resp.Status != statusOK || resp.ID != cmdSubmitSM|respBit:
 			status := resp.Status
 			if status == statusOK {
 				status = statusSysErr // a generic_nack without a code
 			}
-			return nil, submitError(status)
+			fail = submitError(status)
+		default:
+			r, err := parseResp(resp.Body)
+			if err != nil {
+				fail = &sb.SendError{Kind: sb.SendTransient, Debug: "SMPP: unreadable submit_sm_resp", Err: err}
+				break
+			}
+			prog.Parts[sc.i] = part{OK: true, ID: r.ID}
 		}
-		r, err := parseResp(resp.Body)
-		if err != nil {
-			return nil, &sb.SendError{Kind: sb.SendTransient, Debug: "SMPP: unreadable submit_sm_resp", Err: err}
+		if fail != nil && failure == nil {
+			failure = fail
 		}
-		ids[i] = r.ID
 	}
-	p.log.Debug("SMPP message submitted", "gateway", gw.ID, "to", sb.MaskPhone(m.To), "parts", len(ids), "message_id", ids[0])
-	return &sb.SendResult{ProviderMessageID: ids[0], Status: sb.StatusSent}, nil
+	if failure != nil {
+		return nil, prog.failed(failure)
+	}
+	id := prog.Parts[0].ID
+	p.log.Debug("SMPP message submitted", "gateway", gw.ID, "to", sb.MaskPhone(m.To), "parts", len(bodies), "resumed", resumed, "message_id", id)
+	return &sb.SendResult{ProviderMessageID: id, Status: sb.StatusSent}, nil
 }
 
-// submitBodies builds the submit_sm of every part of body.
-func (p *Provider) submitBodies(cfg config, dest, body string) ([]smBody, error) {
+// submitBodies builds the submit_sm of every part of body; a message of
+// several parts carries the concatenation reference ref in each.
+func (p *Provider) submitBodies(cfg config, dest, body string, ref byte) ([]smBody, error) {
 	encoding, parts := sb.SplitSegments(body)
 	if len(parts) > 255 {
 		return nil, &sb.SendError{Kind: sb.SendPermanent, Debug: "SMPP: the message needs more than 255 parts"}
@@ -207,7 +252,6 @@ func (p *Provider) submitBodies(cfg config, dest, body string) ([]smBody, error)
 	if encoding != sb.EncodingGSM7 {
 		coding = codingUCS2
 	}
-	ref := byte(p.ref.Add(1))
 	out := make([]smBody, 0, len(parts))
 	for i, part := range parts {
 		var ud []byte

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -577,4 +578,111 @@ func TestSessionReadStopsOnGarbage(t *testing.T) {
 		t.Fatalf("send = %v, want the malformed PDU named", r.err)
 	}
 	c.closedByPeer()
+}
+
+// TestMultipartRetrySendsOnlyMissingParts: when a later part of a
+// multipart message fails after others were accepted, the error carries
+// the progress and says how many parts went out; the retry with that
+// progress submits only the missing part, under the same concatenation
+// reference, and the message keeps the first part's message_id.
+func TestMultipartRetrySendsOnlyMissingParts(t *testing.T) {
+	p, smsc := newScriptedProvider(t, Options{})
+	gw := testGateway("+15550001", nil)
+	body := strings.Repeat("Registration closes Friday at noon. ", 11) // 396 GSM-7 characters: 3 parts
+	send := func(progress string) <-chan sendResult {
+		ch := make(chan sendResult, 1)
+		go func() {
+			res, err := p.Send(context.Background(), gw, &sb.OutboundMessage{ID: "msg-1", To: "+447700900123", Body: body, Progress: progress})
+			ch <- sendResult{res, err}
+		}()
+		return ch
+	}
+	part := func(req pdu) concat {
+		t.Helper()
+		sm, err := parseSM(req.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, ok, _, err := splitUDH(sm.ShortMessage)
+		if err != nil || !ok {
+			t.Fatalf("submit_sm without a concatenation header: %v", err)
+		}
+		return c
+	}
+
+	res := send("")
+	c := smsc.accept()
+	c.bind()
+	var first [3]pdu
+	for i := range first {
+		first[i] = c.next(cmdSubmitSM)
+	}
+	ref := part(first[0]).Ref
+	c.answer(first[0], statusOK, respBody{ID: "part-1"}.marshal())
+	c.answer(first[1], statusSysErr, nil)
+	c.answer(first[2], statusOK, respBody{ID: "part-3"}.marshal())
+	r := recv(t, res, "the first attempt")
+	var se *sb.SendError
+	if !errors.As(r.err, &se) || !se.Retryable() || se.Progress == "" || !strings.Contains(se.Debug, "2 of 3 parts accepted by the SMSC; the others are sent on retry") {
+		t.Fatalf("first attempt = %+v, %v; want a retryable error with the progress", r.res, r.err)
+	}
+
+	res = send(se.Progress)
+	again := c.next(cmdSubmitSM)
+	if got := part(again); got != (concat{Ref: ref, Total: 3, Seq: 2}) {
+		t.Fatalf("retry submitted part %+v, want part 2 of 3 with reference %d", got, ref)
+	}
+	c.answer(again, statusOK, respBody{ID: "part-2"}.marshal())
+	if r := recv(t, res, "the retry"); r.err != nil || r.res.ProviderMessageID != "part-1" {
+		t.Fatalf("retry = %+v, %v; want the first part's id", r.res, r.err)
+	}
+
+	// Nothing else was submitted: the next submit_sm is the next message's.
+	res = goSend(context.Background(), p, gw, "next")
+	next := c.next(cmdSubmitSM)
+	if sm, err := parseSM(next.Body); err != nil || string(sm.ShortMessage) != "next" {
+		t.Fatalf("after the retry the SMSC got %+v (%v), want the next message", sm, err)
+	}
+	c.answer(next, statusOK, respBody{ID: "next-1"}.marshal())
+	recv(t, res, "the next message")
+}
+
+// TestMultipartPermanentFailureSaysWhatWentOut: a part refused for good
+// fails the message, and the Debug text tells that other parts went out.
+func TestMultipartPermanentFailureSaysWhatWentOut(t *testing.T) {
+	p, smsc := newScriptedProvider(t, Options{})
+	res := goSend(context.Background(), p, testGateway("+15550001", nil), strings.Repeat("x", 200)) // two parts
+	c := smsc.accept()
+	c.bind()
+	a, b := c.next(cmdSubmitSM), c.next(cmdSubmitSM)
+	c.answer(a, statusOK, respBody{ID: "part-1"}.marshal())
+	c.answer(b, 0x45, nil)
+	r := recv(t, res, "the send")
+	var se *sb.SendError
+	if !errors.As(r.err, &se) || se.Retryable() || !strings.HasSuffix(se.Debug, "(1 of 2 parts accepted by the SMSC)") {
+		t.Fatalf("send = %v, want a permanent error saying 1 of 2 parts went out", r.err)
+	}
+}
+
+func TestParseProgress(t *testing.T) {
+	good := progress{Ref: 7, Parts: []part{{OK: true, ID: "a"}, {}, {OK: true, ID: "c"}}}
+	for _, tt := range []struct {
+		name string
+		in   string
+		n    int
+		ok   bool
+	}{
+		{"none", "", 3, false},
+		{"fits", `{"ref":7,"parts":[{"ok":true,"id":"a"},{},{"ok":true,"id":"c"}]}`, 3, true},
+		{"other part count", `{"ref":7,"parts":[{"ok":true,"id":"a"},{},{"ok":true,"id":"c"}]}`, 2, false},
+		{"single part", `{"ref":7,"parts":[{"ok":true,"id":"a"}]}`, 1, false},
+		{"not JSON", `ref=7`, 3, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := parseProgress(tt.in, tt.n)
+			if ok != tt.ok || (ok && (got.Ref != good.Ref || !slices.Equal(got.Parts, good.Parts))) {
+				t.Fatalf("parseProgress = %+v, %v", got, ok)
+			}
+		})
+	}
 }

@@ -11,11 +11,12 @@ import (
 )
 
 // RegisterWebhooks points the gateway number's SMS URL at urls.Incoming
-// (method POST). It finds the number among the account's
+// (SmsUrl, SmsMethod POST). It finds the number among the account's
 // IncomingPhoneNumbers; a number the account does not hold is an ENotFound
-// error. Status callback URLs are given per message when sending, so
-// urls.Status is not stored on the number. Sandbox gateways are the caller's
-// business.
+// error. The IncomingPhoneNumber resource has no messaging status callback
+// (its StatusCallback is for voice calls), so urls.Status is not stored on
+// the number: every message is sent with its own StatusCallback. Sandbox
+// gateways are the caller's business.
 func (p *Provider) RegisterWebhooks(ctx context.Context, gw *sb.Gateway, urls sb.WebhookURLs) error {
 	c, err := p.config(gw)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	sb "github.com/switchboard/switchboard"
 	"github.com/switchboard/switchboard/provider"
+	"github.com/switchboard/switchboard/provider/twilio/twiliotest"
 )
 
 const (
@@ -107,47 +108,14 @@ func TestSignatureDocExampleThroughHTTP(t *testing.T) {
 	}
 }
 
-// incomingSMS is an incoming SMS as Twilio's messaging webhook documentation
-// lists its parameters.
-func incomingSMS() url.Values {
-	return url.Values{
-		"ToCountry": {"US"}, "ToState": {"CA"}, "SmsMessageSid": {"SM5f6e0a3c2b1d4e8f9a7b6c5d4e3f2a1b"},
-		"NumMedia": {"0"}, "ToCity": {"SAN FRANCISCO"}, "FromZip": {"94107"},
-		"SmsSid": {"SM5f6e0a3c2b1d4e8f9a7b6c5d4e3f2a1b"}, "FromState": {"CA"}, "SmsStatus": {"received"},
-		"FromCity": {"SAN FRANCISCO"}, "Body": {"Is the 7pm table still free?"}, "FromCountry": {"US"},
-		"To": {"+14155550100"}, "ToZip": {"94105"}, "NumSegments": {"1"},
-		"MessageSid": {"SM5f6e0a3c2b1d4e8f9a7b6c5d4e3f2a1b"}, "AccountSid": {testSID},
-		"From": {"+14155559876"}, "ApiVersion": {"2010-04-01"},
-	}
-}
+// incomingSMS, incomingMMS and statusCallback are Twilio's documented
+// payloads (twiliotest) for the test account.
+func incomingSMS() url.Values { return twiliotest.IncomingSMS(testSID) }
 
-// incomingMMS is an MMS with two media items.
-func incomingMMS() url.Values {
-	f := incomingSMS()
-	sid := "MM9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d"
-	for _, k := range []string{"MessageSid", "SmsMessageSid", "SmsSid"} {
-		f.Set(k, sid)
-	}
-	f.Set("Body", "")
-	f.Set("NumMedia", "2")
-	f.Set("MediaContentType0", "image/jpeg")
-	f.Set("MediaUrl0", "https://api.twilio.com/2010-04-01/Accounts/"+testSID+"/Messages/"+sid+"/Media/ME0000000000000000000000000000000a")
-	f.Set("MediaContentType1", "image/png")
-	f.Set("MediaUrl1", "https://api.twilio.com/2010-04-01/Accounts/"+testSID+"/Messages/"+sid+"/Media/ME0000000000000000000000000000000b")
-	return f
-}
+func incomingMMS() url.Values { return twiliotest.IncomingMMS(testSID) }
 
-// statusCallback is a status callback as Twilio documents it.
 func statusCallback(status, errorCode string) url.Values {
-	f := url.Values{
-		"SmsSid": {"SM1f0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c"}, "SmsStatus": {status}, "MessageStatus": {status},
-		"To": {"+14155559876"}, "MessageSid": {"SM1f0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c"}, "AccountSid": {testSID},
-		"From": {"+14155550100"}, "ApiVersion": {"2010-04-01"},
-	}
-	if errorCode != "" {
-		f.Set("ErrorCode", errorCode)
-	}
-	return f
+	return twiliotest.StatusCallback(testSID, "SM1f0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c", status, errorCode)
 }
 
 func without(f url.Values, keys ...string) url.Values {

@@ -173,6 +173,10 @@ func (p *Provider) Send(ctx context.Context, gw *sb.Gateway, m *sb.OutboundMessa
 		return nil, &sb.SendError{Kind: sb.SendWindowClosed, Debug: DebugWindowClosed}
 	}
 
+	if err := p.CheckContent(gw, m); err != nil {
+		// Accepted before the check existed, or by a path that skips it.
+		return nil, provider.SendErrorf(sb.SendPermanent, "", "%s", sb.ErrorMessage(err))
+	}
 	req, err := buildRequest(to, m)
 	if err != nil {
 		return nil, err
@@ -219,6 +223,21 @@ func (p *Provider) windowOpen(last time.Time) bool {
 		return false
 	}
 	return p.now().Sub(last) <= Window
+}
+
+// CheckContent refuses content the Cloud API cannot carry in one message
+// (switchboard.ContentChecker): more than one media attachment, or media
+// with a template; they would otherwise be dropped.
+func (p *Provider) CheckContent(_ *sb.Gateway, m *sb.OutboundMessage) error {
+	switch {
+	case m == nil:
+		return nil
+	case m.Template != "" && len(m.MediaURLs) > 0:
+		return sb.FieldError("media_urls", "WhatsApp template messages are sent without media_urls; send the media as a message of its own")
+	case len(m.MediaURLs) > 1:
+		return sb.FieldError("media_urls", "WhatsApp sends one media attachment per message; this message has %d media URLs, send each as a message of its own", len(m.MediaURLs))
+	}
+	return nil
 }
 
 // buildRequest turns the message into the API's JSON shape.

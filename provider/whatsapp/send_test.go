@@ -119,9 +119,9 @@ func TestSendRequestShapes(t *testing.T) {
 				"biz_opaque_callback_data":"msg_01J9ZQ4K7V","text":{"body":"Hi","preview_url":false}}`,
 		},
 		{
-			name: "image by link with the body as caption, first media only",
+			name: "image by link with the body as caption",
 			msg: sb.OutboundMessage{To: customerE164, Body: "New TV!", LastInboundAt: inWindow,
-				MediaURLs: []string{"https://cdn.example.com/img/tv.JPG?v=2", "https://cdn.example.com/img/other.png"}},
+				MediaURLs: []string{"https://cdn.example.com/img/tv.JPG?v=2"}},
 			want: `{"messaging_product":"whatsapp","recipient_type":"individual","to":"16505551234","type":"image",
 				"image":{"link":"https://cdn.example.com/img/tv.JPG?v=2","caption":"New TV!"}}`,
 		},
@@ -437,6 +437,10 @@ func TestSendRejectsBeforeCalling(t *testing.T) {
 			kind: sb.SendPermanent, debugHas: "captions are limited to 1024"},
 		{name: "media not http", msg: sb.OutboundMessage{To: customerE164, MediaURLs: []string{"ftp://x.example/a.jpg"}, LastInboundAt: inWindow},
 			kind: sb.SendPermanent, debugHas: "absolute http or https URL"},
+		{name: "two media attachments", msg: sb.OutboundMessage{To: customerE164, MediaURLs: []string{"https://x.example/a.jpg", "https://x.example/b.jpg"}, LastInboundAt: inWindow},
+			kind: sb.SendPermanent, debugHas: "WhatsApp sends one media attachment per message; this message has 2 media URLs"},
+		{name: "template with media", msg: sb.OutboundMessage{To: customerE164, Template: "order_update", MediaURLs: []string{"https://x.example/a.jpg"}},
+			kind: sb.SendPermanent, debugHas: "template messages are sent without media_urls"},
 		{name: "no access token", gateway: func(g *sb.Gateway) { delete(g.Config, KeyAccessToken) },
 			msg: sb.OutboundMessage{To: customerE164, Body: "x", LastInboundAt: inWindow}, kind: sb.SendAuth, debugHas: "no access_token"},
 		{name: "no phone number id", gateway: func(g *sb.Gateway) { g.Config[KeyPhoneNumberID] = "" },
@@ -460,6 +464,37 @@ func TestSendRejectsBeforeCalling(t *testing.T) {
 				t.Errorf("the API got %d requests, want none", n)
 			}
 			assertNoSecrets(t, se.Error())
+		})
+	}
+}
+
+func TestCheckContent(t *testing.T) {
+	p := New(Options{})
+	var _ sb.ContentChecker = p
+	tests := []struct {
+		name   string
+		msg    sb.OutboundMessage
+		errHas string
+	}{
+		{"text", sb.OutboundMessage{Body: "hi"}, ""},
+		{"one media with caption", sb.OutboundMessage{Body: "flyer", MediaURLs: []string{"https://x.example/a.jpg"}}, ""},
+		{"template", sb.OutboundMessage{Template: "order_update", TemplateParams: []string{"42"}}, ""},
+		{"two media", sb.OutboundMessage{MediaURLs: []string{"https://x.example/a.jpg", "https://x.example/b.pdf"}}, "WhatsApp sends one media attachment per message; this message has 2 media URLs"},
+		{"template with media", sb.OutboundMessage{Template: "order_update", MediaURLs: []string{"https://x.example/a.jpg"}}, "template messages are sent without media_urls"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := p.CheckContent(testGateway(), &tt.msg)
+			if tt.errHas == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			var e *sb.Error
+			if !errors.As(err, &e) || e.Code != sb.EInvalid || e.Field != "media_urls" || !strings.Contains(e.Message, tt.errHas) {
+				t.Fatalf("err = %#v, want EInvalid on media_urls with %q", err, tt.errHas)
+			}
 		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,11 +30,16 @@ const maxChallenge = 256
 // callback URL. Meta sends incoming messages and status updates to the same
 // URL, so the action ("incoming" or "status") does not change how a body is
 // read. A GET is the subscription handshake; a POST must carry a valid
-// X-Hub-Signature-256. Changes for other phone numbers of the same app are
-// ignored.
+// X-Hub-Signature-256. Meta sends the changes of every phone number of the
+// app to the one callback URL: changes for other phone numbers are not
+// parsed here but named in Events.OtherGateways (their phone_number_id), so
+// the hub hands them to the gateways of those numbers.
 func (p *Provider) HandleWebhook(ctx context.Context, gw *sb.Gateway, req *sb.WebhookRequest) (*sb.Events, error) {
 	if gw == nil || req == nil {
 		return nil, sb.Errorf(sb.EInvalid, "WhatsApp webhook: no gateway or request")
+	}
+	if req.Action != "incoming" && req.Action != "status" {
+		return nil, sb.Errorf(sb.ENotFound, "unknown WhatsApp webhook action %q (incoming or status: Meta sends messages and statuses to the one callback URL)", truncate(req.Action, 32))
 	}
 	switch req.Method {
 	case http.MethodGet:
@@ -264,8 +270,12 @@ func parseNotification(gw *sb.Gateway, body []byte) (*sb.Events, error) {
 			if v.Metadata == nil || v.Metadata.PhoneNumberID == "" {
 				return nil, invalid("%s.value.metadata.phone_number_id is missing", where)
 			}
-			if phoneID == "" || v.Metadata.PhoneNumberID != phoneID {
-				continue // another number of the same Meta app
+			if other := v.Metadata.PhoneNumberID; phoneID == "" || other != phoneID {
+				// Another number of the same Meta app: its gateway takes it.
+				if !slices.Contains(ev.OtherGateways, other) {
+					ev.OtherGateways = append(ev.OtherGateways, other)
+				}
+				continue
 			}
 			for k, m := range v.Messages {
 				in, ok, err := inbound(gw, m)

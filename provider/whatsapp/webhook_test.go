@@ -204,9 +204,10 @@ func TestHandleWebhookPost(t *testing.T) {
 			}}},
 		},
 		{
-			name: "multiple entries: other numbers, other fields and untracked statuses are skipped",
+			name: "multiple entries: other numbers are named for routing, other fields and untracked statuses are skipped",
 			file: "multi_entry.json",
 			want: &sb.Events{
+				OtherGateways: []string{"999999999999999"},
 				Incoming: []sb.InboundMessage{{
 					ProviderMessageID: "wamid.multi.in.1", From: "+16505551234", To: testNumber, Body: "STOP", ReceivedAt: unix(1750300000),
 				}},
@@ -217,10 +218,10 @@ func TestHandleWebhookPost(t *testing.T) {
 			},
 		},
 		{
-			name:    "payload for another phone number of the app yields nothing",
+			name:    "payload for another phone number of the app is named for routing, not parsed",
 			file:    "text.json",
 			gateway: func(g *sb.Gateway) { g.Config[KeyPhoneNumberID] = "111111111111111" },
-			want:    &sb.Events{},
+			want:    &sb.Events{OtherGateways: []string{testPhoneID}},
 		},
 		{
 			name: "failed status with the recipient number in Meta's text is masked",
@@ -353,6 +354,16 @@ func TestHandleWebhookActionsAreEquivalent(t *testing.T) {
 		}
 		if len(results[0].Incoming)+len(results[0].Statuses) == 0 {
 			t.Errorf("%s gave no events", file)
+		}
+	}
+}
+
+func TestHandleWebhookUnknownAction(t *testing.T) {
+	body := fixture(t, "text.json")
+	for _, action := range []string{"voice", "", strings.Repeat("x", 100)} {
+		req := webhook(t, http.MethodPost, "/webhooks/whatsapp/gw_wa_1/"+action, body, Sign(testAppSecret, body), action)
+		if _, err := New(Options{}).HandleWebhook(context.Background(), testGateway(), req); !sb.IsCode(err, sb.ENotFound) {
+			t.Errorf("action %q: %v, want not_found", action, err)
 		}
 	}
 }

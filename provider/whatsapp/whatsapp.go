@@ -127,6 +127,16 @@ func (p *Provider) ValidateConfig(gw *sb.Gateway) error {
 	return nil
 }
 
+// RouteKey returns the gateway's phone_number_id, which names it in the
+// webhooks Meta sends for all the phone numbers of an app
+// (switchboard.WebhookRouter).
+func (p *Provider) RouteKey(gw *sb.Gateway) string {
+	if gw == nil {
+		return ""
+	}
+	return strings.TrimSpace(gw.Config[KeyPhoneNumberID])
+}
+
 // parseBaseURL checks that raw is an absolute http(s) origin (with an
 // optional path prefix) and returns it without a trailing slash.
 func parseBaseURL(raw string) (string, error) {

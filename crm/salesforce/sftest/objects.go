@@ -82,7 +82,7 @@ func defaultObjects() []*object {
 		newObject("Switchboard_Message__c", "a0S",
 			Field{Name: "Name", Type: "string"},
 			external(rw("Switchboard_Id__c", "string")), rw("Status__c", "picklist"), rw("Direction__c", "picklist"),
-			rw("Body__c", "textarea"), rw("Phone__c", "phone"), rw("Gateway_Number__c", "string"),
+			rw("Body__c", "textarea"), rw("Media_Urls__c", "textarea"), rw("Phone__c", "phone"), rw("Gateway_Number__c", "string"),
 			rw("Debug__c", "string"), rw("Segments__c", "double"), rw("Provider_Message_Id__c", "string"),
 			rw("Batch_Id__c", "string"), rw("Contact__c", "reference"), rw("Lead__c", "reference")),
 		newObject("Switchboard_Link_Click__c", "a0L",
