@@ -76,13 +76,15 @@ func (c crms) For(ctx context.Context, org *sb.Org) (sb.CRM, error) {
 	return nil, &sb.CRMError{Code: "not_connected", Message: fmt.Sprintf("the org's CRM %q is not known", org.Settings.CRM), Offline: true}
 }
 
-// openStore opens and migrates the store.
-func openStore(ctx context.Context, cfg *Config, log *slog.Logger) (*store.DB, error) {
+// openStore opens and migrates the store. shared opens a SQLite file
+// without the exclusive lock of serve and migrate (admin commands, which
+// run no job workers, may run beside serve).
+func openStore(ctx context.Context, cfg *Config, log *slog.Logger, shared bool) (*store.DB, error) {
 	ring, hasher, err := cfg.keys()
 	if err != nil {
 		return nil, err
 	}
-	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{Keyring: ring, Hasher: hasher})
+	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{Keyring: ring, Hasher: hasher, Shared: shared})
 	if err != nil {
 		return nil, err
 	}
@@ -93,10 +95,11 @@ func openStore(ctx context.Context, cfg *Config, log *slog.Logger) (*store.DB, e
 	return db, nil
 }
 
-// newApp wires the service. workers=false builds an insert-only queue (admin
-// commands).
+// newApp wires the service. workers=false builds an insert-only queue on a
+// shared store (admin commands: they may run beside serve; the jobs they
+// insert are worked by the serving process).
 func newApp(ctx context.Context, cfg *Config, log *slog.Logger, workers bool) (*App, error) {
-	db, err := openStore(ctx, cfg, log)
+	db, err := openStore(ctx, cfg, log, !workers)
 	if err != nil {
 		return nil, err
 	}

@@ -112,7 +112,7 @@ func migrate(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	level, _ := cfg.logLevel()
 	log := logging.New(stderr, level, cfg.LogFormat)
-	db, err := openStore(ctx, cfg, log)
+	db, err := openStore(ctx, cfg, log, false)
 	if err != nil {
 		return err
 	}
