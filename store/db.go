@@ -428,6 +428,14 @@ func nullStr(s string) any {
 	return s
 }
 
+// nullBytes stores an empty byte slice as NULL.
+func nullBytes(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
 // lockedError says another process holds a SQLite database's lock.
 type lockedError struct{ path string }
 
