@@ -98,7 +98,10 @@ type Message struct {
 	// PhoneHash is the keyed hash of the other party's number.
 	PhoneHash      []byte `json:"-"`
 	IdempotencyKey string `json:"-"`
-	ErrorCode      string `json:"error_code,omitempty"`
+	// RequestHash is the keyed hash of the request made with the
+	// idempotency key (see Hasher.Request).
+	RequestHash []byte `json:"-"`
+	ErrorCode   string `json:"error_code,omitempty"`
 	// Source tells how an outgoing message was started: "api" (1:1), "bulk",
 	// "automation" (including replies of content features, such as an SMS
 	// form's next question), "system" (keyword confirmations and HELP

@@ -127,3 +127,14 @@ func (h *Hasher) Phone(e164 string) []byte {
 	m.Write([]byte(e164))
 	return m.Sum(nil)
 }
+
+// Request returns the keyed hash of an API request's canonical form (kind
+// names the request, so equal bytes of two kinds differ): stored with an
+// idempotency key, it tells a retry from a different request without
+// keeping the request's number or text.
+func (h *Hasher) Request(kind string, canonical []byte) []byte {
+	m := hmac.New(sha256.New, h.key)
+	m.Write([]byte("request:" + kind + "\x00"))
+	m.Write(canonical)
+	return m.Sum(nil)
+}

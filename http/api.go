@@ -630,7 +630,7 @@ func (s *Server) importContacts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body := http.MaxBytesReader(w, r.Body, MaxBulkBytes)
-	res, err := s.Builtin.ImportCSV(r.Context(), org, body)
+	res, err := s.Builtin.ImportCSV(r.Context(), org, UserFrom(r), body)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if asMaxBytes(err, &mbe) {

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"crypto/hmac"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -101,8 +102,10 @@ func (h *Hub) Bulk(ctx context.Context, user *sb.User, req BulkRequest) (*BulkRe
 	if len(req.IdempotencyKey) > 200 {
 		return nil, sb.FieldError("idempotency_key", "idempotency key is longer than 200 characters")
 	}
+	var reqHash []byte
 	if req.IdempotencyKey != "" {
-		if prev, err := h.replayedBulk(ctx, org.ID, req.IdempotencyKey); prev != nil || err != nil {
+		reqHash = h.requestHash("bulk", user, req)
+		if prev, err := h.replayedBulk(ctx, org.ID, req.IdempotencyKey, reqHash); prev != nil || err != nil {
 			return prev, err
 		}
 	}
@@ -238,7 +241,7 @@ func (h *Hub) Bulk(ctx context.Context, user *sb.User, req BulkRequest) (*BulkRe
 			return err
 		}
 		batch := store.Batch{ID: res.BatchID, OrgID: org.ID, GatewayID: gw.ID, CreatedBy: user.ID, Total: len(req.Recipients),
-			Excluded: string(excluded), CreatedAt: now, IdempotencyKey: req.IdempotencyKey}
+			Excluded: string(excluded), CreatedAt: now, IdempotencyKey: req.IdempotencyKey, RequestHash: reqHash}
 		msgs := make([]store.NewMessage, 0, len(targets))
 		var prep []Outgoing
 		var queued []string
@@ -291,7 +294,7 @@ func (h *Hub) Bulk(ctx context.Context, user *sb.User, req BulkRequest) (*BulkRe
 	})
 	if sb.IsCode(err, sb.EConflict) && req.IdempotencyKey != "" {
 		// The same request, made at the same moment, won the race.
-		if prev, perr := h.replayedBulk(ctx, org.ID, req.IdempotencyKey); prev != nil || perr != nil {
+		if prev, perr := h.replayedBulk(ctx, org.ID, req.IdempotencyKey, reqHash); prev != nil || perr != nil {
 			return prev, perr
 		}
 	}
@@ -324,15 +327,19 @@ func (h *Hub) Batch(ctx context.Context, user *sb.User, id string) (*BatchStatus
 }
 
 // replayedBulk returns the result of the bulk send made earlier with key,
-// or nil.
-func (h *Hub) replayedBulk(ctx context.Context, orgID, key string) (*BulkResult, error) {
-	raw, err := h.DB.BatchResult(ctx, orgID, key)
+// or nil; a conflict when that send's request differs from this one's
+// (reqHash).
+func (h *Hub) replayedBulk(ctx context.Context, orgID, key string, reqHash []byte) (*BulkResult, error) {
+	raw, prevHash, err := h.DB.BatchResult(ctx, orgID, key)
 	if err != nil || raw == "" {
 		return nil, err
 	}
 	var res BulkResult
 	if err := json.Unmarshal([]byte(raw), &res); err != nil {
 		return nil, err
+	}
+	if len(prevHash) > 0 && !hmac.Equal(prevHash, reqHash) {
+		return nil, idempotencyConflict(key, "bulk send "+res.BatchID)
 	}
 	res.Replayed = true
 	return &res, nil

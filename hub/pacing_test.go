@@ -1,6 +1,8 @@
 package hub_test
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	sb "github.com/switchboard/switchboard"
+	"github.com/switchboard/switchboard/hub"
 	"github.com/switchboard/switchboard/hub/hubtest"
 	"github.com/switchboard/switchboard/store"
 	"github.com/switchboard/switchboard/store/storetest"
@@ -134,4 +137,55 @@ func TestPacingBySegments(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestGracefulStopEndsPacedChunk: stopping the job queue in the middle of a
+// paced bulk send does not wait for the chunks to finish sending (minutes
+// at the gateway's rate): each chunk stops between two messages, every send
+// made is recorded, the rest stay Queued, and the chunk jobs are left
+// available, their attempt not counted and no error recorded.
+func TestGracefulStopEndsPacedChunk(t *testing.T) {
+	hubtest.Each(t, func(t *testing.T, e *hubtest.Env) {
+		ctx := context.Background()
+		var recips []map[string]string
+		for i := range 200 { // two chunks, 100 s at 2/s
+			recips = append(recips, map[string]string{"to": fmt.Sprintf("+1202555%04d", 2000+i)})
+		}
+		r := e.API("POST", "/v1/bulk-sends", map[string]any{"gateway_id": e.Gateway.ID, "body": "paced", "recipients": recips})
+		if r.Status != http.StatusAccepted {
+			t.Fatalf("bulk: %d %s", r.Status, r.Body)
+		}
+		var res hub.BulkResult
+		r.JSON(t, &res)
+		e.WaitFor("sending under way", func() bool { return e.Carrier.Stats().Accepted >= 2 })
+
+		// A bound well under the 100 s the sends would take: the chunks
+		// must end by themselves.
+		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		if err := e.Queue.Stop(sctx); err != nil {
+			t.Fatalf("the queue did not stop by itself: %v", err)
+		}
+		accepted := e.Carrier.Stats().Accepted
+		counts, err := e.DB.BatchCounts(ctx, e.Org.ID, res.BatchID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent := counts[sb.StatusSent] + counts[sb.StatusDelivered]
+		if int64(sent) != accepted || counts[sb.StatusQueued] != len(recips)-sent || sent == len(recips) {
+			t.Fatalf("after the stop: %v; the carrier took %d", counts, accepted)
+		}
+		jobs, err := e.DB.Jobs(ctx, hub.SendChunkArgs{}.Kind())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(jobs) != 2 {
+			t.Fatalf("%d chunk jobs, want 2", len(jobs))
+		}
+		for _, j := range jobs {
+			if j.Errors != "" || j.State != "available" && j.State != "completed" || j.Attempt > 1 {
+				t.Errorf("chunk job after the stop: %+v, want available again with no error", j)
+			}
+		}
+	}, hubtest.Options{GatewayRate: 2})
 }

@@ -207,9 +207,33 @@ func TestIdempotencyKey(t *testing.T) {
 		if a.ID != b.ID {
 			t.Fatalf("two messages for one key: %s %s", a.ID, b.ID)
 		}
+		// The same request in another spelling of the number is the same
+		// request.
+		same := map[string]any{"gateway_id": e.Gateway.ID, "to": "(202) 555-0123", "body": "once only", "mode": "one_to_one"}
+		if handset != "+12025550123" {
+			t.Fatalf("handset %s: update the national spelling above", handset)
+		}
+		if r := e.Do("POST", "/v1/messages", e.Key, same, "Idempotency-Key", "order-42"); r.Status != http.StatusOK || !strings.Contains(string(r.Body), a.ID) {
+			t.Fatalf("same request, number spelt differently: %d %s", r.Status, r.Body)
+		}
+		// The key with a different request is refused, naming the problem.
+		for name, other := range map[string]map[string]any{
+			"another body":      {"gateway_id": e.Gateway.ID, "to": handset, "body": "twice?"},
+			"another recipient": {"gateway_id": e.Gateway.ID, "to": "+12025550124", "body": "once only"},
+			"another mode":      {"gateway_id": e.Gateway.ID, "to": handset, "body": "once only", "mode": "automation"},
+		} {
+			r := e.Do("POST", "/v1/messages", e.Key, other, "Idempotency-Key", "order-42")
+			if r.Status != http.StatusConflict || r.ErrorCode() != sb.EConflict ||
+				!strings.Contains(string(r.Body), `Idempotency-Key \"order-42\" was used with a different request`) {
+				t.Errorf("%s with a used key: %d %s", name, r.Status, r.Body)
+			}
+		}
 		e.WaitStatus(a.ID, sb.StatusDelivered)
-		if got := e.Carrier.Inbox(handset); len(got) != 1 {
-			t.Fatalf("handset got %d messages", len(got))
+		if got := e.Carrier.Inbox(handset); len(got) != 1 || got[0].Body != "once only" {
+			t.Fatalf("handset got %+v", got)
+		}
+		if n, _ := e.DB.CountRows(context.Background(), "messages"); n != 1 {
+			t.Fatalf("%d messages stored for one key", n)
 		}
 	})
 }
@@ -364,6 +388,12 @@ func TestBulkIdempotencyKey(t *testing.T) {
 		again.JSON(t, &b)
 		if a.BatchID != b.BatchID {
 			t.Fatal("a retried bulk send made a second batch")
+		}
+		changed := map[string]any{"gateway_id": e.Gateway.ID, "body": "once", "recipients": []map[string]string{{"to": "+12025550191"}, {"to": "+12025550193"}}}
+		r := e.Do("POST", "/v1/bulk-sends", e.Key, changed, "Idempotency-Key", "chunk-1")
+		if r.Status != http.StatusConflict || !strings.Contains(string(r.Body), `Idempotency-Key \"chunk-1\" was used with a different request`) ||
+			!strings.Contains(string(r.Body), a.BatchID) {
+			t.Fatalf("bulk send with a used key and other recipients: %d %s", r.Status, r.Body)
 		}
 		e.WaitFor("delivered", func() bool { return e.Carrier.Stats().Accepted == 2 })
 		if n, _ := e.DB.CountRows(context.Background(), "messages"); n != 2 {

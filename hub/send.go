@@ -1,7 +1,11 @@
 package hub
 
 import (
+	"cmp"
 	"context"
+	"crypto/hmac"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"unicode/utf8"
 
@@ -165,6 +169,7 @@ func (h *Hub) Send(ctx context.Context, user *sb.User, req SendRequest) (msg *sb
 			req.RecordID = record.ID
 		}
 	}
+	original := req.Body
 	if req.TemplateID != "" {
 		if req.Body != "" {
 			return nil, false, sb.FieldError("body", "give either body or template_id, not both")
@@ -190,6 +195,20 @@ func (h *Hub) Send(ctx context.Context, user *sb.User, req SendRequest) (msg *sb
 		Segments: seg.Segments, RecordID: req.RecordID, CRMMessageID: req.CRMMessageID, OwnerID: user.ID, CreatedByID: user.ID,
 		PhoneHash: h.hash(to), IdempotencyKey: req.IdempotencyKey, Source: source, CreatedAt: now, UpdatedAt: now,
 	}
+	if req.IdempotencyKey != "" {
+		canon := req
+		canon.To, canon.Body = to, original
+		m.RequestHash = h.requestHash("message", user, canon)
+	}
+	// replay returns the message made earlier with the key, when the
+	// request is the same.
+	replay := func(prev *sb.Message) error {
+		if len(prev.RequestHash) > 0 && !hmac.Equal(prev.RequestHash, m.RequestHash) {
+			return idempotencyConflict(req.IdempotencyKey, "message "+prev.ID)
+		}
+		msg = prev
+		return nil
+	}
 	content := &sb.Content{Phone: to, Body: req.Body, MediaURLs: req.MediaURLs, Template: req.Template, TemplateLang: req.TemplateLang, TemplateParams: req.TemplateParams}
 	if err := h.checkForGateway(gw, content); err != nil {
 		return nil, false, err
@@ -202,8 +221,7 @@ func (h *Hub) Send(ctx context.Context, user *sb.User, req SendRequest) (msg *sb
 				return err
 			}
 			if prev != nil {
-				msg = prev
-				return nil
+				return replay(prev)
 			}
 		}
 		block := ""
@@ -241,6 +259,17 @@ func (h *Hub) Send(ctx context.Context, user *sb.User, req SendRequest) (msg *sb
 		msg, created = &mm, true
 		return nil
 	})
+	if sb.IsCode(err, sb.EConflict) && req.IdempotencyKey != "" {
+		// The same key, used at the same moment by another process, won.
+		first := err
+		err = h.DB.Tx(ctx, func(tx *store.Tx) error {
+			prev, err := tx.MessageByIdempotencyKey(ctx, org.ID, req.IdempotencyKey)
+			if err != nil || prev == nil {
+				return cmp.Or(err, first)
+			}
+			return replay(prev)
+		})
+	}
 	if err != nil {
 		return nil, false, err
 	}
@@ -285,6 +314,25 @@ func optedOutRecord(recs []sb.CRMRecord) string {
 		}
 	}
 	return ""
+}
+
+// requestHash is the keyed hash of a request's canonical form (its JSON
+// with the user who made it), stored with an idempotency key.
+func (h *Hub) requestHash(kind string, user *sb.User, req any) []byte {
+	b, err := json.Marshal(struct {
+		User    string `json:"user"`
+		Request any    `json:"request"`
+	}{user.ID, req})
+	if err != nil {
+		panic(fmt.Sprintf("hub: request of kind %s cannot be encoded: %v", kind, err))
+	}
+	return h.DB.Hasher().Request(kind, b)
+}
+
+// idempotencyConflict is the error for a reused idempotency key.
+func idempotencyConflict(key, made string) error {
+	return &sb.Error{Code: sb.EConflict, Field: "Idempotency-Key", Message: fmt.Sprintf(
+		"Idempotency-Key %q was used with a different request (it made %s); use a new key for a new request, or repeat the first request unchanged", key, made)}
 }
 
 // refusal explains why a 1:1 message to a number is refused.

@@ -55,9 +55,17 @@ func (w *CRMWorker) Work(ctx context.Context, job *river.Job[store.CRMWritebackA
 	// A run ends within the job timeout; what is left continues in the next
 	// run right away.
 	deadline := time.Now().Add(h.JobTimeout / 2)
+	stopping := h.DB.Stopping()
 	for {
 		if time.Now().After(deadline) {
 			return river.JobSnooze(0)
+		}
+		select {
+		case <-stopping:
+			// A graceful shutdown: the batch written is done; what is
+			// pending stays pending for the next start, on any process.
+			return river.JobSnooze(0)
+		default:
 		}
 		// Changes younger than the gather delay wait for the next round, so
 		// a message that is queued, sent and delivered in quick succession

@@ -35,6 +35,11 @@ type errSnooze struct{ d time.Duration }
 
 func (e errSnooze) Error() string { return "snooze" }
 
+// errStopping ends a chunk between two messages when the job queue is
+// stopping (a graceful shutdown): the sends made are recorded, and the
+// rest of the chunk runs again at the next start, on any process.
+var errStopping = errors.New("the job queue is stopping")
+
 // Work sends the chunk's messages that are still waiting.
 func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendChunkArgs]) error {
 	h := w.Hub
@@ -68,6 +73,7 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendChunkArgs]) er
 		return err
 	}
 
+	stopping := h.DB.Stopping()
 	deadline := time.Now().Add(w.maxRun())
 	parallel := 1
 	if gw.Rate == 0 {
@@ -95,7 +101,7 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendChunkArgs]) er
 				if stopped() {
 					continue
 				}
-				if err := h.pace(ctx, gw, it); err != nil {
+				if err := h.pace(ctx, stopping, gw, it); err != nil {
 					stop(err)
 					continue
 				}
@@ -105,6 +111,7 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendChunkArgs]) er
 			}
 		}()
 	}
+feed:
 	for _, it := range items {
 		if stopped() {
 			break
@@ -117,7 +124,12 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendChunkArgs]) er
 			stop(errSnooze{0})
 			break
 		}
-		next <- it
+		select {
+		case next <- it:
+		case <-stopping:
+			stop(errStopping)
+			break feed
+		}
 	}
 	close(next)
 	wg.Wait()
@@ -126,8 +138,17 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendChunkArgs]) er
 	switch {
 	case stopErr == nil:
 		return nil
+	case errors.Is(stopErr, errStopping):
+		// Not an attempt: the job is available again at once, and taken up
+		// by the next process that works the queue.
+		return river.JobSnooze(0)
 	case errors.As(stopErr, &snooze):
 		return river.JobSnooze(snooze.d)
+	case errors.Is(ctx.Err(), context.Canceled):
+		// Cancelled by a shutdown past its grace: not a provider's answer,
+		// so nothing is failed, even on the last attempt; the job runs
+		// again.
+		return stopErr
 	case lastAttempt:
 		// Out of attempts: fail what is left, with the reason, rather than
 		// leave it Queued for ever.
@@ -150,8 +171,9 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendChunkArgs]) er
 }
 
 // pace waits for the gateway's next free slot. A gateway without a rate
-// limit still honours a provider's throttling pause.
-func (h *Hub) pace(ctx context.Context, gw *sb.Gateway, it store.SendItem) error {
+// limit still honours a provider's throttling pause. It returns
+// errStopping, sending nothing, when stopping closes while it waits.
+func (h *Hub) pace(ctx context.Context, stopping <-chan struct{}, gw *sb.Gateway, it store.SendItem) error {
 	if gw.Rate <= 0 {
 		// No rate limit: only a provider's throttling pause (recorded on the
 		// pacing row) holds sends back, and this process looks at the row
@@ -166,7 +188,7 @@ func (h *Hub) pace(ctx context.Context, gw *sb.Gateway, it store.SendItem) error
 		if wait := time.Duration(next-h.DB.Now().UnixMicro()) * time.Microsecond; wait > h.MaxPacingWait {
 			return errSnooze{wait}
 		}
-		return sleepUntil(ctx, h.DB, next)
+		return sleepUntil(ctx, stopping, h.DB, next)
 	}
 	units := 1
 	if gw.RateUnit == sb.RatePerSegment {
@@ -195,7 +217,7 @@ func (h *Hub) pace(ctx context.Context, gw *sb.Gateway, it store.SendItem) error
 		if h.DB.Now().UnixMicro()-start > cost/2 {
 			continue
 		}
-		if err := sleepUntil(ctx, h.DB, start); err != nil {
+		if err := sleepUntil(ctx, stopping, h.DB, start); err != nil {
 			return err
 		}
 		if h.DB.Now().UnixMicro()-start <= cost/2 {
@@ -205,8 +227,28 @@ func (h *Hub) pace(ctx context.Context, gw *sb.Gateway, it store.SendItem) error
 	return errSnooze{0}
 }
 
-func sleepUntil(ctx context.Context, db *store.DB, atMicros int64) error {
-	return sleepFor(ctx, time.Duration(atMicros-db.Now().UnixMicro())*time.Microsecond)
+// sleepUntil waits until the store's clock reads atMicros; it returns
+// errStopping when stopping closes first, or ctx's error.
+func sleepUntil(ctx context.Context, stopping <-chan struct{}, db *store.DB, atMicros int64) error {
+	select {
+	case <-stopping:
+		return errStopping
+	default:
+	}
+	d := time.Duration(atMicros-db.Now().UnixMicro()) * time.Microsecond
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-stopping:
+		return errStopping
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // sleepFor waits d or until ctx ends.

@@ -217,8 +217,16 @@ func getJSON(t *testing.T, url, key string, v any) int {
 }
 
 func postJSON(ctx context.Context, url, key string, body any, headers ...string) (int, []byte, error) {
+	return sendJSON(ctx, "POST", url, key, body, headers...)
+}
+
+func patchJSON(ctx context.Context, url, key string, body any) (int, []byte, error) {
+	return sendJSON(ctx, "PATCH", url, key, body)
+}
+
+func sendJSON(ctx context.Context, method, url, key string, body any, headers ...string) (int, []byte, error) {
 	b, _ := json.Marshal(body)
-	req, err := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(b))
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(b))
 	if err != nil {
 		return 0, nil, err
 	}

@@ -23,6 +23,8 @@ type Batch struct {
 	// one's result.
 	IdempotencyKey string `json:"-"`
 	Result         string `json:"-"`
+	// RequestHash is the keyed hash of the request made with the key.
+	RequestHash []byte `json:"-"`
 }
 
 // CreateBatch stores a bulk send.
@@ -30,9 +32,9 @@ func (tx *Tx) CreateBatch(ctx context.Context, b Batch) error {
 	if b.Result == "" {
 		b.Result = "{}"
 	}
-	_, err := tx.q.exec(ctx, `INSERT INTO batches (id, org_id, gateway_id, created_by, total, excluded, created_at, idempotency_key, result)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		b.ID, b.OrgID, b.GatewayID, b.CreatedBy, b.Total, b.Excluded, micros(b.CreatedAt), nullStr(b.IdempotencyKey), b.Result)
+	_, err := tx.q.exec(ctx, `INSERT INTO batches (id, org_id, gateway_id, created_by, total, excluded, created_at, idempotency_key, result, request_hash)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		b.ID, b.OrgID, b.GatewayID, b.CreatedBy, b.Total, b.Excluded, micros(b.CreatedAt), nullStr(b.IdempotencyKey), b.Result, nullBytes(b.RequestHash))
 	if errors.Is(err, errUnique) {
 		return sb.Errorf(sb.EConflict, "a bulk send with this idempotency key exists")
 	}
@@ -40,14 +42,13 @@ func (tx *Tx) CreateBatch(ctx context.Context, b Batch) error {
 }
 
 // BatchResult returns the stored result of the bulk send made with an
-// idempotency key, or "" when there is none.
-func (db *DB) BatchResult(ctx context.Context, orgID, key string) (string, error) {
-	var res string
-	err := db.reader().queryRow(ctx, `SELECT result FROM batches WHERE org_id = $1 AND idempotency_key = $2`, orgID, key).Scan(&res)
+// idempotency key and the hash of its request, or "" when there is none.
+func (db *DB) BatchResult(ctx context.Context, orgID, key string) (result string, requestHash []byte, err error) {
+	err = db.reader().queryRow(ctx, `SELECT result, request_hash FROM batches WHERE org_id = $1 AND idempotency_key = $2`, orgID, key).Scan(&result, &requestHash)
 	if errors.Is(err, errNoRows) {
-		return "", nil
+		return "", nil, nil
 	}
-	return res, err
+	return result, requestHash, err
 }
 
 // BulkBatch returns a bulk send of an org.

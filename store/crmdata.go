@@ -146,10 +146,20 @@ func (db *DB) ContactsByIDs(ctx context.Context, orgID string, ids []string) ([]
 
 // ContactsWhere returns contacts whose column equals value (phone or email).
 func (db *DB) ContactsWhere(ctx context.Context, orgID, column, value string) ([]*sb.CRMRecord, error) {
+	return contactsWhere(ctx, db.reader(), orgID, column, value)
+}
+
+// ContactsWhere returns contacts whose column equals value (phone or
+// email), as this transaction sees them (its own writes included).
+func (tx *Tx) ContactsWhere(ctx context.Context, orgID, column, value string) ([]*sb.CRMRecord, error) {
+	return contactsWhere(ctx, tx.q, orgID, column, value)
+}
+
+func contactsWhere(ctx context.Context, q querier, orgID, column, value string) ([]*sb.CRMRecord, error) {
 	if column != "phone" && column != "email" {
 		return nil, errors.New("store: contacts can be looked up by phone or email only")
 	}
-	rs, err := db.reader().query(ctx, `SELECT `+contactCols+` FROM crm_contacts WHERE org_id = $1 AND `+column+` = $2 ORDER BY created_at, id`, orgID, value)
+	rs, err := q.query(ctx, `SELECT `+contactCols+` FROM crm_contacts WHERE org_id = $1 AND `+column+` = $2 ORDER BY created_at, id`, orgID, value)
 	if err != nil {
 		return nil, err
 	}

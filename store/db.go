@@ -44,6 +44,9 @@ type DB struct {
 	pool *pgxpool.Pool
 	// lock keeps other processes off a SQLite file.
 	lock *os.File
+	// shared: a SQLite file opened without the lock (admin commands).
+	shared bool
+	path   string
 
 	keys   *sb.Keyring
 	hasher *sb.Hasher
@@ -75,6 +78,14 @@ type Options struct {
 	// through the store's queries (tests that count the statements a use
 	// case makes; the job queue's own statements are not included).
 	OnQuery func(query string)
+
+	// Shared opens a SQLite file without the exclusive lock that "serve"
+	// and "migrate" hold, for a process that runs no job workers (the admin
+	// commands): it may run while "serve" does, and its writes wait for the
+	// other process's through SQLite's busy timeout. Jobs it inserts are
+	// worked by the serving process. Migrate on a shared store migrates
+	// only when no other process holds the lock.
+	Shared bool
 }
 
 // Open connects to the database named by url: "postgres://…" or
@@ -93,7 +104,8 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	case strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://"):
 		err = db.openPostgres(ctx, url, opts.MaxConns)
 	default:
-		err = db.openSQLite(ctx, strings.TrimPrefix(url, "sqlite:"), opts.MaxConns, opts.Inspect)
+		err = db.openSQLite(ctx, strings.TrimPrefix(url, "sqlite:"), opts.MaxConns, opts.Inspect || opts.Shared)
+		db.shared = opts.Shared
 	}
 	if err != nil {
 		return nil, err
@@ -123,14 +135,15 @@ func (db *DB) openPostgres(ctx context.Context, url string, maxConns int) error 
 	return nil
 }
 
-func (db *DB) openSQLite(ctx context.Context, path string, maxReaders int, inspect bool) error {
+func (db *DB) openSQLite(ctx context.Context, path string, maxReaders int, unlocked bool) error {
 	if path == "" {
 		return errors.New("sqlite: empty database path")
 	}
 	if maxReaders <= 0 {
 		maxReaders = 4
 	}
-	if !inspect && path != ":memory:" && !strings.HasPrefix(path, "file::memory:") {
+	db.path = path
+	if !unlocked && !inMemory(path) {
 		lock, err := lockFile(path + ".lock")
 		if err != nil {
 			return err
@@ -162,6 +175,10 @@ func (db *DB) openSQLite(ctx context.Context, path string, maxReaders int, inspe
 	r.SetMaxIdleConns(maxReaders)
 	db.dialect, db.sqlW, db.sqlR = SQLite, w, r
 	return nil
+}
+
+func inMemory(path string) bool {
+	return path == ":memory:" || strings.HasPrefix(path, "file::memory:")
 }
 
 // Dialect returns the engine in use.
@@ -443,4 +460,19 @@ func nullStr(s string) any {
 		return nil
 	}
 	return s
+}
+
+// nullBytes stores an empty byte slice as NULL.
+func nullBytes(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+// lockedError says another process holds a SQLite database's lock.
+type lockedError struct{ path string }
+
+func (e lockedError) Error() string {
+	return fmt.Sprintf("another switchboard process is using this SQLite database (lock %s is held); stop it, or use PostgreSQL to run several processes", e.path)
 }

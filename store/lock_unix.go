@@ -18,7 +18,7 @@ func lockFile(path string) (*os.File, error) {
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("another switchboard process is using this SQLite database (lock %s is held); stop it, or use PostgreSQL to run several processes", path)
+		return nil, lockedError{path}
 	}
 	return f, nil
 }

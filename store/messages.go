@@ -65,15 +65,15 @@ func (tx *Tx) InsertMessages(ctx context.Context, ms []NewMessage) error {
 		part := ms[start:min(start+insertChunk, len(ms))]
 		var q strings.Builder
 		q.WriteString(`INSERT INTO messages (id, org_id, gateway_id, direction, status, status_rank, debug, error_code, segments,
-			provider_message_id, batch_id, record_id, crm_message_id, owner_id, created_by_id, phone_hash, idempotency_key, source,
+			provider_message_id, batch_id, record_id, crm_message_id, owner_id, created_by_id, phone_hash, idempotency_key, request_hash, source,
 			created_at, updated_at, failed_at, received_at) VALUES `)
-		args := make([]any, 0, len(part)*22)
+		args := make([]any, 0, len(part)*23)
 		for i, nm := range part {
 			m := nm.Msg
 			if i > 0 {
 				q.WriteString(",")
 			}
-			q.WriteString(placeholders(len(args)+1, 22))
+			q.WriteString(placeholders(len(args)+1, 23))
 			var failedAt, receivedAt any
 			if m.Status == sb.StatusError || m.Status == sb.StatusFailed {
 				failedAt = micros(m.CreatedAt)
@@ -86,7 +86,7 @@ func (tx *Tx) InsertMessages(ctx context.Context, ms []NewMessage) error {
 			}
 			args = append(args, m.ID, m.OrgID, m.GatewayID, string(m.Direction), string(m.Status), m.Status.Rank(), m.Debug, m.ErrorCode,
 				m.Segments, nullStr(m.ProviderMessageID), nullStr(m.BatchID), nullStr(m.RecordID), nullStr(m.CRMMessageID),
-				nullStr(m.OwnerID), nullStr(m.CreatedByID), m.PhoneHash, nullStr(m.IdempotencyKey), m.Source,
+				nullStr(m.OwnerID), nullStr(m.CreatedByID), m.PhoneHash, nullStr(m.IdempotencyKey), nullBytes(m.RequestHash), m.Source,
 				micros(m.CreatedAt), micros(m.UpdatedAt), failedAt, receivedAt)
 		}
 		if _, err := tx.q.exec(ctx, q.String(), args...); err != nil {
@@ -182,11 +182,16 @@ func (db *DB) Message(ctx context.Context, orgID, id string) (*sb.Message, error
 	return m, err
 }
 
-// MessageByIdempotencyKey returns the message created with the key.
+// MessageByIdempotencyKey returns the message created with the key (with
+// its RequestHash), or nil.
 func (tx *Tx) MessageByIdempotencyKey(ctx context.Context, orgID, key string) (*sb.Message, error) {
-	m, err := scanMessage(tx.q.queryRow(ctx, `SELECT `+msgCols+` FROM messages WHERE org_id = $1 AND idempotency_key = $2`, orgID, key))
+	var hash []byte
+	m, err := scanMessage(tx.q.queryRow(ctx, `SELECT `+msgCols+`, request_hash FROM messages WHERE org_id = $1 AND idempotency_key = $2`, orgID, key), &hash)
 	if errors.Is(err, errNoRows) {
 		return nil, nil
+	}
+	if m != nil {
+		m.RequestHash = hash
 	}
 	return m, err
 }

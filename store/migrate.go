@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -58,6 +59,22 @@ func (db *DB) Migrate(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if db.dialect == SQLite && db.shared && !inMemory(db.path) {
+		// A shared open migrates only while it can hold the lock: a schema
+		// change under a running "serve" would pull the tables from under
+		// it. With serve running, the schema must already be current.
+		lock, err := lockFile(db.path + ".lock")
+		var locked lockedError
+		switch {
+		case errors.As(err, &locked):
+			return db.checkMigrated(ctx, migs)
+		case err != nil:
+			return err
+		}
+		if lock != nil {
+			defer lock.Close()
+		}
+	}
 	if db.dialect == Postgres {
 		// A session lock on a connection of its own serialises concurrent
 		// starts across processes for both migrators.
@@ -112,6 +129,49 @@ func (db *DB) Migrate(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	return db.migrateQueue(ctx)
+}
+
+// checkMigrated returns an error naming the migrations not yet applied
+// (Switchboard's and the job queue's).
+func (db *DB) checkMigrated(ctx context.Context, migs []Migration) error {
+	applied := map[int]bool{}
+	rs, err := db.reader().query(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return fmt.Errorf("the database has not been migrated yet and another switchboard process is using it; stop it and run \"switchboard migrate\": %w", err)
+	}
+	for rs.Next() {
+		var v int
+		if err := rs.Scan(&v); err != nil {
+			rs.Close()
+			return err
+		}
+		applied[v] = true
+	}
+	rs.Close()
+	if err := rs.Err(); err != nil {
+		return err
+	}
+	var pending []string
+	for _, m := range migs {
+		if !applied[m.Version] {
+			pending = append(pending, m.Name)
+		}
+	}
+	if len(pending) == 0 {
+		m, err := rivermigrate.New(riversqlite.New(db.sqlR), nil)
+		if err != nil {
+			return err
+		}
+		res, err := m.Validate(ctx, nil)
+		if err != nil {
+			return err
+		}
+		pending = res.Messages
+	}
+	if len(pending) > 0 {
+		return fmt.Errorf("the database schema is behind this switchboard (%s) and another switchboard process is using it; stop it and run \"switchboard migrate\"", strings.Join(pending, ", "))
+	}
+	return nil
 }
 
 // migrateQueue migrates River's tables with River's own migrator.

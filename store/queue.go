@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -20,13 +21,16 @@ type Queue struct {
 	cancel   func(ctx context.Context) error
 	// Subscribe exposes River's event stream (tests, metrics).
 	Subscribe func(kinds ...river.EventKind) (<-chan *river.Event, func())
+
+	stopOnce sync.Once
+	stopping chan struct{}
 }
 
 // NewQueue creates the queue client for this store with the given River
 // configuration (workers, queues, periodic jobs). Jobs added to transactions
 // are inserted through it.
 func (db *DB) NewQueue(cfg *river.Config) (*Queue, error) {
-	q := &Queue{}
+	q := &Queue{stopping: make(chan struct{})}
 	if db.dialect == Postgres {
 		c, err := river.NewClient(riverpgxv5.New(db.pool), cfg)
 		if err != nil {
@@ -65,15 +69,43 @@ func (db *DB) NewQueue(cfg *river.Config) (*Queue, error) {
 	return q, nil
 }
 
-// Start starts working jobs (when the config has workers).
+// Start starts working jobs (when the config has workers). Cancelling ctx
+// is a hard stop (running jobs' contexts are cancelled, as StopAndCancel
+// does); pass a context that outlives the process's work and call Stop for a
+// graceful one.
 func (q *Queue) Start(ctx context.Context) error { return q.start(ctx) }
 
-// Stop stops fetching new jobs and waits for running ones to finish.
-func (q *Queue) Stop(ctx context.Context) error { return q.stop(ctx) }
+// Stop stops fetching new jobs and waits for running ones to finish; long
+// jobs see Stopping and end early, leaving the rest of their work for the
+// next start. If ctx ends first, Stop returns its error and the jobs keep
+// running (call StopAndCancel).
+func (q *Queue) Stop(ctx context.Context) error {
+	q.markStopping()
+	return q.stop(ctx)
+}
 
 // StopAndCancel cancels running jobs' contexts and waits for them to
 // return (they are retried later).
-func (q *Queue) StopAndCancel(ctx context.Context) error { return q.cancel(ctx) }
+func (q *Queue) StopAndCancel(ctx context.Context) error {
+	q.markStopping()
+	return q.cancel(ctx)
+}
+
+// Stopping is closed once Stop or StopAndCancel is called.
+func (q *Queue) Stopping() <-chan struct{} { return q.stopping }
+
+func (q *Queue) markStopping() { q.stopOnce.Do(func() { close(q.stopping) }) }
+
+// Stopping is closed once the store's job queue begins to stop (nil, never
+// closed, when the store has no queue): a job that works through many items
+// (a paced send chunk) checks it between items and leaves the rest for the
+// next start instead of holding up a graceful shutdown.
+func (db *DB) Stopping() <-chan struct{} {
+	if db.queue == nil {
+		return nil
+	}
+	return db.queue.stopping
+}
 
 // Insert inserts jobs outside any transaction.
 func (q *Queue) Insert(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) error {

@@ -93,3 +93,39 @@ func (db *DB) SchemaColumns(ctx context.Context) (map[string][]string, error) {
 	}
 	return out, rs.Err()
 }
+
+// JobInfo is a job queue row as tests and diagnostics see it.
+type JobInfo struct {
+	ID      int64
+	Kind    string
+	State   string
+	Attempt int
+	// Errors is the job's recorded errors (JSON), empty when there are none.
+	Errors string
+}
+
+// Jobs returns the job queue's rows of a kind (every kind when kind is
+// empty), oldest first.
+func (db *DB) Jobs(ctx context.Context, kind string) ([]JobInfo, error) {
+	state, errs := `state`, `COALESCE(CAST(errors AS TEXT), '')`
+	if db.dialect == Postgres {
+		state, errs = `state::text`, `COALESCE(array_to_json(errors)::text, '')`
+	}
+	rs, err := db.reader().query(ctx, `SELECT id, kind, `+state+`, attempt, `+errs+` FROM river_job WHERE $1 = '' OR kind = $1 ORDER BY id`, kind)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	var out []JobInfo
+	for rs.Next() {
+		var j JobInfo
+		if err := rs.Scan(&j.ID, &j.Kind, &j.State, &j.Attempt, &j.Errors); err != nil {
+			return nil, err
+		}
+		if j.Errors == "[]" || j.Errors == "null" {
+			j.Errors = ""
+		}
+		out = append(out, j)
+	}
+	return out, rs.Err()
+}

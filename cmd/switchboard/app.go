@@ -76,13 +76,15 @@ func (c crms) For(ctx context.Context, org *sb.Org) (sb.CRM, error) {
 	return nil, &sb.CRMError{Code: "not_connected", Message: fmt.Sprintf("the org's CRM %q is not known", org.Settings.CRM), Offline: true}
 }
 
-// openStore opens and migrates the store.
-func openStore(ctx context.Context, cfg *Config, log *slog.Logger) (*store.DB, error) {
+// openStore opens and migrates the store. shared opens a SQLite file
+// without the exclusive lock of serve and migrate (admin commands, which
+// run no job workers, may run beside serve).
+func openStore(ctx context.Context, cfg *Config, log *slog.Logger, shared bool) (*store.DB, error) {
 	ring, hasher, err := cfg.keys()
 	if err != nil {
 		return nil, err
 	}
-	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{Keyring: ring, Hasher: hasher})
+	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{Keyring: ring, Hasher: hasher, Shared: shared})
 	if err != nil {
 		return nil, err
 	}
@@ -93,10 +95,11 @@ func openStore(ctx context.Context, cfg *Config, log *slog.Logger) (*store.DB, e
 	return db, nil
 }
 
-// newApp wires the service. workers=false builds an insert-only queue (admin
-// commands).
+// newApp wires the service. workers=false builds an insert-only queue on a
+// shared store (admin commands: they may run beside serve; the jobs they
+// insert are worked by the serving process).
 func newApp(ctx context.Context, cfg *Config, log *slog.Logger, workers bool) (*App, error) {
-	db, err := openStore(ctx, cfg, log)
+	db, err := openStore(ctx, cfg, log, !workers)
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +190,9 @@ func (a *App) Start(ctx context.Context) error {
 	} else if n > 0 {
 		a.Log.Warn("jobs left running by a stopped process are run again", "jobs", n)
 	}
-	if err := a.Queue.Start(ctx); err != nil {
+	// Not ctx: cancelling the context River was started with would cancel
+	// the running jobs; Stop ends them gracefully instead.
+	if err := a.Queue.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("start job workers: %w", err)
 	}
 	a.started = true
@@ -206,29 +211,52 @@ func (a *App) Start(ctx context.Context) error {
 // Addr returns the address the server listens on.
 func (a *App) Addr() string { return a.ln.Addr().String() }
 
-// Stop shuts down gracefully: no new requests, in-flight jobs finish (up to
-// grace, then they are cancelled and retried later by any process).
-func (a *App) Stop(grace time.Duration) {
+// Grace periods of a shutdown: running jobs get JobGrace to finish before
+// they are cancelled (and run again later by any process); HTTP requests in
+// flight then get HTTPGrace.
+const (
+	JobGrace  = 30 * time.Second
+	HTTPGrace = 10 * time.Second
+)
+
+// Stop shuts down gracefully. /readyz answers 503 at once. The job queue
+// stops first: no new jobs start, running ones finish (a send chunk stops
+// between two messages and leaves the rest for the next start) — for up to
+// jobGrace, after which they are cancelled and retried later by any
+// process. Meanwhile the HTTP server keeps serving, so provider callbacks
+// and the built-in simulated carrier stay reachable while sends drain, and
+// API requests are still accepted (durably queued for the next start).
+// Then the HTTP server shuts down (requests in flight get HTTPGrace),
+// buffered link clicks are written and connections close.
+func (a *App) Stop(jobGrace time.Duration) {
 	a.ready.Store(false)
-	ctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	if a.http != nil {
-		_ = a.http.Shutdown(ctx)
-	}
-	if err := a.Links.Close(ctx); err != nil { // buffered clicks are written
-		a.Log.Warn("link clicks not flushed", "err", err)
+	if a.started {
+		ctx, cancel := context.WithTimeout(context.Background(), jobGrace)
+		err := a.Queue.Stop(ctx)
+		cancel()
+		if err != nil {
+			a.Log.Warn("job workers did not stop in time; cancelling them (they are retried by any process)", "err", err, "grace", jobGrace)
+			cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_ = a.Queue.StopAndCancel(cctx)
+			cancel()
+		}
 	}
 	if a.listeners != nil {
 		a.listeners()
 		<-a.listened
 	}
-	if a.started {
-		if err := a.Queue.Stop(ctx); err != nil {
-			a.Log.Warn("job workers did not stop in time; cancelling them (they are retried by any process)", "err", err)
-			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_ = a.Queue.StopAndCancel(cctx)
-			cancel()
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), HTTPGrace)
+	defer cancel()
+	if a.Carrier != nil && a.http != nil {
+		// The built-in carrier's callbacks for the messages just sent come
+		// back through this server: let them arrive before it closes.
+		_ = a.Carrier.Idle(ctx)
+	}
+	if a.http != nil {
+		_ = a.http.Shutdown(ctx)
+	}
+	if err := a.Links.Close(ctx); err != nil { // buffered clicks are written
+		a.Log.Warn("link clicks not flushed", "err", err)
 	}
 	_ = a.SMPP.Close()
 	if a.Carrier != nil {

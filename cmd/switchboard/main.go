@@ -97,8 +97,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log.Info("switchboard started", "addr", app.Addr(), "public_url", cfg.PublicURL, "database", string(app.DB.Dialect()),
 		"simulated_carrier", cfg.simURL())
 	<-ctx.Done()
-	log.Info("shutting down: finishing in-flight work")
-	app.Stop(30 * time.Second)
+	stop() // a second signal stops the process at once
+	log.Info("shutting down: finishing in-flight work (interrupt again to stop at once)", "grace", JobGrace)
+	app.Stop(JobGrace)
 	log.Info("stopped")
 	return nil
 }
@@ -112,7 +113,7 @@ func migrate(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	level, _ := cfg.logLevel()
 	log := logging.New(stderr, level, cfg.LogFormat)
-	db, err := openStore(ctx, cfg, log)
+	db, err := openStore(ctx, cfg, log, false)
 	if err != nil {
 		return err
 	}

@@ -27,7 +27,7 @@ const simUsage = `Usage: switchboard sim <command> [flags]
   handset --number +1… [--behaviour deliver|undelivered|fail|reject|unsubscribed] [--auto-reply TEXT]
   inbox   --number +1…                       messages a simulated handset received
   stats                                      what the carrier counted
-  serve   [--addr 127.0.0.1:8026]            run a standalone simulated carrier
+  serve   [--listen 127.0.0.1:8026]          run a standalone simulated carrier
 
 The carrier is the one built into "switchboard serve" (<public-url>/sim) unless
 --sim-url or SWITCHBOARD_SIM_URL names another.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"strings"
 
 	sb "github.com/switchboard/switchboard"
@@ -155,12 +156,40 @@ type ImportError struct {
 // MaxImportRows bounds one CSV import.
 const MaxImportRows = 100_000
 
+// importRow is one parsed CSV row: the values of its non-empty cells.
+type importRow struct {
+	line                             int
+	first, last, email, phone, owner *string
+	optOut                           *bool
+	fields                           map[string]string
+}
+
+// apply sets the row's values on c: a column the file lacks, or an empty
+// cell, leaves c's value as it is.
+func (r *importRow) apply(c *sb.CRMRecord) {
+	for _, f := range []struct{ dst, v *string }{{&c.FirstName, r.first}, {&c.LastName, r.last}, {&c.Email, r.email}, {&c.Phone, r.phone}, {&c.OwnerID, r.owner}} {
+		if f.v != nil {
+			*f.dst = *f.v
+		}
+	}
+	if r.optOut != nil {
+		c.OptOut = *r.optOut
+	}
+	if len(r.fields) > 0 && c.Fields == nil {
+		c.Fields = map[string]string{}
+	}
+	maps.Copy(c.Fields, r.fields)
+}
+
 // ImportCSV reads contacts from CSV with a header row. Known columns:
-// first_name, last_name, email, phone, owner_id, opt_out (true/false/1/0/yes/no);
-// any other column becomes a custom field. A row whose email matches an
-// existing contact updates it. Rows with errors are skipped and reported by
-// line; the rest are imported in one transaction.
-func (c *CRM) ImportCSV(ctx context.Context, org *sb.Org, r io.Reader) (*ImportResult, error) {
+// first_name, last_name, email, phone, owner_id (a user of the org),
+// opt_out (true/false/1/0/yes/no); any other column becomes a custom field.
+// A row matches an existing contact by email, or by phone when it has no
+// email, and updates only the values its non-empty cells give; a new
+// contact is owned by owner_id or else by the importing user. Rows with
+// errors are skipped and reported by line; the rest are imported in one
+// transaction, so an import run twice changes nothing the second time.
+func (c *CRM) ImportCSV(ctx context.Context, org *sb.Org, importer *sb.User, r io.Reader) (*ImportResult, error) {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
 	cr.TrimLeadingSpace = true
@@ -172,19 +201,35 @@ func (c *CRM) ImportCSV(ctx context.Context, org *sb.Org, r io.Reader) (*ImportR
 		return nil, sb.Errorf(sb.EInvalid, "CSV header could not be read: %v", err)
 	}
 	cols := make([]string, len(header))
-	hasPhone := false
+	hasKey := false
 	for i, h := range header {
 		cols[i] = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
 		cols[i] = strings.ReplaceAll(cols[i], " ", "_")
+		switch cols[i] {
+		case "firstname":
+			cols[i] = "first_name"
+		case "lastname":
+			cols[i] = "last_name"
+		case "mobile":
+			cols[i] = "phone"
+		}
 		if cols[i] == "phone" || cols[i] == "email" {
-			hasPhone = true
+			hasKey = true
 		}
 	}
-	if !hasPhone {
+	if !hasKey {
 		return nil, sb.Errorf(sb.EInvalid, "CSV header must have a phone or an email column (found: %s)", strings.Join(cols, ", "))
 	}
+	users, err := c.DB.Users(ctx, org.ID)
+	if err != nil {
+		return nil, err
+	}
+	isUser := map[string]bool{}
+	for _, u := range users {
+		isUser[u.ID] = true
+	}
 	res := &ImportResult{Errors: []ImportError{}}
-	var recs []*sb.CRMRecord
+	var rows []*importRow
 	for {
 		row, err := cr.Read()
 		if errors.Is(err, io.EOF) {
@@ -195,76 +240,88 @@ func (c *CRM) ImportCSV(ctx context.Context, org *sb.Org, r io.Reader) (*ImportR
 			res.Errors = append(res.Errors, ImportError{Line: line, Message: err.Error()})
 			continue
 		}
-		if len(recs) >= MaxImportRows {
+		if len(rows) >= MaxImportRows {
 			return nil, sb.Errorf(sb.EInvalid, "CSV has more than %d rows; split it", MaxImportRows)
 		}
-		rec := &sb.CRMRecord{Fields: map[string]string{}}
+		ir := &importRow{line: line, fields: map[string]string{}}
 		bad := ""
+		if len(row) > len(cols) {
+			bad = fmt.Sprintf("row has %d columns, header has %d", len(row), len(cols))
+		}
 		for i, v := range row {
-			if i >= len(cols) {
-				bad = fmt.Sprintf("row has %d columns, header has %d", len(row), len(cols))
+			if bad != "" {
 				break
 			}
 			v = strings.TrimSpace(v)
+			if v == "" {
+				continue
+			}
 			switch cols[i] {
-			case "first_name", "firstname":
-				rec.FirstName = v
-			case "last_name", "lastname":
-				rec.LastName = v
+			case "first_name":
+				ir.first = &v
+			case "last_name":
+				ir.last = &v
 			case "email":
-				rec.Email = strings.ToLower(v)
-			case "phone", "mobile":
-				if v == "" {
-					continue
+				v = strings.ToLower(v)
+				if !strings.Contains(v, "@") {
+					bad = fmt.Sprintf("email %q is not an email address", v)
 				}
+				ir.email = &v
+			case "phone":
 				p, err := sb.ParsePhone(v, org.Settings.DefaultRegion)
 				if err != nil {
-					bad = sb.ErrorMessage(err)
-					continue
+					bad = "phone: " + sb.ErrorMessage(err)
 				}
-				rec.Phone = p
+				ir.phone = &p
 			case "owner_id":
-				rec.OwnerID = v
+				if !isUser[v] {
+					bad = fmt.Sprintf("owner_id %q is not a user of this org", v)
+				}
+				ir.owner = &v
 			case "opt_out":
+				var b bool
 				switch strings.ToLower(v) {
-				case "", "0", "false", "no", "n":
+				case "0", "false", "no", "n":
 				case "1", "true", "yes", "y":
-					rec.OptOut = true
+					b = true
 				default:
 					bad = fmt.Sprintf("opt_out must be true or false, not %q", v)
 				}
+				ir.optOut = &b
 			default:
-				if v != "" {
-					rec.Fields[header[i]] = v
-				}
+				ir.fields[header[i]] = v
 			}
 		}
-		if bad == "" && rec.Phone == "" && rec.Email == "" {
+		if bad == "" && ir.phone == nil && ir.email == nil {
 			bad = "row has neither phone nor email"
 		}
 		if bad != "" {
 			res.Errors = append(res.Errors, ImportError{Line: line, Message: bad})
 			continue
 		}
-		recs = append(recs, rec)
+		rows = append(rows, ir)
 	}
 	err = c.DB.Tx(ctx, func(tx *store.Tx) error {
 		res.Created, res.Updated = 0, 0
-		for _, rec := range recs {
-			rec.ID = ""
-			if rec.Email != "" {
-				existing, err := c.DB.ContactsWhere(ctx, org.ID, "email", rec.Email)
-				if err != nil {
-					return err
-				}
-				if len(existing) > 0 {
-					rec.ID = existing[0].ID
-					res.Updated++
-				}
+		for _, ir := range rows {
+			// Looked up in the transaction: a contact an earlier row of
+			// this file created is found like any other.
+			col, key := "email", ir.email
+			if key == nil {
+				col, key = "phone", ir.phone
 			}
-			if rec.ID == "" {
+			existing, err := tx.ContactsWhere(ctx, org.ID, col, *key)
+			if err != nil {
+				return err
+			}
+			rec := &sb.CRMRecord{OwnerID: importer.ID}
+			if len(existing) > 0 {
+				rec = existing[0]
+				res.Updated++
+			} else {
 				res.Created++
 			}
+			ir.apply(rec)
 			if err := tx.SaveContact(ctx, org.ID, rec); err != nil {
 				return err
 			}
