@@ -1,7 +1,10 @@
 package hub_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +14,7 @@ import (
 
 	sb "github.com/switchboard/switchboard"
 	"github.com/switchboard/switchboard/crm/salesforce/sftest"
+	"github.com/switchboard/switchboard/hub"
 	"github.com/switchboard/switchboard/hub/hubtest"
 	"github.com/switchboard/switchboard/store"
 	"github.com/switchboard/switchboard/store/storetest"
@@ -253,4 +257,52 @@ func TestSalesforceCallsPer1000Messages(t *testing.T) {
 	if calls > 30 {
 		t.Fatalf("%d Salesforce calls for 1,000 messages", calls)
 	}
+}
+
+// TestSalesforceTokensSealedAtRest: after an admin authorizes Salesforce
+// through the callback, the raw database — every table, the connection's
+// included — holds neither the access token nor the refresh token, in any
+// readable form.
+func TestSalesforceTokensSealedAtRest(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, d store.Dialect) {
+		s := newSFEnv(t, d)
+		s.authorize(t)
+		ctx := context.Background()
+		// A call with the connection, so that anything it stores is there.
+		if r := s.API("POST", "/v1/crm/check", nil); r.Status != http.StatusOK {
+			t.Fatalf("check: %d %s", r.Status, r.Body)
+		}
+		conn, err := hub.SalesforceStore{DB: s.DB}.LoadConnection(ctx, s.Org.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if conn.AccessToken == "" || conn.RefreshToken == "" || !s.fake.RefreshTokenValid(conn.RefreshToken) {
+			t.Fatalf("connection lacks the tokens the fake issued: access %t, refresh %t", conn.AccessToken != "", conn.RefreshToken != "")
+		}
+		var needles [][]byte
+		for _, tok := range []string{conn.AccessToken, conn.RefreshToken} {
+			needles = append(needles, []byte(tok), []byte(hex.EncodeToString([]byte(tok))), []byte(base64.StdEncoding.EncodeToString([]byte(tok))))
+		}
+		tables, err := s.DB.SchemaColumns(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := tables["crm_connections"]; !ok {
+			t.Fatal("no crm_connections table")
+		}
+		for table := range tables {
+			raw, err := s.DB.RawScan(ctx, table)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if table == "crm_connections" && !bytes.Contains(raw, []byte(s.Org.ID)) {
+				t.Fatalf("the org's connection row is not in crm_connections: %q", raw)
+			}
+			for _, n := range needles {
+				if bytes.Contains(raw, n) {
+					t.Errorf("table %s holds a Salesforce token in readable form", table)
+				}
+			}
+		}
+	})
 }
