@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	sb "github.com/switchboard/switchboard"
 	"github.com/switchboard/switchboard/crm/salesforce/sftest"
@@ -303,6 +304,56 @@ func TestSalesforceTokensSealedAtRest(t *testing.T) {
 					t.Errorf("table %s holds a Salesforce token in readable form", table)
 				}
 			}
+		}
+	})
+}
+
+// healthHistory returns the org's stored health checks, newest first.
+func (s *sfEnv) healthHistory(t *testing.T) []bool {
+	t.Helper()
+	r := s.API("GET", "/v1/crm/health?limit=500", nil)
+	if r.Status != http.StatusOK {
+		t.Fatalf("health: %d %s", r.Status, r.Body)
+	}
+	var out struct {
+		Checks []struct {
+			OK bool `json:"ok"`
+		} `json:"checks"`
+	}
+	r.JSON(t, &out)
+	oks := make([]bool, len(out.Checks))
+	for i, c := range out.Checks {
+		oks[i] = c.OK
+	}
+	return oks
+}
+
+// TestPeriodicHealthCheck: the health check registered as a periodic job
+// runs by itself, stores each result, and keeps the history — a check that
+// starts failing shows after the passing ones.
+func TestPeriodicHealthCheck(t *testing.T) {
+	prev := hub.HealthCheckInterval
+	hub.HealthCheckInterval = 100 * time.Millisecond
+	t.Cleanup(func() { hub.HealthCheckInterval = prev })
+	storetest.Each(t, func(t *testing.T, d store.Dialect) {
+		s := newSFEnv(t, d)
+		s.authorize(t)
+		s.WaitFor("two passing periodic checks", func() bool {
+			h := s.healthHistory(t)
+			return len(h) >= 2 && h[0] && h[1]
+		})
+		s.fake.RemoveField("Switchboard_Message__c", "Status__c")
+		s.WaitFor("a failing periodic check", func() bool {
+			h := s.healthHistory(t)
+			return len(h) > 0 && !h[0]
+		})
+		h := s.healthHistory(t)
+		if !h[len(h)-1] {
+			t.Fatalf("history %v does not start with the passing checks", h)
+		}
+		r := s.API("GET", "/v1/crm", nil)
+		if !strings.Contains(string(r.Body), "Status__c") {
+			t.Fatalf("connection state does not show the failing check: %s", r.Body)
 		}
 	})
 }
