@@ -262,6 +262,12 @@ func (h *Hub) UpdateSettings(ctx context.Context, user *sb.User, s sb.OrgSetting
 			return nil, sb.Errorf(sb.EForbidden, "\"Connected app for incoming messages\" can only be disabled by a service operator")
 		}
 	}
+	if err := s.Normalize(); err != nil {
+		return nil, err
+	}
+	if s.AlertEmail != "" && s.AlertEmail != org.Settings.AlertEmail && h.Mailer == nil {
+		return nil, sb.FieldError("alert_email", "this service has no SMTP server to send alert emails (SWITCHBOARD_SMTP_URL); use alert_webhook_url")
+	}
 	if s.IntegrationUserID == "" {
 		s.IntegrationUserID = org.Settings.IntegrationUserID
 	} else if _, err := h.DB.User(ctx, org.ID, s.IntegrationUserID); err != nil {

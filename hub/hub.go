@@ -24,6 +24,11 @@ type CRMs interface {
 	For(ctx context.Context, org *sb.Org) (sb.CRM, error)
 }
 
+// Mailer sends plain-text email (mail.Sender).
+type Mailer interface {
+	Send(ctx context.Context, to []string, subject, body string) error
+}
+
 // Hub is the application core.
 type Hub struct {
 	DB        *store.DB
@@ -58,6 +63,8 @@ type Hub struct {
 	SalesforceOAuth bool
 	// HTTPClient makes outbound calls of the hub's own (alert webhooks).
 	HTTPClient *http.Client
+	// Mailer sends alert emails (nil: the service has no SMTP server).
+	Mailer Mailer
 	// SlotObserver, when set, is told every send slot reserved on a paced
 	// gateway (tests and diagnostics).
 	SlotObserver func(gatewayID string, at time.Time)

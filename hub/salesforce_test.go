@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -13,10 +14,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river"
+
 	sb "github.com/switchboard/switchboard"
 	"github.com/switchboard/switchboard/crm/salesforce/sftest"
 	"github.com/switchboard/switchboard/hub"
 	"github.com/switchboard/switchboard/hub/hubtest"
+	"github.com/switchboard/switchboard/mail"
+	"github.com/switchboard/switchboard/mail/mailtest"
 	"github.com/switchboard/switchboard/store"
 	"github.com/switchboard/switchboard/store/storetest"
 )
@@ -148,39 +153,112 @@ func TestSalesforceWriteBackHeldWhileRevoked(t *testing.T) {
 	})
 }
 
-// TestHealthCheckAlertsAdmins: a failing check is stored, shown, and posted
-// to the org's alert webhook.
+// TestHealthCheckAlertsAdmins: a check that starts failing is stored,
+// shown, posted to the org's alert webhook and emailed to its alert
+// address — once, not again while it keeps failing the same way — and its
+// recovery is announced the same way.
 func TestHealthCheckAlertsAdmins(t *testing.T) {
-	s := newSFEnv(t, store.SQLite)
-	alerts := make(chan string, 4)
+	smtp := mailtest.NewServer(t)
+	sender, err := mail.Parse(smtp.URL("alerts", "s3cret", "switchboard@example.org"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := hubtest.New(t, store.SQLite, hubtest.Options{Salesforce: true, Setup: func(e *hubtest.Env, _ *river.Config) { e.Hub.Mailer = sender }})
+	e.SF.AddUser("integration@college.example")
+	s := &sfEnv{Env: e, fake: e.SF}
+	alerts := make(chan string, 16)
 	hook := httptestServer(t, func(w http.ResponseWriter, r *http.Request) {
-		b := make([]byte, 1<<16)
-		n, _ := r.Body.Read(b)
-		alerts <- string(b[:n])
+		b, _ := io.ReadAll(r.Body)
+		alerts <- string(b)
 	})
-	if r := s.API("PATCH", "/v1/org/settings", map[string]any{"alert_webhook_url": hook}); r.Status != http.StatusOK {
+	if r := s.API("PATCH", "/v1/org/settings", map[string]any{"alert_webhook_url": hook, "alert_email": "it-team@college.example"}); r.Status != http.StatusOK {
 		t.Fatalf("settings: %d %s", r.Status, r.Body)
 	}
 	s.authorize(t)
-	r := s.API("POST", "/v1/crm/check", nil)
-	if r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"ok":true`) {
-		t.Fatalf("healthy check: %d %s", r.Status, r.Body)
+	// Alerts are sent before the check answers, so after each check the
+	// test knows everything it caused.
+	check := func(wantOK bool) {
+		t.Helper()
+		r := s.API("POST", "/v1/crm/check", nil)
+		if r.Status != http.StatusOK || !strings.Contains(string(r.Body), fmt.Sprintf(`"health":{"ok":%t`, wantOK)) {
+			t.Fatalf("check: %d %s", r.Status, r.Body)
+		}
 	}
+	expect := func(event string) {
+		t.Helper()
+		var got []string
+		for len(alerts) > 0 {
+			got = append(got, <-alerts)
+		}
+		mails := smtp.Messages()
+		smtp.Reset()
+		if event == "" {
+			if len(got) > 0 || len(mails) > 0 {
+				t.Fatalf("unexpected alerts: %v, %d emails", got, len(mails))
+			}
+			return
+		}
+		if len(got) != 1 || !strings.Contains(got[0], `"event":"`+event+`"`) {
+			t.Fatalf("webhook alerts %v, want one %s", got, event)
+		}
+		if len(mails) != 1 || mails[0].To[0] != "it-team@college.example" {
+			t.Fatalf("emails %+v, want one to it-team@college.example", mails)
+		}
+		m := mails[0].Data
+		switch event {
+		case hub.EventHealthFailed:
+			if !strings.Contains(got[0], "Status__c") || !strings.Contains(m, "Subject: Switchboard: CRM health check of Test College is failing") ||
+				!strings.Contains(m, "- message_object: Switchboard_Message__c is missing the field(s)") || !strings.Contains(m, "Status__c") {
+				t.Fatalf("failure alert:\n%s\n%s", got[0], m)
+			}
+		case hub.EventHealthRecovered:
+			if !strings.Contains(m, "passes again") || !strings.Contains(m, "It was failing on:\n- message_object") {
+				t.Fatalf("recovery email:\n%s", m)
+			}
+		}
+	}
+
+	check(true)
+	expect("") // first check, passing: nothing to say
 	s.fake.RemoveField("Switchboard_Message__c", "Status__c")
-	r = s.API("POST", "/v1/crm/check", nil)
-	if r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"ok":false`) || !strings.Contains(string(r.Body), "Status__c") {
-		t.Fatalf("failing check: %d %s", r.Status, r.Body)
-	}
-	got := <-alerts
-	if !strings.Contains(got, "crm.health_check_failed") || !strings.Contains(got, "Status__c") {
-		t.Fatalf("alert: %s", got)
-	}
+	check(false)
+	expect(hub.EventHealthFailed)
+	check(false)
+	expect("") // still failing the same way: no second alert
+	s.fake.RemoveField("Switchboard_Message__c", "Direction__c")
+	check(false)
+	expect("") // the same check fails, on one more field
+	s.fake.RemoveField("Contact", "MobilePhone")
+	check(false)
+	expect(hub.EventHealthFailed) // another check fails too
+	s.fake.AddField("Contact", sftest.Field{Name: "MobilePhone", Type: "phone", Createable: true, Updateable: true})
+	s.fake.AddField("Switchboard_Message__c", sftest.Field{Name: "Status__c", Type: "picklist", Createable: true, Updateable: true})
+	s.fake.AddField("Switchboard_Message__c", sftest.Field{Name: "Direction__c", Type: "picklist", Createable: true, Updateable: true})
+	check(true)
+	expect(hub.EventHealthRecovered)
+	check(true)
+	expect("")
+
 	h := s.API("GET", "/v1/crm/health", nil)
 	if !strings.Contains(string(h.Body), `"ok":false`) || !strings.Contains(string(h.Body), `"ok":true`) {
 		t.Fatalf("history: %s", h.Body)
 	}
 	if strings.Contains(string(h.Body), "access_token") {
 		t.Fatal("health history leaks tokens")
+	}
+}
+
+// TestAlertEmailNeedsSMTP: an alert address is refused, naming the
+// setting, when the service has no SMTP server to send with.
+func TestAlertEmailNeedsSMTP(t *testing.T) {
+	e := hubtest.New(t, store.SQLite)
+	r := e.API("PATCH", "/v1/org/settings", map[string]any{"alert_email": "it-team@college.example"})
+	if r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), "alert_email") || !strings.Contains(string(r.Body), "SWITCHBOARD_SMTP_URL") {
+		t.Fatalf("alert_email without SMTP: %d %s", r.Status, r.Body)
+	}
+	r = e.API("PATCH", "/v1/org/settings", map[string]any{"alert_email": "IT team <it@college.example>"})
+	if r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), "alert_email must be one email address") {
+		t.Fatalf("bad alert_email: %d %s", r.Status, r.Body)
 	}
 }
 

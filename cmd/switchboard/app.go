@@ -132,6 +132,9 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, workers bool) (*
 	sf := salesforce.New(sfcfg, hub.SalesforceStore{DB: db})
 	a.Hub = hub.New(db, providers, crms{builtin: a.Builtin, salesforce: sf}, cfg.public, log, metrics)
 	a.Hub.SetJobTimeout(cfg.JobTimeout)
+	if cfg.mailer != nil {
+		a.Hub.Mailer = cfg.mailer
+	}
 	a.Hub.Salesforce, a.Hub.SalesforceOAuth = sf, cfg.SalesforceClientID != "" && cfg.SalesforceClientSecret != ""
 
 	// Content features and the chat export join the pipeline through the
