@@ -204,6 +204,22 @@ func (h *Hub) afterConnect(ctx context.Context, orgID, userID string, conn *sale
 	}
 	h.forgetOrg(orgID)
 	h.Log.Info("Salesforce authorized", "org", orgID, "sf_user", conn.UserID)
+	if org.Settings.ConnectedAppForIncoming {
+		// Enabled before this authorization: the production gateways are
+		// registered now that the instance is known.
+		if org, err = h.DB.Org(ctx, orgID); err != nil {
+			return err
+		}
+		regs, err := h.registerOrgGateways(ctx, org)
+		if err != nil {
+			return err
+		}
+		for _, r := range regs {
+			if !r.Registered {
+				h.Log.Warn("gateway webhooks not registered after authorizing Salesforce", "org", orgID, "gateway", r.GatewayID, "err", r.Error, "note", r.Note)
+			}
+		}
+	}
 	// Held write-backs flow again.
 	return h.DB.TouchCRMJob(ctx, orgID)
 }

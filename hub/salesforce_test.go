@@ -262,8 +262,9 @@ func TestAlertEmailNeedsSMTP(t *testing.T) {
 	}
 }
 
-// TestOneWayToggles: an admin can enable the toggles, only an operator can
-// disable them.
+// TestOneWayToggles: an admin can enable the toggles but not disable them;
+// the service operator can (hub.OperatorSetToggle, which "switchboard admin
+// org settings" runs).
 func TestOneWayToggles(t *testing.T) {
 	hubtest.Each(t, func(t *testing.T, e *hubtest.Env) {
 		on := map[string]any{"messaging_api_for_bulk": true, "connected_app_for_incoming": true}
@@ -272,25 +273,103 @@ func TestOneWayToggles(t *testing.T) {
 		}
 		for _, k := range []string{"messaging_api_for_bulk", "connected_app_for_incoming"} {
 			r := e.API("PATCH", "/v1/org/settings", map[string]any{k: false})
-			if r.Status != http.StatusForbidden || !strings.Contains(string(r.Body), "service operator") {
+			if r.Status != http.StatusForbidden || !strings.Contains(string(r.Body), "service operator") || !strings.Contains(string(r.Body), "--disable "+k) {
 				t.Fatalf("admin disabled %s: %d %s", k, r.Status, r.Body)
 			}
 		}
 		ctx := context.Background()
-		op := &sb.User{OrgID: e.Org.ID, Email: "ops@example.org", Name: "Ops", Permissions: []sb.Permission{sb.PermSystemAdmin}, Operator: true}
-		var key string
-		if err := e.DB.Tx(ctx, func(tx *store.Tx) error {
-			if err := tx.CreateUser(ctx, op, ""); err != nil {
-				return err
+		res, err := e.Hub.OperatorSetToggle(ctx, e.Org.ID, hub.ToggleMessagingAPIForBulk, false)
+		if err != nil || res.Settings.MessagingAPIForBulk || !res.Settings.ConnectedAppForIncoming {
+			t.Fatalf("operator disable: %+v %v", res, err)
+		}
+		if _, err := e.Hub.OperatorSetToggle(ctx, e.Org.ID, "crm", false); !sb.IsCode(err, sb.EInvalid) {
+			t.Fatalf("unknown toggle: %v", err)
+		}
+	})
+}
+
+// TestBulkOnSalesforceNeedsMessagingAPI: an org connected to Salesforce
+// sends in bulk only once "Messaging API for bulk sends" is enabled; the
+// refusal names the setting.
+func TestBulkOnSalesforceNeedsMessagingAPI(t *testing.T) {
+	s := newSFEnv(t, store.SQLite)
+	bulk := map[string]any{"gateway_id": s.Gateway.ID, "body": "Registration closes Friday", "recipients": []map[string]string{{"to": "+12025550171"}}}
+	if r := s.API("POST", "/v1/bulk-sends", bulk); r.Status != http.StatusAccepted {
+		t.Fatalf("bulk on the built-in CRM: %d %s", r.Status, r.Body)
+	}
+	s.authorize(t)
+	r := s.API("POST", "/v1/bulk-sends", bulk)
+	if r.Status != http.StatusConflict || r.ErrorCode() != sb.EConflict || !strings.Contains(string(r.Body), `"field":"messaging_api_for_bulk"`) ||
+		!strings.Contains(string(r.Body), "Messaging API for bulk sends") {
+		t.Fatalf("bulk on Salesforce without the Messaging API: %d %s", r.Status, r.Body)
+	}
+	// 1:1 sends are not bulk sends.
+	s.Send("+12025550172", "One to one")
+	if r := s.API("PATCH", "/v1/org/settings", map[string]any{"messaging_api_for_bulk": true}); r.Status != http.StatusOK {
+		t.Fatalf("enable: %d %s", r.Status, r.Body)
+	}
+	if r := s.API("POST", "/v1/bulk-sends", bulk); r.Status != http.StatusAccepted {
+		t.Fatalf("bulk with the Messaging API enabled: %d %s", r.Status, r.Body)
+	}
+}
+
+// TestConnectedAppRegistersGateways: for an org on Salesforce, enabling
+// "Connected app for incoming messages" is what registers its production
+// gateways' webhook URLs at the partner; before, a new gateway is left for
+// the admin to set by hand, and so is every gateway of a sandbox instance.
+func TestConnectedAppRegistersGateways(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, d store.Dialect) {
+		s := newSFEnv(t, d)
+		s.authorize(t)
+		inbound := func(to string) int {
+			return s.Do("POST", "/sim/v1/inbound", "", map[string]string{"from": "+12025550173", "to": to, "body": "Hello"}).Status
+		}
+		rate := 0.0
+		r := s.API("POST", "/v1/gateways", hub.GatewayRequest{Name: "Admissions", Provider: sb.ProviderSim, Number: "+12025550190", Rate: &rate})
+		var v hub.GatewayView
+		r.JSON(t, &v)
+		if r.Status != http.StatusCreated || v.Registered || !strings.Contains(v.RegisterNote, "Connected app for incoming messages") {
+			t.Fatalf("gateway before the toggle: %d %s", r.Status, r.Body)
+		}
+		if st := inbound("+12025550190"); st != http.StatusNotFound {
+			t.Fatalf("the carrier knows the gateway before the toggle: %d", st)
+		}
+
+		r = s.API("PATCH", "/v1/org/settings", map[string]any{"messaging_api_for_bulk": true, "connected_app_for_incoming": true})
+		var res hub.SettingsResult
+		r.JSON(t, &res)
+		if r.Status != http.StatusOK || len(res.GatewayRegistrations) != 2 {
+			t.Fatalf("enable: %d %s", r.Status, r.Body)
+		}
+		for _, g := range res.GatewayRegistrations {
+			if !g.Registered {
+				t.Fatalf("gateway %s not registered: %s", g.GatewayID, r.Body)
 			}
-			var err error
-			_, key, err = tx.CreateAPIKey(ctx, e.Org.ID, op.ID, "ops")
-			return err
-		}); err != nil {
+		}
+		if st := inbound("+12025550190"); st != http.StatusOK {
+			t.Fatalf("incoming to the registered gateway: %d", st)
+		}
+		// Saving the settings again registers nothing again.
+		r = s.API("PATCH", "/v1/org/settings", map[string]any{"opt_in_mode": "default"})
+		if r.Status != http.StatusOK || strings.Contains(string(r.Body), "gateway_registrations") {
+			t.Fatalf("settings saved again: %d %s", r.Status, r.Body)
+		}
+
+		// A sandbox instance: gateways are set up by hand.
+		ctx := context.Background()
+		st := hub.SalesforceStore{DB: s.DB}
+		conn, err := st.LoadConnection(ctx, s.Org.ID)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if r := e.Do("PATCH", "/v1/org/settings", key, map[string]any{"messaging_api_for_bulk": false}); r.Status != http.StatusOK {
-			t.Fatalf("operator could not disable: %d %s", r.Status, r.Body)
+		conn.InstanceURL = "https://acme--uat.sandbox.my.salesforce.com"
+		if err := st.SaveConnection(ctx, s.Org.ID, conn); err != nil {
+			t.Fatal(err)
+		}
+		r = s.API("POST", "/v1/gateways", hub.GatewayRequest{Name: "Sandbox org", Provider: sb.ProviderSim, Number: "+12025550191", Rate: &rate})
+		r.JSON(t, &v)
+		if r.Status != http.StatusCreated || v.Registered || !strings.Contains(v.RegisterNote, "sandbox") {
+			t.Fatalf("gateway of a sandbox instance: %d %s", r.Status, r.Body)
 		}
 	})
 }
@@ -308,6 +387,9 @@ func httptestServer(t *testing.T, f http.HandlerFunc) string {
 func TestSalesforceCallsPer1000Messages(t *testing.T) {
 	s := newSFEnv(t, store.SQLite)
 	s.authorize(t)
+	if r := s.API("PATCH", "/v1/org/settings", map[string]any{"messaging_api_for_bulk": true}); r.Status != http.StatusOK {
+		t.Fatalf("enable the Messaging API: %d %s", r.Status, r.Body)
+	}
 	before := s.fake.DataCalls()
 	var recips []map[string]string
 	for i := range 1000 {
