@@ -144,6 +144,51 @@ func (db *DB) ContactsByIDs(ctx context.Context, orgID string, ids []string) ([]
 	return out, nil
 }
 
+// ContactsByPhones returns the contacts whose phone is one of phones,
+// oldest first.
+func (db *DB) ContactsByPhones(ctx context.Context, orgID string, phones []string) ([]*sb.CRMRecord, error) {
+	var out []*sb.CRMRecord
+	for start := 0; start < len(phones); start += 900 {
+		part := phones[start:min(start+900, len(phones))]
+		rs, err := db.reader().query(ctx, `SELECT `+contactCols+` FROM crm_contacts WHERE org_id = $1 AND phone IN `+inList(2, len(part))+` ORDER BY created_at, id`,
+			append([]any{orgID}, anyStrings(part)...)...)
+		if err != nil {
+			return nil, err
+		}
+		cs, err := collectContacts(rs)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, cs...)
+	}
+	return out, nil
+}
+
+// CRMLastOutgoingOwners returns, for each phone on a gateway number, the
+// owner of the newest outgoing built-in CRM message record to it; pairs
+// without one are left out.
+func (db *DB) CRMLastOutgoingOwners(ctx context.Context, orgID string, pairs []sb.PhoneOnGateway) (map[sb.PhoneOnGateway]string, error) {
+	out := map[sb.PhoneOnGateway]string{}
+	for _, p := range pairs {
+		if _, done := out[p]; done {
+			continue
+		}
+		var owner string
+		err := db.reader().queryRow(ctx, `SELECT owner_id FROM crm_messages WHERE org_id = $1 AND phone = $2 AND gateway_number = $3 AND direction = 'outgoing'
+			ORDER BY created_at DESC, id DESC LIMIT 1`, orgID, p.Phone, p.GatewayNumber).Scan(&owner)
+		if errors.Is(err, errNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if owner != "" {
+			out[p] = owner
+		}
+	}
+	return out, nil
+}
+
 // ContactsWhere returns contacts whose column equals value (phone or email).
 func (db *DB) ContactsWhere(ctx context.Context, orgID, column, value string) ([]*sb.CRMRecord, error) {
 	if column != "phone" && column != "email" {
