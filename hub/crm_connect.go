@@ -413,6 +413,45 @@ func (w *HealthCheckWorker) Work(ctx context.Context, job *river.Job[HealthCheck
 	return errors.Join(errs...)
 }
 
+// FindRecords looks CRM records up through the org's CRM (Inbox users and
+// admins): by email, every record object with an email (Salesforce:
+// contacts and leads by default), or by phone, every record object with a
+// phone field. Exactly one of email and phone is given.
+func (h *Hub) FindRecords(ctx context.Context, user *sb.User, email, phone string) ([]sb.CRMRecord, error) {
+	if err := user.Require(sb.PermInbox); err != nil {
+		return nil, err
+	}
+	if (email == "") == (phone == "") {
+		return nil, sb.FieldError("email", "give either email or phone")
+	}
+	org, err := h.DB.Org(ctx, user.OrgID)
+	if err != nil {
+		return nil, err
+	}
+	crm, err := h.CRMs.For(ctx, org)
+	if err != nil {
+		return nil, sb.Wrap(err, sb.EUnavailable, "the org's CRM cannot be reached")
+	}
+	var recs []sb.CRMRecord
+	if email != "" {
+		recs, err = crm.FindByEmail(ctx, org, email)
+	} else {
+		var e164 string
+		if e164, err = sb.ParsePhone(phone, org.Settings.DefaultRegion); err != nil {
+			return nil, sb.FieldError("phone", "%s", sb.ErrorMessage(err))
+		}
+		recs, err = crm.FindByPhone(ctx, org, e164)
+	}
+	var ce *sb.CRMError
+	if errors.As(err, &ce) {
+		return nil, sb.Wrap(err, sb.EUnavailable, "the CRM lookup failed: %s", ce.Message)
+	}
+	if recs == nil {
+		recs = []sb.CRMRecord{}
+	}
+	return recs, err
+}
+
 // SalesforceMapping returns the org's object and field mapping.
 func (h *Hub) SalesforceMapping(ctx context.Context, user *sb.User) (salesforce.Mapping, error) {
 	if err := user.Require(sb.PermSystemAdmin); err != nil {

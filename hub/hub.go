@@ -73,6 +73,8 @@ type Hub struct {
 	gwCache   map[string]cachedGateway
 	orgCache  map[string]cachedOrg
 	throttled map[string]time.Time // unlimited gateways lately throttled
+	// CRM write-back gathering (SetCRMGather), under gwMu.
+	crmWindow, crmThrottledWindow, crmUsageMaxAge time.Duration
 }
 
 type cachedOrg struct {
@@ -99,7 +101,8 @@ func New(db *store.DB, providers *provider.Registry, crms CRMs, publicURL *url.U
 	}
 	return &Hub{DB: db, Providers: providers, CRMs: crms, PublicURL: publicURL, Log: log, Metrics: metrics,
 		ChunkSize: 100, MaxPacingWait: 5 * time.Second, SendTimeout: 15 * time.Second, JobTimeout: time.Minute, gwCache: map[string]cachedGateway{}, orgCache: map[string]cachedOrg{},
-		HTTPClient: &http.Client{Timeout: 15 * time.Second}}
+		HTTPClient: &http.Client{Timeout: 15 * time.Second},
+		crmWindow:  DefaultCRMWindow, crmThrottledWindow: DefaultCRMThrottledWindow, crmUsageMaxAge: DefaultCRMUsageMaxAge}
 }
 
 // SetJobTimeout sets the job timeout, and the provider-call timeout to a

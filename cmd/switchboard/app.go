@@ -116,7 +116,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, workers bool) (*
 	)
 	sfcfg := salesforce.Config{
 		ClientID: cfg.SalesforceClientID, ClientSecret: cfg.SalesforceClientSecret, LoginURL: cfg.SalesforceLoginURL,
-		RedirectURL: cfg.public.JoinPath("oauth", "salesforce", "callback").String(), Logger: log,
+		RedirectURL: cfg.public.JoinPath("oauth", "salesforce", "callback").String(), Logger: log, HTTPClient: cfg.sfHTTP,
 		OnLimits: func(orgID string, used, max int) {
 			if max > 0 {
 				metrics.CRMAPIUsage.WithLabelValues(orgID).Set(float64(used) / float64(max))

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -54,6 +55,8 @@ type Config struct {
 
 	public *url.URL
 	mailer *mail.Sender
+	// sfHTTP, when set, makes the Salesforce client's requests (tests).
+	sfHTTP *http.Client
 }
 
 // env returns an environment variable, or def when it is unset or empty.
