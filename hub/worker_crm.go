@@ -51,6 +51,15 @@ type OnlineChecker interface {
 	Online(ctx context.Context, orgID string) error
 }
 
+// crmOnline returns the CRM's Offline error while the org's connection is
+// held (see OnlineChecker), nil otherwise.
+func crmOnline(ctx context.Context, crm sb.CRM, orgID string) error {
+	if o, ok := crm.(OnlineChecker); ok {
+		return o.Online(ctx, orgID)
+	}
+	return nil
+}
+
 // SetCRMGather sets how long non-urgent changes may wait to be written with
 // others (window), the same while the org's CRM API usage is above its
 // threshold (throttled), and how old a reading of that usage may get before
@@ -131,8 +140,8 @@ func (w *CRMWorker) Work(ctx context.Context, job *river.Job[store.CRMWritebackA
 		return err
 	}
 	crm, err := h.CRMs.For(ctx, org)
-	if o, ok := crm.(OnlineChecker); ok && err == nil {
-		err = o.Online(ctx, org.ID)
+	if err == nil {
+		err = crmOnline(ctx, crm, org.ID)
 	}
 	if err != nil {
 		if sb.CRMOffline(err) {
@@ -184,6 +193,9 @@ func (w *CRMWorker) Work(ctx context.Context, job *river.Job[store.CRMWritebackA
 				if err := h.writeCRM(ctx, crm, org, pend, users); err != nil {
 					h.Log.Warn("CRM write-back failed; it will be retried", "org", org.ID, "err", err)
 					return err
+				}
+				if sb.CRMOffline(crmOnline(ctx, crm, org.ID)) {
+					return nil // the write found the authorization gone: held
 				}
 				continue
 			}
