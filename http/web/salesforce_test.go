@@ -115,3 +115,32 @@ func TestHealthCheckBanner(t *testing.T) {
 		}
 	})
 }
+
+// TestConnectedAppToggleRegistersGateways: on an org connected to
+// Salesforce, switching "Connected app for incoming messages" on in the
+// setup assistant registers the production gateways' webhook URLs and says
+// so.
+func TestConnectedAppToggleRegistersGateways(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, d store.Dialect) {
+		e := newTestEnvWith(t, d, hubtest.Options{Salesforce: true})
+		e.SF.AddUser("integration@college.example")
+		admin := e.signIn(t, "admin")
+		p := admin.post("/ui/settings/salesforce/authorize", nil, "HX-Request", "true")
+		code, state, err := e.SF.Authorize(p.Header.Get("HX-Redirect"), "integration@college.example")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := e.browser(t).c.Get(e.Server.URL + "/oauth/salesforce/callback?code=" + url.QueryEscape(code) + "&state=" + url.QueryEscape(state))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if p := admin.post("/ui/settings/toggles", url.Values{"name": {"messaging_api_for_bulk"}, "value": {"on"}}); p.Status != http.StatusOK || p.has("Webhook URLs registered") {
+			t.Fatalf("bulk API toggle: %d", p.Status)
+		}
+		p = admin.post("/ui/settings/toggles", url.Values{"name": {"connected_app_for_incoming"}, "value": {"on"}})
+		if p.Status != http.StatusOK || !p.has("Setting enabled. Webhook URLs registered at the partner for 1 of 1 production gateways.") {
+			t.Fatalf("connected app toggle: %d %s", p.Status, p.Body)
+		}
+	})
+}
