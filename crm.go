@@ -21,17 +21,33 @@ type CRM interface {
 	// FindByPhone returns records (contacts, leads) whose phone is the E.164
 	// number.
 	FindByPhone(ctx context.Context, org *Org, phone string) ([]CRMRecord, error)
-	// FindByPhones is FindByPhone for many E.164 numbers at once, in as few
-	// calls as the CRM allows (a bulk send asks about every number that has
-	// no record id in one go): the records of each number, keyed by the
-	// number as given; numbers without records are absent.
+	// FindByPhones looks many E.164 numbers up at once, in as few calls as
+	// the CRM allows, and returns each number's records (as FindByPhone
+	// would) by number. Numbers without records, and numbers that are not
+	// E.164, are left out.
 	FindByPhones(ctx context.Context, org *Org, phones []string) (map[string][]CRMRecord, error)
 	// FindContactsByEmail returns contacts with the email address.
 	FindContactsByEmail(ctx context.Context, org *Org, email string) ([]CRMRecord, error)
+	// FindByEmail returns the records of every record object that has an
+	// email (contacts, leads, …) with the email address.
+	FindByEmail(ctx context.Context, org *Org, email string) ([]CRMRecord, error)
+	// LastOutgoingOwners returns, for each phone on a gateway, the owner (a
+	// CRM user id) of the newest outgoing message record to the phone from
+	// the gateway number; pairs the CRM has no such record of are left out.
+	// It is how an incoming message finds its owner when Switchboard itself
+	// has no earlier outgoing message (history from before Switchboard, or
+	// past its retention).
+	LastOutgoingOwners(ctx context.Context, org *Org, pairs []PhoneOnGateway) (map[PhoneOnGateway]string, error)
 	// SaveContactAndTask creates (ID empty) or updates the contact, then
 	// creates the task for it (the task's WhoID is set to the contact). A CRM
 	// that can, does both in one request.
 	SaveContactAndTask(ctx context.Context, org *Org, c *CRMRecord, t *CRMTask) (contactID, taskID string, err error)
+}
+
+// PhoneOnGateway is a phone number on a gateway number (both E.164).
+type PhoneOnGateway struct {
+	GatewayNumber string
+	Phone         string
 }
 
 // CRMMessage is one message as written to the CRM.

@@ -1,6 +1,7 @@
 package switchboard
 
 import (
+	"net/mail"
 	"net/url"
 	"time"
 )
@@ -50,8 +51,12 @@ type OrgSettings struct {
 	// may disable them.
 	MessagingAPIForBulk     bool `json:"messaging_api_for_bulk"`
 	ConnectedAppForIncoming bool `json:"connected_app_for_incoming"`
-	// AlertWebhookURL receives a POST when the CRM health check fails.
+	// AlertWebhookURL receives a POST when the CRM health check starts
+	// failing, fails differently, or recovers.
 	AlertWebhookURL string `json:"alert_webhook_url,omitempty"`
+	// AlertEmail receives the same alerts by email (the service's SMTP
+	// server, SWITCHBOARD_SMTP_URL).
+	AlertEmail string `json:"alert_email,omitempty"`
 }
 
 // Normalize fills defaults and checks the settings.
@@ -77,6 +82,11 @@ func (s *OrgSettings) Normalize() error {
 	if s.AlertWebhookURL != "" {
 		if u, err := url.Parse(s.AlertWebhookURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return FieldError("alert_webhook_url", "alert_webhook_url must be an http(s) URL")
+		}
+	}
+	if s.AlertEmail != "" {
+		if a, err := mail.ParseAddress(s.AlertEmail); err != nil || a.Address != s.AlertEmail {
+			return FieldError("alert_email", "alert_email must be one email address such as admin@example.org, not %q", s.AlertEmail)
 		}
 	}
 	if len(s.DefaultRegion) != 2 {

@@ -215,12 +215,12 @@ func (s *Server) updateSettings(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, err)
 		return
 	}
-	org, err = s.Hub.UpdateSettings(r.Context(), u, settings)
+	res, err := s.Hub.UpdateSettings(r.Context(), u, settings)
 	if err != nil {
 		WriteError(w, err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, org)
+	WriteJSON(w, http.StatusOK, res)
 }
 
 func (s *Server) me(w http.ResponseWriter, r *http.Request) {

@@ -16,6 +16,7 @@ func (s *Server) crmRoutes() []Route {
 		{"GET", "/v1/crm", "key", s.crmConnection},
 		{"POST", "/v1/crm/check", "key", s.crmCheck},
 		{"GET", "/v1/crm/health", "key", s.crmHealth},
+		{"GET", "/v1/crm/records", "key", s.crmRecords},
 		{"POST", "/v1/crm/salesforce/authorize", "key", s.salesforceAuthorize},
 		{"POST", "/v1/crm/salesforce/jwt", "key", s.salesforceJWT},
 		{"POST", "/v1/crm/salesforce/revoke", "key", s.salesforceRevoke},
@@ -32,6 +33,16 @@ func (s *Server) crmConnection(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	WriteJSON(w, http.StatusOK, c)
+}
+
+func (s *Server) crmRecords(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	recs, err := s.Hub.FindRecords(r.Context(), UserFrom(r), q.Get("email"), q.Get("phone"))
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"records": recs})
 }
 
 func (s *Server) crmCheck(w http.ResponseWriter, r *http.Request) {

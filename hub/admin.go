@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	sb "github.com/switchboard/switchboard"
+	"github.com/switchboard/switchboard/crm/salesforce"
 	"github.com/switchboard/switchboard/store"
 )
 
@@ -37,6 +38,9 @@ type GatewayView struct {
 	// by hand (sandbox gateways, or providers that cannot register them).
 	Registered  bool   `json:"registered"`
 	RegisterErr string `json:"register_error,omitempty"`
+	// RegisterNote says why registration was not attempted for an org on
+	// Salesforce (see Hub.autoRegister).
+	RegisterNote string `json:"register_note,omitempty"`
 }
 
 // View returns the API form of a gateway with secrets masked.
@@ -133,7 +137,7 @@ func (h *Hub) CreateGateway(ctx context.Context, user *sb.User, req GatewayReque
 		return nil, err
 	}
 	v := h.View(g)
-	registered, err := h.registerWebhooks(ctx, p, g)
+	registered, note, err := h.registerWebhooks(ctx, org, p, g)
 	if err != nil {
 		// Not left half set up: a production gateway whose partner does not
 		// call it back would accept sends and never hear replies.
@@ -144,7 +148,7 @@ func (h *Hub) CreateGateway(ctx context.Context, user *sb.User, req GatewayReque
 		}
 		return nil, notCreated(err)
 	}
-	v.Registered = registered
+	v.Registered, v.RegisterNote = registered, note
 	return v, nil
 }
 
@@ -204,39 +208,110 @@ func (h *Hub) UpdateGateway(ctx context.Context, user *sb.User, id string, req G
 	}
 	h.forgetGateway(g.ID)
 	v := h.View(g)
-	registered, err := h.registerWebhooks(ctx, p, g)
-	v.Registered, v.RegisterErr = registered, sb.ErrorMessage(err)
+	registered, note, err := h.registerWebhooks(ctx, org, p, g)
+	v.Registered, v.RegisterNote, v.RegisterErr = registered, note, sb.ErrorMessage(err)
 	return v, nil
 }
 
+// autoRegister reports whether the webhook URLs of an org's production
+// gateways are registered at the partner automatically, and if not, why.
+// Orgs on the built-in CRM always are. An org on Salesforce is from the
+// moment "Connected app for incoming messages" is enabled, and only when
+// its Salesforce org is a production instance: sandbox instances set the
+// URLs by hand, as the product's connected-app setup describes.
+func (h *Hub) autoRegister(ctx context.Context, org *sb.Org) (bool, string) {
+	if org.Settings.CRM != sb.CRMSalesforce {
+		return true, ""
+	}
+	if !org.Settings.ConnectedAppForIncoming {
+		return false, "webhook URLs of an org on Salesforce are registered at the partner once \"Connected app for incoming messages\" is enabled; until then set them by hand"
+	}
+	conn, err := SalesforceStore{h.DB}.LoadConnection(ctx, org.ID)
+	switch {
+	case sb.IsCode(err, sb.ENotFound):
+		return false, "authorize Salesforce first: webhook URLs are registered automatically for Salesforce production instances only"
+	case err != nil:
+		return false, "the Salesforce connection could not be read: " + sb.ErrorMessage(err)
+	case salesforce.IsSandboxInstance(conn.InstanceURL):
+		return false, "the org is connected to a Salesforce sandbox: set the webhook URLs at the partner by hand (automatic registration is for production instances only)"
+	}
+	return true, ""
+}
+
 // registerWebhooks points the partner at Switchboard's URLs for a
-// non-sandbox gateway. registered is false, with a nil error, when the
-// URLs are to be set by hand (sandbox, inactive, or a provider that cannot
-// register them).
-func (h *Hub) registerWebhooks(ctx context.Context, p sb.Provider, g *sb.Gateway) (registered bool, err error) {
+// non-sandbox gateway when the org's setup allows it (autoRegister).
+// registered is false with a nil error when the URLs are to be set by hand
+// (sandbox, inactive, a provider that cannot register them, or the org's
+// setup: note says why).
+func (h *Hub) registerWebhooks(ctx context.Context, org *sb.Org, p sb.Provider, g *sb.Gateway) (registered bool, note string, err error) {
 	reg, ok := p.(sb.WebhookRegistrar)
 	if !ok || g.Sandbox || !g.Active {
-		return false, nil
+		return false, "", nil
+	}
+	if ok, why := h.autoRegister(ctx, org); !ok {
+		return false, why, nil
 	}
 	if err := reg.RegisterWebhooks(ctx, g, h.WebhookURLs(g)); err != nil {
 		h.Log.Warn("webhook registration failed", "gateway", g.ID, "provider", g.Provider, "err", err)
-		return false, err
+		return false, "", err
 	}
-	return true, nil
+	return true, "", nil
+}
+
+// GatewayRegistration is the outcome of registering one gateway's webhook
+// URLs at its partner.
+type GatewayRegistration struct {
+	GatewayID  string `json:"gateway_id"`
+	Registered bool   `json:"registered"`
+	Error      string `json:"error,omitempty"`
+	Note       string `json:"note,omitempty"`
+}
+
+// registerOrgGateways (re)registers the webhook URLs of an org's active
+// production gateways at their partners.
+func (h *Hub) registerOrgGateways(ctx context.Context, org *sb.Org) ([]GatewayRegistration, error) {
+	gws, err := h.DB.Gateways(ctx, org.ID)
+	if err != nil {
+		return nil, err
+	}
+	var out []GatewayRegistration
+	for _, g := range gws {
+		p, err := h.Providers.Get(g.Provider)
+		if err != nil || g.Sandbox || !g.Active {
+			continue
+		}
+		if _, ok := p.(sb.WebhookRegistrar); !ok {
+			continue
+		}
+		r := GatewayRegistration{GatewayID: g.ID}
+		r.Registered, r.Note, err = h.registerWebhooks(ctx, org, p, g)
+		r.Error = sb.ErrorMessage(err)
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 // RegisterAll registers the webhooks of every active non-sandbox gateway
-// (at start, so a partner that forgot them — the simulated carrier — knows
-// them again).
+// whose org's setup allows it (at start, so a partner that forgot them —
+// the simulated carrier — knows them again).
 func (h *Hub) RegisterAll(ctx context.Context) {
 	gws, err := h.DB.Gateways(ctx, "")
 	if err != nil {
 		h.Log.Warn("list gateways for registration", "err", err)
 		return
 	}
+	orgs := map[string]*sb.Org{}
 	for _, g := range gws {
+		org, ok := orgs[g.OrgID]
+		if !ok {
+			if org, err = h.DB.Org(ctx, g.OrgID); err != nil {
+				h.Log.Warn("read org for registration", "org", g.OrgID, "err", err)
+				continue
+			}
+			orgs[g.OrgID] = org
+		}
 		if p, err := h.Providers.Get(g.Provider); err == nil {
-			h.registerWebhooks(ctx, p, g)
+			h.registerWebhooks(ctx, org, p, g)
 		}
 	}
 }
@@ -281,9 +356,27 @@ func (h *Hub) CreateOrg(ctx context.Context, orgName, adminEmail, adminName stri
 	return org, admin, key, nil
 }
 
+// SettingsResult is an org after a settings change.
+type SettingsResult struct {
+	*sb.Org
+	// GatewayRegistrations reports the webhook registration of the org's
+	// production gateways when "Connected app for incoming messages" was
+	// just enabled on an org connected to Salesforce.
+	GatewayRegistrations []GatewayRegistration `json:"gateway_registrations,omitempty"`
+}
+
+// One-way toggles, by their setting names.
+const (
+	ToggleMessagingAPIForBulk     = "messaging_api_for_bulk"
+	ToggleConnectedAppForIncoming = "connected_app_for_incoming"
+)
+
 // UpdateSettings changes an org's settings (System Admin). The one-way
 // toggles may be switched on by an admin but off only by a service operator.
-func (h *Hub) UpdateSettings(ctx context.Context, user *sb.User, s sb.OrgSettings) (*sb.Org, error) {
+// Switching "Connected app for incoming messages" on for an org connected to
+// Salesforce registers its production gateways' webhook URLs at their
+// partners.
+func (h *Hub) UpdateSettings(ctx context.Context, user *sb.User, s sb.OrgSettings) (*SettingsResult, error) {
 	if err := user.Require(sb.PermSystemAdmin); err != nil {
 		return nil, err
 	}
@@ -293,11 +386,17 @@ func (h *Hub) UpdateSettings(ctx context.Context, user *sb.User, s sb.OrgSetting
 	}
 	if !user.Operator {
 		if org.Settings.MessagingAPIForBulk && !s.MessagingAPIForBulk {
-			return nil, sb.Errorf(sb.EForbidden, "\"Messaging API for bulk sends\" can only be disabled by a service operator")
+			return nil, sb.Errorf(sb.EForbidden, "\"Messaging API for bulk sends\" can only be disabled by a service operator (switchboard admin org settings --disable %s)", ToggleMessagingAPIForBulk)
 		}
 		if org.Settings.ConnectedAppForIncoming && !s.ConnectedAppForIncoming {
-			return nil, sb.Errorf(sb.EForbidden, "\"Connected app for incoming messages\" can only be disabled by a service operator")
+			return nil, sb.Errorf(sb.EForbidden, "\"Connected app for incoming messages\" can only be disabled by a service operator (switchboard admin org settings --disable %s)", ToggleConnectedAppForIncoming)
 		}
+	}
+	if err := s.Normalize(); err != nil {
+		return nil, err
+	}
+	if s.AlertEmail != "" && s.AlertEmail != org.Settings.AlertEmail && h.Mailer == nil {
+		return nil, sb.FieldError("alert_email", "this service has no SMTP server to send alert emails (SWITCHBOARD_SMTP_URL); use alert_webhook_url")
 	}
 	if s.IntegrationUserID == "" {
 		s.IntegrationUserID = org.Settings.IntegrationUserID
@@ -308,5 +407,39 @@ func (h *Hub) UpdateSettings(ctx context.Context, user *sb.User, s sb.OrgSetting
 		return nil, err
 	}
 	h.forgetOrg(org.ID)
-	return h.DB.Org(ctx, org.ID)
+	if user.Operator {
+		h.Log.Info("org settings changed by a service operator", "org", org.ID,
+			ToggleMessagingAPIForBulk, s.MessagingAPIForBulk, ToggleConnectedAppForIncoming, s.ConnectedAppForIncoming)
+	}
+	after, err := h.DB.Org(ctx, org.ID)
+	if err != nil {
+		return nil, err
+	}
+	res := &SettingsResult{Org: after}
+	if !org.Settings.ConnectedAppForIncoming && after.Settings.ConnectedAppForIncoming && after.Settings.CRM == sb.CRMSalesforce {
+		if res.GatewayRegistrations, err = h.registerOrgGateways(ctx, after); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// OperatorSetToggle switches a one-way toggle of an org as the service
+// operator (whoever runs "switchboard admin"), who may also switch them off.
+func (h *Hub) OperatorSetToggle(ctx context.Context, orgID, name string, on bool) (*SettingsResult, error) {
+	org, err := h.DB.Org(ctx, orgID)
+	if err != nil {
+		return nil, err
+	}
+	s := org.Settings
+	switch name {
+	case ToggleMessagingAPIForBulk:
+		s.MessagingAPIForBulk = on
+	case ToggleConnectedAppForIncoming:
+		s.ConnectedAppForIncoming = on
+	default:
+		return nil, sb.FieldError("setting", "unknown one-way setting %q (%s or %s)", name, ToggleMessagingAPIForBulk, ToggleConnectedAppForIncoming)
+	}
+	op := &sb.User{OrgID: org.ID, Name: "service operator", Permissions: []sb.Permission{sb.PermSystemAdmin}, Operator: true}
+	return h.UpdateSettings(ctx, op, s)
 }

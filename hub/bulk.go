@@ -73,6 +73,9 @@ func (h *Hub) Bulk(ctx context.Context, user *sb.User, req BulkRequest) (*BulkRe
 	if err != nil {
 		return nil, err
 	}
+	if org.Settings.CRM == sb.CRMSalesforce && !org.Settings.MessagingAPIForBulk {
+		return nil, &sb.Error{Code: sb.EConflict, Field: ToggleMessagingAPIForBulk, Message: "bulk sends of an org connected to Salesforce go through the Messaging API: a System Admin must enable \"Messaging API for bulk sends\" (messaging_api_for_bulk in the org settings) first"}
+	}
 	gw, err := h.Gateway(ctx, org.ID, req.GatewayID)
 	if err != nil {
 		return nil, err

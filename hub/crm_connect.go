@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -202,6 +204,22 @@ func (h *Hub) afterConnect(ctx context.Context, orgID, userID string, conn *sale
 	}
 	h.forgetOrg(orgID)
 	h.Log.Info("Salesforce authorized", "org", orgID, "sf_user", conn.UserID)
+	if org.Settings.ConnectedAppForIncoming {
+		// Enabled before this authorization: the production gateways are
+		// registered now that the instance is known.
+		if org, err = h.DB.Org(ctx, orgID); err != nil {
+			return err
+		}
+		regs, err := h.registerOrgGateways(ctx, org)
+		if err != nil {
+			return err
+		}
+		for _, r := range regs {
+			if !r.Registered {
+				h.Log.Warn("gateway webhooks not registered after authorizing Salesforce", "org", orgID, "gateway", r.GatewayID, "err", r.Error, "note", r.Note)
+			}
+		}
+	}
 	// Held write-backs flow again.
 	return h.DB.TouchCRMJob(ctx, orgID)
 }
@@ -235,36 +253,105 @@ func (h *Hub) CheckCRM(ctx context.Context, user *sb.User) (*CRMConnection, erro
 }
 
 // checkOrg runs one org's health check, stores it, and alerts the org's
-// admins when it fails.
+// admins when its outcome changes (see alertEvent).
 func (h *Hub) checkOrg(ctx context.Context, org *sb.Org) (*salesforce.HealthReport, error) {
 	if org.Settings.CRM != sb.CRMSalesforce || h.Salesforce == nil {
 		return nil, nil
+	}
+	prev, err := h.lastHealth(ctx, org.ID)
+	if err != nil {
+		return nil, err
 	}
 	r := h.Salesforce.Check(ctx, org)
 	if r == nil {
 		return nil, nil
 	}
-	if !r.OK {
-		h.alert(ctx, org, r)
+	if ev := alertEvent(prev, r); ev != "" {
+		h.alert(ctx, org, ev, prev, r)
 	}
 	return r, nil
 }
 
-// alert tells an org's admins their CRM connection fails: a log line, the
-// UI banner (from the stored report), and a POST of the report to the org's
-// alert webhook when one is set.
-func (h *Hub) alert(ctx context.Context, org *sb.Org, r *salesforce.HealthReport) {
+// lastHealth returns the org's latest stored health report, or nil.
+func (h *Hub) lastHealth(ctx context.Context, orgID string) (*salesforce.HealthReport, error) {
+	checks, err := h.DB.HealthChecks(ctx, orgID, 1)
+	if err != nil || len(checks) == 0 {
+		return nil, err
+	}
+	var r salesforce.HealthReport
+	if err := json.Unmarshal(checks[0].Report, &r); err != nil {
+		return nil, nil // an unreadable old report counts as none
+	}
+	return &r, nil
+}
+
+// Alert events.
+const (
+	EventHealthFailed    = "crm.health_check_failed"
+	EventHealthRecovered = "crm.health_check_recovered"
+)
+
+func failingNames(r *salesforce.HealthReport) []string {
+	if r == nil {
+		return nil
+	}
+	var out []string
+	for _, it := range r.Failing() {
+		out = append(out, it.Name)
+	}
+	if !r.OK && len(out) == 0 {
+		out = []string{"connection"}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// alertEvent decides whether a check result is news to the admins: the
+// check started failing (or fails on other items than before), or it
+// recovered. A check that fails like the one before alerts nobody again.
+func alertEvent(prev, cur *salesforce.HealthReport) string {
+	was, now := failingNames(prev), failingNames(cur)
+	switch {
+	case slices.Equal(was, now):
+		return ""
+	case len(now) == 0:
+		return EventHealthRecovered
+	}
+	return EventHealthFailed
+}
+
+// alert tells an org's admins their CRM connection's health changed: a log
+// line, the UI banner (from the stored report), a POST of the report to the
+// org's alert webhook and an email to its alert address, when set.
+func (h *Hub) alert(ctx context.Context, org *sb.Org, event string, prev, r *salesforce.HealthReport) {
 	var failing []string
 	for _, it := range r.Failing() {
 		failing = append(failing, it.Name+": "+it.Message)
 	}
-	h.Log.Warn("CRM health check failed", "org", org.ID, "failing", strings.Join(failing, "; "))
-	if org.Settings.AlertWebhookURL == "" {
-		return
+	if event == EventHealthRecovered {
+		h.Log.Info("CRM health check passes again", "org", org.ID)
+	} else {
+		h.Log.Warn("CRM health check failed", "org", org.ID, "failing", strings.Join(failing, "; "))
 	}
-	body, _ := json.Marshal(map[string]any{"event": "crm.health_check_failed", "org_id": org.ID, "org_name": org.Name, "report": r})
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
+	if org.Settings.AlertWebhookURL != "" {
+		h.postAlert(ctx, org, event, r)
+	}
+	if org.Settings.AlertEmail != "" {
+		if h.Mailer == nil {
+			h.Log.Warn("alert email not sent: the service has no SMTP server (SWITCHBOARD_SMTP_URL)", "org", org.ID)
+			return
+		}
+		subject, body := alertEmail(org, event, prev, r, failing)
+		if err := h.Mailer.Send(ctx, []string{org.Settings.AlertEmail}, subject, body); err != nil {
+			h.Log.Warn("alert email failed", "org", org.ID, "err", err)
+		}
+	}
+}
+
+func (h *Hub) postAlert(ctx context.Context, org *sb.Org, event string, r *salesforce.HealthReport) {
+	body, _ := json.Marshal(map[string]any{"event": event, "org_id": org.ID, "org_name": org.Name, "report": r})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, org.Settings.AlertWebhookURL, bytes.NewReader(body))
 	if err != nil {
 		return
@@ -276,6 +363,27 @@ func (h *Hub) alert(ctx context.Context, org *sb.Org, r *salesforce.HealthReport
 		return
 	}
 	resp.Body.Close()
+}
+
+// alertEmail writes an alert's subject and text.
+func alertEmail(org *sb.Org, event string, prev, r *salesforce.HealthReport, failing []string) (string, string) {
+	var b strings.Builder
+	if event == EventHealthRecovered {
+		fmt.Fprintf(&b, "The CRM health check of %s passes again (%s).\n", org.Name, r.Time.UTC().Format(time.RFC1123))
+		if prev != nil {
+			b.WriteString("\nIt was failing on:\n")
+			for _, it := range prev.Failing() {
+				fmt.Fprintf(&b, "- %s: %s\n", it.Name, it.Message)
+			}
+		}
+		return "Switchboard: CRM health check of " + org.Name + " passes again", b.String()
+	}
+	fmt.Fprintf(&b, "The CRM health check of %s failed (%s):\n\n", org.Name, r.Time.UTC().Format(time.RFC1123))
+	for _, f := range failing {
+		fmt.Fprintf(&b, "- %s\n", f)
+	}
+	b.WriteString("\nIncoming messages and status updates may not reach the CRM until this is fixed. Open Settings in Switchboard to see the full check and run it again.\n")
+	return "Switchboard: CRM health check of " + org.Name + " is failing", b.String()
 }
 
 // HealthCheckArgs is the periodic CRM health check of every org.
@@ -303,6 +411,45 @@ func (w *HealthCheckWorker) Work(ctx context.Context, job *river.Job[HealthCheck
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// FindRecords looks CRM records up through the org's CRM (Inbox users and
+// admins): by email, every record object with an email (Salesforce:
+// contacts and leads by default), or by phone, every record object with a
+// phone field. Exactly one of email and phone is given.
+func (h *Hub) FindRecords(ctx context.Context, user *sb.User, email, phone string) ([]sb.CRMRecord, error) {
+	if err := user.Require(sb.PermInbox); err != nil {
+		return nil, err
+	}
+	if (email == "") == (phone == "") {
+		return nil, sb.FieldError("email", "give either email or phone")
+	}
+	org, err := h.DB.Org(ctx, user.OrgID)
+	if err != nil {
+		return nil, err
+	}
+	crm, err := h.CRMs.For(ctx, org)
+	if err != nil {
+		return nil, sb.Wrap(err, sb.EUnavailable, "the org's CRM cannot be reached")
+	}
+	var recs []sb.CRMRecord
+	if email != "" {
+		recs, err = crm.FindByEmail(ctx, org, email)
+	} else {
+		var e164 string
+		if e164, err = sb.ParsePhone(phone, org.Settings.DefaultRegion); err != nil {
+			return nil, sb.FieldError("phone", "%s", sb.ErrorMessage(err))
+		}
+		recs, err = crm.FindByPhone(ctx, org, e164)
+	}
+	var ce *sb.CRMError
+	if errors.As(err, &ce) {
+		return nil, sb.Wrap(err, sb.EUnavailable, "the CRM lookup failed: %s", ce.Message)
+	}
+	if recs == nil {
+		recs = []sb.CRMRecord{}
+	}
+	return recs, err
 }
 
 // SalesforceMapping returns the org's object and field mapping.

@@ -24,6 +24,11 @@ type CRMs interface {
 	For(ctx context.Context, org *sb.Org) (sb.CRM, error)
 }
 
+// Mailer sends plain-text email (mail.Sender).
+type Mailer interface {
+	Send(ctx context.Context, to []string, subject, body string) error
+}
+
 // Hub is the application core.
 type Hub struct {
 	DB        *store.DB
@@ -58,6 +63,8 @@ type Hub struct {
 	SalesforceOAuth bool
 	// HTTPClient makes outbound calls of the hub's own (alert webhooks).
 	HTTPClient *http.Client
+	// Mailer sends alert emails (nil: the service has no SMTP server).
+	Mailer Mailer
 	// SlotObserver, when set, is told every send slot reserved on a paced
 	// gateway (tests and diagnostics).
 	SlotObserver func(gatewayID string, at time.Time)
@@ -66,6 +73,8 @@ type Hub struct {
 	gwCache   map[string]cachedGateway
 	orgCache  map[string]cachedOrg
 	throttled map[string]time.Time // unlimited gateways lately throttled
+	// CRM write-back gathering (SetCRMGather), under gwMu.
+	crmWindow, crmThrottledWindow, crmUsageMaxAge time.Duration
 }
 
 type cachedOrg struct {
@@ -92,7 +101,8 @@ func New(db *store.DB, providers *provider.Registry, crms CRMs, publicURL *url.U
 	}
 	return &Hub{DB: db, Providers: providers, CRMs: crms, PublicURL: publicURL, Log: log, Metrics: metrics,
 		ChunkSize: 100, MaxPacingWait: 5 * time.Second, SendTimeout: 15 * time.Second, JobTimeout: time.Minute, gwCache: map[string]cachedGateway{}, orgCache: map[string]cachedOrg{},
-		HTTPClient: &http.Client{Timeout: 15 * time.Second}}
+		HTTPClient: &http.Client{Timeout: 15 * time.Second},
+		crmWindow:  DefaultCRMWindow, crmThrottledWindow: DefaultCRMThrottledWindow, crmUsageMaxAge: DefaultCRMUsageMaxAge}
 }
 
 // SetJobTimeout sets the job timeout, and the provider-call timeout to a

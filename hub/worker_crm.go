@@ -12,18 +12,118 @@ import (
 )
 
 // CRMBatchSize is how many message changes one CRM write carries; the CRM
-// client splits it further to its own limits (200 per Salesforce call).
+// client splits it further to its own limits (Salesforce: 200 records a
+// collection, five collections a /composite call).
 const CRMBatchSize = 1000
 
-// Throttler is implemented by CRMs that ask non-urgent writes to slow down
-// when the org's API budget runs low.
-type Throttler interface {
+// Defaults of the write-back's gathering (see CRMWorker).
+const (
+	DefaultCRMWindow          = 10 * time.Second
+	DefaultCRMThrottledWindow = time.Minute
+	DefaultCRMUsageMaxAge     = 5 * time.Minute
+)
+
+// crmPoll is how often a write-back that waits for changes to gather looks
+// again while changes keep coming.
+const crmPoll = 250 * time.Millisecond
+
+// crmSnooze bounds how long a write-back that only waits for time to pass
+// leaves its worker free; an urgent change made meanwhile is written when
+// it comes back.
+const crmSnooze = time.Second
+
+// UsageBudget is implemented by CRMs with a daily API budget (Salesforce):
+// above a share of it, non-urgent writes slow down.
+type UsageBudget interface {
+	// Throttle reports whether the org's last known usage is above the
+	// threshold.
 	Throttle(orgID string) bool
+	// UsageReadAt is when the usage was last read.
+	UsageReadAt(orgID string) time.Time
+	// RefreshUsage reads the usage with a cheap call.
+	RefreshUsage(ctx context.Context, orgID string) error
+}
+
+// OnlineChecker is implemented by CRMs that know without a call whether an
+// org's connection is held (Salesforce: not authorized, or revoked); the
+// write-back then leaves the changes alone.
+type OnlineChecker interface {
+	Online(ctx context.Context, orgID string) error
+}
+
+// crmOnline returns the CRM's Offline error while the org's connection is
+// held (see OnlineChecker), nil otherwise.
+func crmOnline(ctx context.Context, crm sb.CRM, orgID string) error {
+	if o, ok := crm.(OnlineChecker); ok {
+		return o.Online(ctx, orgID)
+	}
+	return nil
+}
+
+// SetCRMGather sets how long non-urgent changes may wait to be written with
+// others (window), the same while the org's CRM API usage is above its
+// threshold (throttled), and how old a reading of that usage may get before
+// a deferring write-back refreshes it (usageMaxAge). Zero keeps a value.
+func (h *Hub) SetCRMGather(window, throttled, usageMaxAge time.Duration) {
+	h.gwMu.Lock()
+	defer h.gwMu.Unlock()
+	if window > 0 {
+		h.crmWindow = window
+	}
+	if throttled > 0 {
+		h.crmThrottledWindow = throttled
+	}
+	if usageMaxAge > 0 {
+		h.crmUsageMaxAge = usageMaxAge
+	}
+}
+
+func (h *Hub) crmGather() (window, throttled, usageMaxAge time.Duration) {
+	h.gwMu.Lock()
+	defer h.gwMu.Unlock()
+	return h.crmWindow, h.crmThrottledWindow, h.crmUsageMaxAge
+}
+
+// crmThrottled reports whether the org's CRM asks non-urgent writes to slow
+// down. While they wait nothing else may call the CRM, so a high reading
+// older than the maximum age is refreshed first (GET /limits): the writes
+// resume once usage falls.
+func (h *Hub) crmThrottled(ctx context.Context, crm sb.CRM, orgID string) bool {
+	b, ok := crm.(UsageBudget)
+	if !ok || !b.Throttle(orgID) {
+		return false
+	}
+	_, _, maxAge := h.crmGather()
+	if time.Since(b.UsageReadAt(orgID)) >= maxAge {
+		if err := b.RefreshUsage(ctx, orgID); err != nil {
+			h.Log.Warn("CRM API usage could not be refreshed", "org", orgID, "err", err)
+		}
+		return b.Throttle(orgID)
+	}
+	return true
 }
 
 // CRMWorker writes an org's pending message changes to its CRM in batches:
 // new records are created with their latest status, existing ones updated.
 // Several changes of one message since the last write become one write.
+//
+// Changes gather before they are written, so that 1,000 messages cost a
+// handful of CRM calls from creation to their final status. A change is
+// settled once it is store.CRMWritebackDelay old. The settled changes are
+// written together as soon as
+//
+//   - one is urgent: an incoming message to create (people and automations
+//     are waiting for it); or
+//   - there are a full batch of them (CRMBatchSize); or
+//   - the oldest has waited the gather window (10 s by default); or
+//   - the org is idle: no change is unsettled and no outgoing message is in
+//     flight (Queued or Sent, and changed within the window), so no status
+//     is still to come.
+//
+// While the org's CRM API usage is above its threshold (80 % of the daily
+// limit for Salesforce), only urgent changes are written at once; the rest
+// wait the longer throttled window (a minute by default) and go in fewer,
+// larger calls.
 type CRMWorker struct {
 	river.WorkerDefaults[store.CRMWritebackArgs]
 	Hub *Hub
@@ -40,16 +140,17 @@ func (w *CRMWorker) Work(ctx context.Context, job *river.Job[store.CRMWritebackA
 		return err
 	}
 	crm, err := h.CRMs.For(ctx, org)
+	if err == nil {
+		err = crmOnline(ctx, crm, org.ID)
+	}
 	if err != nil {
 		if sb.CRMOffline(err) {
-			// Held: the changes stay pending until an admin authorizes again.
+			// Held: the changes stay pending, unclaimed, until an admin
+			// authorizes again.
 			h.Log.Warn("CRM offline; write-backs held", "org", org.ID, "err", err)
 			return nil
 		}
 		return err
-	}
-	if t, ok := crm.(Throttler); ok && t.Throttle(org.ID) {
-		return river.JobSnooze(30 * time.Second)
 	}
 	users := map[string]string{}
 	// A run ends within the job timeout; what is left continues in the next
@@ -67,25 +168,57 @@ func (w *CRMWorker) Work(ctx context.Context, job *river.Job[store.CRMWritebackA
 			return river.JobSnooze(0)
 		default:
 		}
-		// Changes younger than the gather delay wait for the next round, so
-		// a message that is queued, sent and delivered in quick succession
-		// is written once.
-		pend, err := h.DB.ClaimCRM(ctx, org.ID, CRMBatchSize, h.JobTimeout+15*time.Second, h.DB.Now().Add(-store.CRMWritebackDelay))
+		now := h.DB.Now()
+		settled := now.Add(-store.CRMWritebackDelay)
+		window, slow, _ := h.crmGather()
+		throttled := h.crmThrottled(ctx, crm, org.ID)
+		if throttled {
+			window = slow
+		}
+		g, err := h.DB.CRMGatherState(ctx, org.ID, settled, now.Add(-window), CRMBatchSize)
 		if err != nil {
 			return err
 		}
-		if len(pend) == 0 {
-			more, err := h.DB.CRMClaimable(ctx, org.ID)
-			if err != nil || !more {
-				return err
-			}
-			if err := sleepFor(ctx, store.CRMWritebackDelay/2); err != nil {
-				return err
-			}
-			continue
+		if !g.Pending {
+			return nil // changes leased by a run that failed are swept later
 		}
-		if err := h.writeCRM(ctx, crm, org, pend, users); err != nil {
-			h.Log.Warn("CRM write-back failed; it will be retried", "org", org.ID, "err", err)
+		stale := g.Ready > 0 && !g.Oldest.After(now.Add(-window))
+		// The cut-off of non-urgent changes: settled ones, or while
+		// throttled only those that waited the whole window.
+		others := settled
+		due := g.Urgent || stale
+		if throttled {
+			others = now.Add(-window)
+		} else {
+			due = due || g.Ready >= CRMBatchSize || (g.Ready > 0 && !g.Unsettled && !g.InFlight)
+		}
+		if due {
+			pend, err := h.DB.ClaimCRMBefore(ctx, org.ID, CRMBatchSize, h.JobTimeout+15*time.Second, settled, others)
+			if err != nil {
+				return err
+			}
+			if len(pend) > 0 {
+				if err := h.writeCRM(ctx, crm, org, pend, users); err != nil {
+					h.Log.Warn("CRM write-back failed; it will be retried", "org", org.ID, "err", err)
+					return err
+				}
+				if sb.CRMOffline(crmOnline(ctx, crm, org.ID)) {
+					return nil // the write found the authorization gone: held
+				}
+				continue
+			}
+		}
+		if throttled || (!g.Unsettled && !g.InFlight && g.Ready > 0) {
+			// Only time will make the settled changes due: leave the worker
+			// free meanwhile, and look again soon for urgent changes.
+			wait := crmSnooze
+			if g.Ready > 0 {
+				wait = g.Oldest.Add(window).Sub(now)
+			}
+			return river.JobSnooze(min(max(wait, crmPoll), crmSnooze))
+		}
+		// Changes keep coming: look again shortly.
+		if err := sleepFor(ctx, crmPoll); err != nil {
 			return err
 		}
 	}
@@ -115,15 +248,11 @@ func (h *Hub) writeCRM(ctx context.Context, crm sb.CRM, org *sb.Org, pend []stor
 		}
 		if m.CRMMessageID == "" && p.Content != nil {
 			cm.Phone, cm.Body, cm.MediaURLs = p.Content.Phone, p.Content.Body, p.Content.MediaURLs
-			if cm.RecordID == "" && m.Direction == sb.Incoming {
-				// Attach an incoming message from a number we never texted
-				// to the CRM record that has that number, if any.
-				if recs, err := crm.FindByPhone(ctx, org, p.Content.Phone); err == nil && len(recs) > 0 {
-					cm.RecordID = recs[0].ID
-				}
-			}
 		}
 		msgs = append(msgs, cm)
+	}
+	if err := h.lookUpIncoming(ctx, crm, org, pend, msgs); err != nil {
+		return err
 	}
 	kind := org.Settings.CRM
 	results, err := crm.WriteMessages(ctx, org, msgs)
@@ -159,6 +288,74 @@ func (h *Hub) writeCRM(ctx context.Context, crm sb.CRM, org *sb.Org, pend []stor
 		return nil
 	}
 	return err
+}
+
+// lookUpIncoming completes the incoming messages of a write whose records
+// are still to be created, with one batched CRM lookup of each kind:
+//
+//   - a message from a number the org never texted is attached to the CRM
+//     record that has that number, if any (FindByPhones);
+//   - a message from a number Switchboard has no outgoing message to on
+//     that gateway — history from before Switchboard, or past its
+//     retention — takes the owner of the last outgoing message record the
+//     CRM has (LastOutgoingOwners); the org's integration user otherwise.
+//
+// A lookup that fails leaves the messages as they are.
+func (h *Hub) lookUpIncoming(ctx context.Context, crm sb.CRM, org *sb.Org, pend []store.CRMPending, msgs []sb.CRMMessage) error {
+	var idx []int
+	var phones []string
+	for i, p := range pend {
+		if p.Msg.Direction == sb.Incoming && p.Msg.CRMMessageID == "" && p.Content != nil && p.Content.Phone != "" {
+			idx = append(idx, i)
+			if msgs[i].RecordID == "" {
+				phones = append(phones, p.Content.Phone)
+			}
+		}
+	}
+	if len(idx) == 0 {
+		return nil
+	}
+	if len(phones) > 0 {
+		found, err := crm.FindByPhones(ctx, org, phones)
+		if err != nil {
+			h.Log.Warn("CRM record lookup by phone failed; incoming messages are written without a record", "org", org.ID, "err", err)
+		}
+		for _, i := range idx {
+			if recs := found[msgs[i].Phone]; msgs[i].RecordID == "" && len(recs) > 0 {
+				msgs[i].RecordID = recs[0].ID
+			}
+		}
+	}
+	keys := make([]store.PhoneOnGatewayHash, len(idx))
+	for k, i := range idx {
+		keys[k] = store.PhoneOnGatewayHash{GatewayID: pend[i].Msg.GatewayID, PhoneHash: pend[i].Msg.PhoneHash}
+	}
+	texted, err := h.DB.TextedBefore(ctx, org.ID, keys)
+	if err != nil {
+		return err
+	}
+	var pairs []sb.PhoneOnGateway
+	var asked []int
+	for k, i := range idx {
+		if !texted[keys[k].Key()] {
+			pairs = append(pairs, sb.PhoneOnGateway{GatewayNumber: msgs[i].GatewayNumber, Phone: msgs[i].Phone})
+			asked = append(asked, i)
+		}
+	}
+	if len(pairs) == 0 {
+		return nil
+	}
+	owners, err := crm.LastOutgoingOwners(ctx, org, pairs)
+	if err != nil {
+		h.Log.Warn("CRM lookup of the last outgoing message's owner failed; incoming messages keep the integration user", "org", org.ID, "err", err)
+		return nil
+	}
+	for k, i := range asked {
+		if owner := owners[pairs[k]]; owner != "" {
+			msgs[i].OwnerID = owner
+		}
+	}
+	return nil
 }
 
 // crmUserID maps a Switchboard user id to the user's CRM id.

@@ -108,6 +108,10 @@ func (e *crmEnv) authorize(t *testing.T) {
 	if err != nil || org.Settings.CRM != sb.CRMSalesforce {
 		t.Fatalf("org CRM after authorizing: %v %v", org, err)
 	}
+	// Bulk sends of an org on Salesforce need the Messaging API.
+	if r := e.API(http.MethodPatch, "/v1/org/settings", map[string]any{"messaging_api_for_bulk": true}); r.Status != http.StatusOK {
+		t.Fatalf("enable the Messaging API for bulk sends: %d %s", r.Status, r.Body)
+	}
 }
 
 // bulk sends n messages from the org with key through gateway gw and

@@ -16,6 +16,10 @@ type CRMConnection struct {
 	Offline       bool
 	OfflineReason string
 	UpdatedAt     time.Time
+
+	// refreshHash is the stored hash of the refresh token the document
+	// holds (the compare-and-swap's comparand).
+	refreshHash []byte
 }
 
 func refreshHash(token string) []byte {
@@ -41,7 +45,8 @@ func (db *DB) crmConnection(ctx context.Context, q querier, orgID string, lock b
 	if lock && db.dialect == Postgres {
 		sfx = " FOR UPDATE"
 	}
-	err := q.queryRow(ctx, `SELECT sealed, offline, offline_reason, updated_at FROM crm_connections WHERE org_id = $1`+sfx, orgID).Scan(&sealed, &c.Offline, &c.OfflineReason, &at)
+	err := q.queryRow(ctx, `SELECT sealed, offline, offline_reason, updated_at, refresh_hash FROM crm_connections WHERE org_id = $1`+sfx, orgID).
+		Scan(&sealed, &c.Offline, &c.OfflineReason, &at, &c.refreshHash)
 	if errors.Is(err, errNoRows) {
 		return nil, sb.Errorf(sb.ENotFound, "org has no CRM connection")
 	}
@@ -72,33 +77,42 @@ func (db *DB) SaveCRMConnection(ctx context.Context, orgID string, data []byte, 
 // connection is online and still holds oldRefresh, update turns its
 // document into the new one (and names the new refresh token). It returns
 // the stored document afterwards, swapped or not.
+//
+// The comparison is made on the row read under its lock (FOR UPDATE on
+// PostgreSQL; SQLite has one writer), and the UPDATE repeats it in its WHERE
+// clause, so two refreshes from the same old token never both win.
 func (db *DB) SwapCRMTokens(ctx context.Context, orgID, oldRefresh string, update func(data []byte) ([]byte, string, error)) ([]byte, error) {
 	var out []byte
+	old := refreshHash(oldRefresh)
 	err := db.Tx(ctx, func(tx *Tx) error {
-		var stored []byte
-		err := tx.q.queryRow(ctx, `SELECT refresh_hash FROM crm_connections WHERE org_id = $1`, orgID).Scan(&stored)
-		if errors.Is(err, errNoRows) {
-			return sb.Errorf(sb.ENotFound, "org has no CRM connection")
-		}
-		if err != nil {
-			return err
-		}
 		cur, err := db.crmConnection(ctx, tx.q, orgID, true)
 		if err != nil {
 			return err
 		}
 		out = cur.Data
-		if cur.Offline || string(stored) != string(refreshHash(oldRefresh)) {
+		if cur.Offline || string(cur.refreshHash) != string(old) {
 			return nil
 		}
 		data, newRefresh, err := update(cur.Data)
 		if err != nil {
 			return err
 		}
-		_, err = tx.q.exec(ctx, `UPDATE crm_connections SET sealed = $2, refresh_hash = $3, updated_at = $4 WHERE org_id = $1`,
-			orgID, db.keys.Seal(connCtx(orgID), data), refreshHash(newRefresh), micros(db.now()))
-		out = data
-		return err
+		// A connection without a refresh token (JWT bearer) has a NULL hash;
+		// the comparison is NULL-safe.
+		same := "refresh_hash IS $5"
+		if db.dialect == Postgres {
+			same = "refresh_hash IS NOT DISTINCT FROM $5"
+		}
+		n, err := tx.q.exec(ctx, `UPDATE crm_connections SET sealed = $2, refresh_hash = $3, updated_at = $4
+			WHERE org_id = $1 AND `+same+` AND NOT offline`,
+			orgID, db.keys.Seal(connCtx(orgID), data), refreshHash(newRefresh), micros(db.now()), old)
+		if err != nil {
+			return err
+		}
+		if n == 1 {
+			out = data
+		}
+		return nil
 	})
 	return out, err
 }

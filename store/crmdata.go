@@ -144,6 +144,31 @@ func (db *DB) ContactsByIDs(ctx context.Context, orgID string, ids []string) ([]
 	return out, nil
 }
 
+// CRMLastOutgoingOwners returns, for each phone on a gateway number, the
+// owner of the newest outgoing built-in CRM message record to it; pairs
+// without one are left out.
+func (db *DB) CRMLastOutgoingOwners(ctx context.Context, orgID string, pairs []sb.PhoneOnGateway) (map[sb.PhoneOnGateway]string, error) {
+	out := map[sb.PhoneOnGateway]string{}
+	for _, p := range pairs {
+		if _, done := out[p]; done {
+			continue
+		}
+		var owner string
+		err := db.reader().queryRow(ctx, `SELECT owner_id FROM crm_messages WHERE org_id = $1 AND phone = $2 AND gateway_number = $3 AND direction = 'outgoing'
+			ORDER BY created_at DESC, id DESC LIMIT 1`, orgID, p.Phone, p.GatewayNumber).Scan(&owner)
+		if errors.Is(err, errNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if owner != "" {
+			out[p] = owner
+		}
+	}
+	return out, nil
+}
+
 // ContactsWhere returns contacts whose column equals value (phone or email).
 func (db *DB) ContactsWhere(ctx context.Context, orgID, column, value string) ([]*sb.CRMRecord, error) {
 	return contactsWhere(ctx, db.reader(), orgID, column, value)

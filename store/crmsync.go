@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -25,11 +26,24 @@ type CRMPending struct {
 // oldest change first. A lease keeps other writers off the rows until it
 // expires or FinishCRM ends it. A zero settledBefore claims every change.
 func (db *DB) ClaimCRM(ctx context.Context, orgID string, limit int, lease time.Duration, settledBefore time.Time) ([]CRMPending, error) {
+	return db.ClaimCRMBefore(ctx, orgID, limit, lease, settledBefore, settledBefore)
+}
+
+// urgentCRM is the SQL condition of an urgent change: an incoming message
+// whose CRM record is still to be created.
+const urgentCRM = `direction = 'incoming' AND crm_message_id IS NULL`
+
+// ClaimCRMBefore is ClaimCRM with two cut-offs: urgent changes (incoming
+// messages to create) made before urgentBefore, and others made before
+// otherBefore. A zero time claims every change of its kind.
+func (db *DB) ClaimCRMBefore(ctx context.Context, orgID string, limit int, lease time.Duration, urgentBefore, otherBefore time.Time) ([]CRMPending, error) {
 	now := micros(db.now())
 	until := micros(db.now().Add(lease))
-	settled := int64(1) << 62
-	if !settledBefore.IsZero() {
-		settled = micros(settledBefore)
+	cutoff := func(t time.Time) int64 {
+		if t.IsZero() {
+			return int64(1) << 62
+		}
+		return micros(t)
 	}
 	skip := ""
 	if db.dialect == Postgres {
@@ -40,10 +54,10 @@ func (db *DB) ClaimCRM(ctx context.Context, orgID string, limit int, lease time.
 		out = out[:0]
 		rs, err := tx.q.query(ctx, `UPDATE messages SET crm_lease_until = $3
 			WHERE id IN (SELECT id FROM messages WHERE org_id = $1 AND version > crm_version AND (crm_lease_until IS NULL OR crm_lease_until < $2)
-				AND updated_at <= $5 ORDER BY updated_at LIMIT $4`+skip+`)
+				AND (updated_at <= $5 OR (`+urgentCRM+` AND updated_at <= $6)) ORDER BY updated_at LIMIT $4`+skip+`)
 			AND (crm_lease_until IS NULL OR crm_lease_until < $2)
 			RETURNING `+msgCols+`, version, (SELECT sealed FROM message_contents c WHERE c.message_id = messages.id AND messages.crm_message_id IS NULL)`,
-			orgID, now, until, limit, settled)
+			orgID, now, until, limit, cutoff(otherBefore), cutoff(urgentBefore))
 		if err != nil {
 			return err
 		}
@@ -66,6 +80,49 @@ func (db *DB) ClaimCRM(ctx context.Context, orgID string, limit int, lease time.
 		return rs.Err()
 	})
 	return out, err
+}
+
+// CRMGather describes an org's message changes waiting for the CRM, for
+// deciding when to write them (see CRMGatherState).
+type CRMGather struct {
+	// Pending: some change waits and no writer holds it.
+	Pending bool
+	// Ready counts the settled changes (made before the settle cut-off),
+	// up to the cap asked for.
+	Ready int
+	// Oldest is when the oldest settled change was made (zero if none).
+	Oldest time.Time
+	// Urgent: a settled change is an incoming message to create.
+	Urgent bool
+	// Unsettled: a change was made after the settle cut-off.
+	Unsettled bool
+	// InFlight: an outgoing message of the org is Queued or Sent and
+	// changed after the active cut-off, so more changes are coming.
+	InFlight bool
+}
+
+// CRMGatherState reads an org's CRM write-back state: changes made before
+// settled count as settled (up to cap are counted), and outgoing messages
+// changed after active that are not final yet count as in flight.
+func (db *DB) CRMGatherState(ctx context.Context, orgID string, settled, active time.Time, cap int) (CRMGather, error) {
+	var g CRMGather
+	var oldest sql.NullInt64
+	const free = `org_id = $1 AND version > crm_version AND (crm_lease_until IS NULL OR crm_lease_until < $2)`
+	err := db.reader().queryRow(ctx, `SELECT
+			(SELECT COUNT(*) FROM (SELECT 1 FROM messages WHERE `+free+` AND updated_at <= $3 LIMIT $5) r),
+			(SELECT MIN(updated_at) FROM messages WHERE `+free+` AND updated_at <= $3),
+			EXISTS (SELECT 1 FROM messages WHERE `+free+` AND updated_at <= $3 AND `+urgentCRM+`),
+			EXISTS (SELECT 1 FROM messages WHERE `+free+` AND updated_at > $3),
+			EXISTS (SELECT 1 FROM messages WHERE org_id = $1 AND direction = 'outgoing' AND status IN ('Queued', 'Sent') AND updated_at > $4)`,
+		orgID, micros(db.now()), micros(settled), micros(active), cap).Scan(&g.Ready, &oldest, &g.Urgent, &g.Unsettled, &g.InFlight)
+	if err != nil {
+		return g, err
+	}
+	if oldest.Valid {
+		g.Oldest = fromMicros(oldest.Int64)
+	}
+	g.Pending = oldest.Valid || g.Unsettled
+	return g, nil
 }
 
 // CRMOutcome is the result of writing one claimed change.

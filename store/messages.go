@@ -275,6 +275,56 @@ func (tx *Tx) SetMessageOwner(ctx context.Context, id, ownerID, recordID string)
 	return err
 }
 
+// PhoneOnGatewayHash is a phone (by its keyed hash) on a gateway.
+type PhoneOnGatewayHash struct {
+	GatewayID string
+	PhoneHash []byte
+}
+
+// Key is the pair as a map key.
+func (k PhoneOnGatewayHash) Key() string { return k.GatewayID + "\x00" + string(k.PhoneHash) }
+
+// TextedBefore reports, for each phone on a gateway (by Key), whether the
+// org has an outgoing message to it from that gateway that a person or an
+// automation sent (as LastOutgoing looks for).
+func (db *DB) TextedBefore(ctx context.Context, orgID string, keys []PhoneOnGatewayHash) (map[string]bool, error) {
+	want := map[string]bool{}
+	var hashes []any
+	seen := map[string]bool{}
+	for _, k := range keys {
+		want[k.Key()] = true
+		if !seen[string(k.PhoneHash)] {
+			seen[string(k.PhoneHash)] = true
+			hashes = append(hashes, k.PhoneHash)
+		}
+	}
+	out := map[string]bool{}
+	for start := 0; start < len(hashes); start += 500 {
+		part := hashes[start:min(start+500, len(hashes))]
+		rs, err := db.reader().query(ctx, `SELECT DISTINCT gateway_id, phone_hash FROM messages
+			WHERE org_id = $1 AND phone_hash IN `+inList(2, len(part))+` AND direction = 'outgoing' AND source <> 'system'`,
+			append([]any{orgID}, part...)...)
+		if err != nil {
+			return nil, err
+		}
+		for rs.Next() {
+			var k PhoneOnGatewayHash
+			if err := rs.Scan(&k.GatewayID, &k.PhoneHash); err != nil {
+				rs.Close()
+				return nil, err
+			}
+			if want[k.Key()] {
+				out[k.Key()] = true
+			}
+		}
+		rs.Close()
+		if err := rs.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // LastIncomingAt returns when the phone last texted the gateway (zero if never).
 func (db *DB) LastIncomingAt(ctx context.Context, gatewayID string, phoneHash []byte) (time.Time, error) {
 	var at sql.NullInt64

@@ -562,3 +562,65 @@ func TestMergedStatusesAndSends(t *testing.T) {
 		}
 	})
 }
+
+// TestCRMGatherState: what the write-back decides on — settled changes
+// (counted, the oldest), urgent ones (incoming messages to create),
+// unsettled ones, outgoing messages in flight — and that urgent changes can
+// be claimed before the rest.
+func TestCRMGatherState(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, d store.Dialect) {
+		ctx := context.Background()
+		t0 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+		var mu sync.Mutex
+		now := t0
+		clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+		set := func(t time.Time) { mu.Lock(); now = t; mu.Unlock() }
+		db := storetest.Open(t, d, func(o *store.Options) { o.Now = clock })
+		if _, err := db.NewQueue(&river.Config{}); err != nil {
+			t.Fatal(err)
+		}
+		f := seed(t, db)
+		out := newMsg(f, db, "+12025550101") // Queued at t0
+		in := &sb.Message{ID: store.NewID(), OrgID: f.org.ID, GatewayID: f.gw.ID, Direction: sb.Incoming, Status: sb.StatusReceived, Segments: 1,
+			ProviderMessageID: "in-1", PhoneHash: db.Hasher().Phone("+12025550102"), CreatedAt: t0.Add(2 * time.Second), UpdatedAt: t0.Add(2 * time.Second)}
+		tx(t, db, func(tx *store.Tx) error {
+			if err := tx.InsertMessages(ctx, []store.NewMessage{out}); err != nil {
+				return err
+			}
+			_, err := tx.InsertIncoming(ctx, in, &sb.Content{Phone: "+12025550102", Body: "hi"})
+			return err
+		})
+		state := func(at time.Time) store.CRMGather {
+			t.Helper()
+			set(at)
+			g, err := db.CRMGatherState(ctx, f.org.ID, at.Add(-500*time.Millisecond), at.Add(-10*time.Second), 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return g
+		}
+		if g := state(t0.Add(time.Second)); !g.Pending || g.Ready != 1 || !g.Oldest.Equal(out.Msg.UpdatedAt) || g.Urgent || !g.Unsettled || !g.InFlight {
+			t.Fatalf("at +1s: %+v", g)
+		}
+		if g := state(t0.Add(3 * time.Second)); g.Ready != 2 || !g.Urgent || g.Unsettled || !g.InFlight {
+			t.Fatalf("at +3s: %+v", g)
+		}
+		// Only the urgent change is claimed when the others may wait.
+		got, err := db.ClaimCRMBefore(ctx, f.org.ID, 10, time.Minute, t0.Add(2500*time.Millisecond), t0.Add(-time.Second))
+		if err != nil || len(got) != 1 || got[0].Msg.ID != in.ID || got[0].Content == nil {
+			t.Fatalf("urgent claim: %+v %v", got, err)
+		}
+		if g := state(t0.Add(3 * time.Second)); g.Ready != 1 || g.Urgent || !g.Pending {
+			t.Fatalf("after the urgent claim: %+v", g)
+		}
+		// Long after its last change the queued message is no longer in flight.
+		if g := state(t0.Add(20 * time.Second)); g.InFlight || g.Ready != 1 {
+			t.Fatalf("at +20s: %+v", g)
+		}
+		// A cap bounds the count.
+		set(t0.Add(time.Hour))
+		if g, err := db.CRMGatherState(ctx, f.org.ID, t0.Add(time.Hour), t0, 0); err != nil || g.Ready != 0 || !g.Pending {
+			t.Fatalf("cap 0: %+v %v", g, err)
+		}
+	})
+}

@@ -106,6 +106,10 @@ const adminUsage = `Usage: switchboard admin <command> [flags]
 
   org create --name N --admin-email E [--admin-name N]
   org list
+  org settings [--org ID] [--enable NAME …] [--disable NAME …]
+                              show the org's settings, or switch the one-way toggles
+                              messaging_api_for_bulk and connected_app_for_incoming as
+                              the service operator (who alone may switch them off)
   user create [--org ID] --email E --name N [--perm "Feature: Inbox" …] [--gateway ID …] [--password P] [--crm-user-id ID]
   user list [--org ID]
   key create [--org ID] [--user ID] [--name N]
@@ -137,13 +141,16 @@ func admin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		name, email, adminName, user, id, provider, number, numberType, body, to, gateway, record, password, crmUser *string
 		rate                                                                                                         *float64
 		sandbox                                                                                                      *bool
-		perms, config, gateways                                                                                      multiFlag
+		perms, config, gateways, enable, disable                                                                     multiFlag
 	)
 	switch cmd {
 	case "org create":
 		name = fs.String("name", "", "org name")
 		email = fs.String("admin-email", "", "admin email")
 		adminName = fs.String("admin-name", "Admin", "admin name")
+	case "org settings":
+		fs.Var(&enable, "enable", "one-way setting to switch on (repeat): "+hub.ToggleMessagingAPIForBulk+" or "+hub.ToggleConnectedAppForIncoming)
+		fs.Var(&disable, "disable", "one-way setting to switch off (repeat): "+hub.ToggleMessagingAPIForBulk+" or "+hub.ToggleConnectedAppForIncoming)
 	case "user create":
 		email = fs.String("email", "", "email")
 		name = fs.String("name", "", "name")
@@ -210,6 +217,19 @@ func admin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	switch cmd {
+	case "org settings":
+		res := &hub.SettingsResult{Org: org}
+		for _, t := range []struct {
+			names multiFlag
+			on    bool
+		}{{enable, true}, {disable, false}} {
+			for _, name := range t.names {
+				if res, err = h.OperatorSetToggle(ctx, org.ID, name, t.on); err != nil {
+					return err
+				}
+			}
+		}
+		printJSON(stdout, res)
 	case "user create":
 		u := &sb.User{OrgID: org.ID, Email: *email, Name: *name, CRMUserID: *crmUser, GatewayIDs: gateways}
 		for _, p := range perms {

@@ -119,7 +119,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, workers bool) (*
 	)
 	sfcfg := salesforce.Config{
 		ClientID: cfg.SalesforceClientID, ClientSecret: cfg.SalesforceClientSecret, LoginURL: cfg.SalesforceLoginURL,
-		RedirectURL: cfg.public.JoinPath("oauth", "salesforce", "callback").String(), Logger: log,
+		RedirectURL: cfg.public.JoinPath("oauth", "salesforce", "callback").String(), Logger: log, HTTPClient: cfg.sfHTTP,
 		OnLimits: func(orgID string, used, max int) {
 			if max > 0 {
 				metrics.CRMAPIUsage.WithLabelValues(orgID).Set(float64(used) / float64(max))
@@ -135,6 +135,9 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, workers bool) (*
 	sf := salesforce.New(sfcfg, hub.SalesforceStore{DB: db})
 	a.Hub = hub.New(db, providers, crms{builtin: a.Builtin, salesforce: sf}, cfg.public, log, metrics)
 	a.Hub.SetJobTimeout(cfg.JobTimeout)
+	if cfg.mailer != nil {
+		a.Hub.Mailer = cfg.mailer
+	}
 	a.Hub.Salesforce, a.Hub.SalesforceOAuth = sf, cfg.SalesforceClientID != "" && cfg.SalesforceClientSecret != ""
 
 	// Content features and the chat export join the pipeline through the

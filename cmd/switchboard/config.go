@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	sb "github.com/switchboard/switchboard"
+	"github.com/switchboard/switchboard/mail"
 )
 
 // Config is the service configuration: environment variables, overridden by
@@ -46,7 +48,15 @@ type Config struct {
 	SalesforceClientSecret string // SALESFORCE_CLIENT_SECRET
 	SalesforceLoginURL     string // SALESFORCE_LOGIN_URL
 
+	// SMTPURL is the SMTP server alert emails go through
+	// (SWITCHBOARD_SMTP_URL, smtp://user:password@host:587?from=alerts@…);
+	// empty: no alert emails.
+	SMTPURL string
+
 	public *url.URL
+	mailer *mail.Sender
+	// sfHTTP, when set, makes the Salesforce client's requests (tests).
+	sfHTTP *http.Client
 }
 
 // env returns an environment variable, or def when it is unset or empty.
@@ -74,6 +84,7 @@ func loadConfig(fs *flag.FlagSet, args []string) (*Config, error) {
 		SalesforceClientID:     env("SALESFORCE_CLIENT_ID", ""),
 		SalesforceClientSecret: env("SALESFORCE_CLIENT_SECRET", ""),
 		SalesforceLoginURL:     env("SALESFORCE_LOGIN_URL", "https://login.salesforce.com"),
+		SMTPURL:                env("SWITCHBOARD_SMTP_URL", ""),
 	}
 	var err error
 	if c.SendWorkers, err = strconv.Atoi(env("SWITCHBOARD_SEND_WORKERS", "20")); err != nil {
@@ -140,6 +151,13 @@ func (c *Config) validate() error {
 	}
 	if !strings.Contains(c.AdminEmail, "@") {
 		return fmt.Errorf("SWITCHBOARD_ADMIN_EMAIL %q is not an email address", c.AdminEmail)
+	}
+	if c.SMTPURL != "" {
+		m, err := mail.Parse(c.SMTPURL)
+		if err != nil {
+			return fmt.Errorf("SWITCHBOARD_SMTP_URL: %w", err)
+		}
+		c.mailer = m
 	}
 	return nil
 }

@@ -25,6 +25,8 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		{map[string]string{"SWITCHBOARD_ADMIN_EMAIL": "nobody"}, nil, "SWITCHBOARD_ADMIN_EMAIL"},
 		{map[string]string{"SWITCHBOARD_PRICE_PER_SEGMENT": "-1"}, nil, "SWITCHBOARD_PRICE_PER_SEGMENT"},
 		{map[string]string{"SWITCHBOARD_SIM_URL": "nope"}, nil, "SWITCHBOARD_SIM_URL"},
+		{map[string]string{"SWITCHBOARD_SMTP_URL": "smtp://u:hunter2@smtp.example.org"}, nil, "SWITCHBOARD_SMTP_URL: SMTP URL needs the sender address"},
+		{map[string]string{"SWITCHBOARD_SMTP_URL": "mailto:it@example.org"}, nil, "SWITCHBOARD_SMTP_URL"},
 	}
 	for _, c := range cases {
 		for k, v := range c.env {
@@ -35,6 +37,9 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		_, err := loadConfig(fs, c.args)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("env %v args %v: error %v does not name %s", c.env, c.args, err, c.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("error repeats a password: %v", err)
 		}
 		for k := range c.env {
 			t.Setenv(k, "")

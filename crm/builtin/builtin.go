@@ -90,17 +90,29 @@ func (c *CRM) FindByPhone(ctx context.Context, org *sb.Org, phone string) ([]sb.
 	return deref(recs), err
 }
 
-// FindByPhones returns the contacts of each E.164 phone, in one query.
+// FindByPhones returns the contacts of each E.164 number, by number.
 func (c *CRM) FindByPhones(ctx context.Context, org *sb.Org, phones []string) (map[string][]sb.CRMRecord, error) {
 	recs, err := c.DB.ContactsByPhones(ctx, org.ID, phones)
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string][]sb.CRMRecord)
+	out := map[string][]sb.CRMRecord{}
 	for _, r := range recs {
 		out[r.Phone] = append(out[r.Phone], *r)
 	}
 	return out, nil
+}
+
+// FindByEmail returns contacts with the email: the built-in CRM's only
+// records.
+func (c *CRM) FindByEmail(ctx context.Context, org *sb.Org, email string) ([]sb.CRMRecord, error) {
+	return c.FindContactsByEmail(ctx, org, email)
+}
+
+// LastOutgoingOwners returns the owner of the newest outgoing message
+// record to each phone on a gateway number.
+func (c *CRM) LastOutgoingOwners(ctx context.Context, org *sb.Org, pairs []sb.PhoneOnGateway) (map[sb.PhoneOnGateway]string, error) {
+	return c.DB.CRMLastOutgoingOwners(ctx, org.ID, pairs)
 }
 
 // FindContactsByEmail returns contacts with the email (case-insensitive).

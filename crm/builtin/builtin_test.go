@@ -164,3 +164,54 @@ func TestWriteErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestLookups: contacts of many numbers at once, by email, and the owner of
+// the newest outgoing message record to a phone on a gateway.
+func TestLookups(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, d store.Dialect) {
+		crm, org := newCRM(t, d)
+		ctx := context.Background()
+		a := &sb.CRMRecord{FirstName: "Ada", LastName: "Ng", Phone: "+12025550101", Email: "ada@example.org"}
+		b := &sb.CRMRecord{FirstName: "Bo", LastName: "Li", Phone: "+12025550102"}
+		b2 := &sb.CRMRecord{FirstName: "Bo", LastName: "Li (work)", Phone: "+12025550102"}
+		if err := crm.DB.Tx(ctx, func(tx *store.Tx) error {
+			for _, c := range []*sb.CRMRecord{a, b, b2} {
+				if err := tx.SaveContact(ctx, org.ID, c); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		found, err := crm.FindByPhones(ctx, org, []string{"+12025550101", "+12025550102", "+12025550103"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(found) != 2 || len(found["+12025550101"]) != 1 || found["+12025550101"][0].ID != a.ID ||
+			len(found["+12025550102"]) != 2 || found["+12025550102"][0].ID != b.ID || found["+12025550102"][1].ID != b2.ID {
+			t.Fatalf("by phones: %+v", found)
+		}
+		if recs, err := crm.FindByEmail(ctx, org, "ADA@example.org "); err != nil || len(recs) != 1 || recs[0].ID != a.ID {
+			t.Fatalf("by email: %+v %v", recs, err)
+		}
+
+		const gw = "+12025550100"
+		msg := func(id string, dir sb.Direction, owner, to string, at time.Time) sb.CRMMessage {
+			return sb.CRMMessage{MessageID: id, Direction: dir, Status: sb.StatusDelivered, GatewayID: "g1", GatewayNumber: gw, Phone: to, OwnerID: owner, CreatedAt: at, StatusAt: at}
+		}
+		if _, err := crm.WriteMessages(ctx, org, []sb.CRMMessage{
+			msg("m1", sb.Outgoing, "u-first", "+12025550101", at),
+			msg("m2", sb.Outgoing, "u-second", "+12025550101", at.Add(time.Hour)),
+			msg("m3", sb.Incoming, "u-third", "+12025550101", at.Add(2*time.Hour)),
+			msg("m4", sb.Outgoing, "u-first", "+12025550102", at),
+		}); err != nil {
+			t.Fatal(err)
+		}
+		p1, p2, p3 := sb.PhoneOnGateway{GatewayNumber: gw, Phone: "+12025550101"}, sb.PhoneOnGateway{GatewayNumber: gw, Phone: "+12025550102"}, sb.PhoneOnGateway{GatewayNumber: "+12025550199", Phone: "+12025550101"}
+		owners, err := crm.LastOutgoingOwners(ctx, org, []sb.PhoneOnGateway{p1, p2, p3})
+		if err != nil || len(owners) != 2 || owners[p1] != "u-second" || owners[p2] != "u-first" {
+			t.Fatalf("owners: %v %v", owners, err)
+		}
+	})
+}

@@ -39,6 +39,7 @@ type orgState struct {
 
 	mu         sync.Mutex
 	used, max  int
+	readAt     time.Time
 	limitUntil time.Time
 }
 
@@ -141,6 +142,14 @@ func (c *Client) connection(ctx context.Context, orgID string) (*Connection, err
 	}
 	conn.Mapping = conn.Mapping.WithDefaults()
 	return conn, nil
+}
+
+// Online reports, without calling Salesforce, whether the org's connection
+// can be used: a *switchboard.CRMError with Offline set while it is held
+// (not authorized yet, revoked, refused).
+func (c *Client) Online(ctx context.Context, orgID string) error {
+	_, err := c.connection(ctx, orgID)
+	return err
 }
 
 // apiRequest is one REST call. URL is absolute, or a path on the instance.

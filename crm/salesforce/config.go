@@ -223,6 +223,17 @@ func validHost(h string) bool {
 	return true
 }
 
+// IsSandboxInstance reports whether an instance URL is a sandbox's (see
+// isSandboxHost); an unreadable URL counts as a sandbox, so that nothing
+// meant for production instances only is done for it.
+func IsSandboxInstance(instanceURL string) bool {
+	u, err := url.Parse(instanceURL)
+	if err != nil || u.Hostname() == "" {
+		return true
+	}
+	return isSandboxHost(u.Hostname())
+}
+
 // isSandboxHost reports whether an instance host is a sandbox's:
 // "acme--uat.sandbox.my.salesforce.com" (enhanced domains) or
 // "acme--uat.my.salesforce.com" (legacy).

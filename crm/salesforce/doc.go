@@ -45,9 +45,12 @@
 // Switchboard's message id, so a create that is sent again — after a
 // timeout, or a 5xx answer although Salesforce saved it — updates the
 // record instead of making a second one. Existing records are updated by
-// id with PATCH /composite/sobjects. When one call to WriteMessages has
-// both creates and updates, they travel together in one /composite request
-// (up to five collections of 200 records each). Creates of the same message
+// id with PATCH /composite/sobjects. Records are cut into collections of
+// 200 per resource; a single collection is one direct call, and several —
+// creates, updates, or both — travel together in /composite requests of up
+// to five collections (Salesforce allows 25 subrequests, of which at most 5
+// sObject Collections or queries): up to 1,000 records an API call, with
+// allOrNone false and each record's result read one by one. Creates of the same message
 // and updates of the same record in one call are merged first (the status
 // only moves forward). Records that fail with UNABLE_TO_LOCK_ROW are
 // retried within the call with jittered back-off; 5xx answers and lost
@@ -93,9 +96,21 @@
 // fields; Task must take the chat export's fields; the record objects must
 // have their mapped fields.
 //
+// # Lookups
+//
+// SOQL is built with every value escaped (EscapeSOQL). Lookups of many
+// values at once — FindByPhones, LastOutgoingOwners — cut their lists into
+// statements of at most 50,000 characters (half of Salesforce's 100,000)
+// and run them with QueryMany, five to a /composite request, where the
+// statements travel in the body and are not bounded by the 16,384-byte URI
+// limit of GET /query; further batches are read through nextRecordsUrl.
+// FindByEmail queries every mapped record object with an email field
+// (Contact and Lead by default) in one call.
+//
 // # API budget
 //
 // Every response's Sforce-Limit-Info header ("api-usage=N/M") updates the
 // org's usage; Usage and Throttle expose it, and Config.OnLimits hears of
-// every reading.
+// every reading. RefreshUsage reads it with the limits resource (GET
+// /limits) when nothing else has lately.
 package salesforce

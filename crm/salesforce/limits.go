@@ -1,6 +1,9 @@
 package salesforce
 
 import (
+	"context"
+	"encoding/json"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -49,7 +52,7 @@ func parseCount(s string) (int, error) {
 func (c *Client) recordUsage(orgID string, used, max int) {
 	st := c.org(orgID)
 	st.mu.Lock()
-	st.used, st.max = used, max
+	st.used, st.max, st.readAt = used, max, c.cfg.Now()
 	st.mu.Unlock()
 	if c.cfg.OnLimits != nil {
 		c.cfg.OnLimits(orgID, used, max)
@@ -63,6 +66,37 @@ func (c *Client) Usage(orgID string) (used, max int) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	return st.used, st.max
+}
+
+// UsageReadAt returns when the org's API usage was last read (zero when
+// never).
+func (c *Client) UsageReadAt(orgID string) time.Time {
+	st := c.org(orgID)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.readAt
+}
+
+// RefreshUsage reads the org's daily API usage with the limits resource
+// (GET /limits: one call that writes nothing), for when no other call has
+// told it lately — while non-urgent writes wait because usage was high.
+func (c *Client) RefreshUsage(ctx context.Context, orgID string) error {
+	resp, err := c.do(ctx, orgID, apiRequest{method: http.MethodGet, url: c.dataPath("/limits")})
+	if err != nil {
+		return err
+	}
+	// Sforce-Limit-Info on the answer has been read already; the body says
+	// the same, and counts when the header is missing.
+	var l struct {
+		DailyAPIRequests struct {
+			Max       int `json:"Max"`
+			Remaining int `json:"Remaining"`
+		} `json:"DailyApiRequests"`
+	}
+	if err := json.Unmarshal(resp.body, &l); err == nil && l.DailyAPIRequests.Max > 0 {
+		c.recordUsage(orgID, max(l.DailyAPIRequests.Max-l.DailyAPIRequests.Remaining, 0), l.DailyAPIRequests.Max)
+	}
+	return nil
 }
 
 // Throttle reports whether the org has used at least Config.UsageThreshold

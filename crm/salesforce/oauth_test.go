@@ -128,7 +128,7 @@ func TestExchangeErrors(t *testing.T) {
 		{"wrong verifier", func(e *env, code, _ string) error {
 			_, err := e.client.Exchange(context.Background(), e.org.ID, code, salesforce.NewCodeVerifier())
 			return err
-		}, "invalid_request: invalid code verifier"},
+		}, "invalid_grant: invalid code verifier"},
 		{"unknown code", func(e *env, _, verifier string) error {
 			_, err := e.client.Exchange(context.Background(), e.org.ID, "aPrxNOTACODE", verifier)
 			return err

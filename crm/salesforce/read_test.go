@@ -111,7 +111,11 @@ func TestFindByPhone(t *testing.T) {
 	}
 }
 
-func TestFindByPhones(t *testing.T) {
+// TestFindByPhonesFormats: each record comes back under the number it
+// matches, however the number is written in it (E.164, dashes, national,
+// dots), on contacts and leads, oldest first, with its global opt-out flag;
+// numbers not in E.164 form are left out.
+func TestFindByPhonesFormats(t *testing.T) {
 	e := newEnv(t)
 	e.connect(sftest.DefaultUsername)
 	a := []string{
@@ -141,14 +145,10 @@ func TestFindByPhones(t *testing.T) {
 		!got["+12015550124"][0].OptOut || !slices.Equal(ids(got["+12015552149"]), []string{last}) {
 		t.Errorf("found %v", got)
 	}
-	// 153 distinct numbers, two objects: a few queries per object, each
-	// inside the URI limit.
-	if n := e.sf.Calls("GET /query"); n < 4 || n > 16 {
-		t.Errorf("%d queries for 153 numbers", n)
-	}
 	for _, bad := range []string{"2015550123", "+1201555012'3"} {
-		if _, err := e.client.FindByPhones(context.Background(), e.org, []string{"+12015550123", bad}); !switchboard.IsCode(err, switchboard.EInvalid) {
-			t.Errorf("FindByPhones(%q) = %v, want EInvalid", bad, err)
+		got, err := e.client.FindByPhones(context.Background(), e.org, []string{"+12015550123", bad})
+		if err != nil || len(got) != 1 || len(got["+12015550123"]) != 2 {
+			t.Errorf("FindByPhones with %q: %v %v, want only +12015550123's records", bad, got, err)
 		}
 	}
 }
@@ -204,6 +204,139 @@ func TestLastOutgoingOwner(t *testing.T) {
 				t.Errorf("owner = %q, %v; want %q", got, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestFindByPhones: many numbers are looked up together — 200 numbers on
+// the two default record objects cost one API call — and each record comes
+// back under the number it matches, however the number is written in it.
+func TestFindByPhones(t *testing.T) {
+	e := newEnv(t, sftest.WithPageSize(50))
+	e.connect(sftest.DefaultUsername)
+	var phones []string
+	want := map[string][]string{}
+	for i := range 200 {
+		n := fmt.Sprintf("+1201555%04d", 1000+i)
+		phones = append(phones, n)
+		national := n[2:]
+		switch i % 4 {
+		case 0: // a contact in E.164
+			want[n] = append(want[n], e.sf.AddRecord("Contact", map[string]any{"LastName": "C" + n, "MobilePhone": n}))
+		case 1: // a contact written nationally, and a lead with dashes
+			want[n] = append(want[n], e.sf.AddRecord("Contact", map[string]any{"LastName": "N" + n, "Phone": "(" + national[:3] + ") " + national[3:6] + "-" + national[6:]}))
+			want[n] = append(want[n], e.sf.AddRecord("Lead", map[string]any{"LastName": "L" + n, "Company": "A", "MobilePhone": national[:3] + "-" + national[3:6] + "-" + national[6:]}))
+		case 2: // nobody
+		case 3: // a lead without the plus
+			want[n] = append(want[n], e.sf.AddRecord("Lead", map[string]any{"LastName": "P" + n, "Company": "A", "Phone": n[1:]}))
+		}
+	}
+	e.sf.AddRecord("Contact", map[string]any{"LastName": "Other", "MobilePhone": "+12015559999"})
+	e.sf.ResetCounters()
+	found, err := e.client.FindByPhones(context.Background(), e.org, append(phones, "not a number", "2015551000", phones[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := e.sf.Calls("POST /composite"); n != 1 {
+		t.Errorf("%d composite calls for 200 numbers, want 1 (calls %v)", n, e.sf.CallCounts())
+	}
+	// 150 records in pages of 50: the rest of each statement's answer is
+	// read through nextRecordsUrl.
+	if len(found) != len(want) {
+		t.Errorf("found records for %d numbers, want %d", len(found), len(want))
+	}
+	for n, ids := range want {
+		var got []string
+		for _, r := range found[n] {
+			got = append(got, r.ID)
+		}
+		if !slices.Equal(got, ids) {
+			t.Errorf("%s: found %v, want %v", n, got, ids)
+		}
+	}
+
+	// Many more numbers: statements stay within Salesforce's limits and go
+	// five to a composite call.
+	var many []string
+	for i := range 2000 {
+		many = append(many, fmt.Sprintf("+1202555%04d", i))
+	}
+	e.sf.ResetCounters()
+	if found, err = e.client.FindByPhones(context.Background(), e.org, many); err != nil || len(found) != 0 {
+		t.Fatalf("2,000 numbers: %d found, %v", len(found), err)
+	}
+	if n := e.sf.Calls("POST /composite"); n < 2 || n > 20 {
+		t.Errorf("%d composite calls for 2,000 numbers", n)
+	}
+}
+
+// TestFindByEmail: contacts and leads with the address, object by object.
+func TestFindByEmail(t *testing.T) {
+	e := newEnv(t)
+	e.connect(sftest.DefaultUsername)
+	c := e.sf.AddRecord("Contact", map[string]any{"LastName": "O'Brien", "Email": "o'brien@acme.example"})
+	l := e.sf.AddRecord("Lead", map[string]any{"LastName": "O'Brien", "Company": "Acme", "Email": "o'brien@acme.example"})
+	e.sf.AddRecord("Lead", map[string]any{"LastName": "Other", "Company": "Acme", "Email": "other@acme.example"})
+	e.sf.ResetCounters()
+	recs, err := e.client.FindByEmail(context.Background(), e.org, "O'Brien@acme.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 || recs[0].ID != c || recs[0].Type != "Contact" || recs[1].ID != l || recs[1].Type != "Lead" {
+		t.Errorf("found %+v", recs)
+	}
+	if n := e.sf.DataCalls(); n != 1 {
+		t.Errorf("%d calls, want 1", n)
+	}
+	if recs, err := e.client.FindByEmail(context.Background(), e.org, "x@y' OR Email != '"); err != nil || len(recs) != 0 {
+		t.Errorf("injection attempt found %d records, err %v", len(recs), err)
+	}
+	if _, err := e.client.FindByEmail(context.Background(), e.org, "not-an-email"); !switchboard.IsCode(err, switchboard.EInvalid) {
+		t.Errorf("invalid email: %v", err)
+	}
+}
+
+// TestLastOutgoingOwners: the owners of many phone-on-gateway pairs in one
+// call, each from its newest outgoing record.
+func TestLastOutgoingOwners(t *testing.T) {
+	e := newEnv(t)
+	e.connect(sftest.DefaultUsername)
+	first := e.sf.AddUser("first@acme.example")
+	second := e.sf.AddUser("second@acme.example")
+	const gw, gw2 = "+12015550100", "+12015550101"
+	add := func(dir, owner, gateway, to string) {
+		e.sf.AddRecord("Switchboard_Message__c", map[string]any{"Switchboard_Id__c": "x", "Direction__c": dir, "OwnerId": owner, "Gateway_Number__c": gateway, "Phone__c": to})
+	}
+	var pairs []switchboard.PhoneOnGateway
+	want := map[switchboard.PhoneOnGateway]string{}
+	for i := range 300 {
+		p := switchboard.PhoneOnGateway{GatewayNumber: gw, Phone: fmt.Sprintf("+1201555%04d", 2000+i)}
+		if i%2 == 1 {
+			p.GatewayNumber = gw2
+		}
+		pairs = append(pairs, p)
+		switch i % 3 {
+		case 0:
+			add("outgoing", first, p.GatewayNumber, p.Phone)
+			add("outgoing", second, p.GatewayNumber, p.Phone)
+			want[p] = second
+		case 1:
+			add("outgoing", first, p.GatewayNumber, p.Phone)
+			add("incoming", second, p.GatewayNumber, p.Phone)
+			want[p] = first
+		case 2:
+			add("outgoing", first, gw+"9", p.Phone) // another gateway only
+		}
+	}
+	e.sf.ResetCounters()
+	got, err := e.client.LastOutgoingOwners(context.Background(), e.org, pairs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("owners: %d found, want %d", len(got), len(want))
+	}
+	if n := e.sf.DataCalls(); n != 1 {
+		t.Errorf("%d calls for 300 pairs, want 1", n)
 	}
 }
 

@@ -209,10 +209,9 @@ func digitsOf(s string) string {
 
 // FindByPhone implements switchboard.CRM: a SOQL query over the phone
 // fields of every mapped object, matching the number as E.164 and in the
-// national and international formats people type.
+// national and international formats people type (see FindByPhones).
 func (c *Client) FindByPhone(ctx context.Context, org *switchboard.Org, phone string) ([]switchboard.CRMRecord, error) {
-	m, err := c.mapping(ctx, org)
-	if err != nil {
+	if _, err := c.mapping(ctx, org); err != nil {
 		return nil, err
 	}
 	if !strings.HasPrefix(phone, "+") {
@@ -222,135 +221,117 @@ func (c *Client) FindByPhone(ctx context.Context, org *switchboard.Org, phone st
 	if err != nil {
 		return nil, err
 	}
-	variants, digits := phoneVariants(e164)
-	var out []switchboard.CRMRecord
-	for _, obj := range m.Records {
-		if len(obj.PhoneFields) == 0 {
-			continue
-		}
-		conds := make([]string, len(obj.PhoneFields))
-		for i, f := range obj.PhoneFields {
-			conds[i] = fmt.Sprintf("%s IN (%s)", f, quoteList(variants))
-		}
-		where := strings.Join(conds, " OR ")
-		if len(conds) > 1 {
-			where = "(" + where + ")"
-		}
-		q := fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY CreatedDate ASC LIMIT 200", strings.Join(obj.selectFields(), ", "), obj.Object, where)
-		recs, err := c.queryRecords(ctx, org.ID, obj, q)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range recs {
-			if matchesPhone(r, obj, digits) {
-				out = append(out, r)
-			}
-		}
+	found, err := c.FindByPhones(ctx, org, []string{e164})
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	return found[e164], nil
 }
 
-// soqlBudget bounds the URL-escaped length of one FindByPhones query, so
-// the GET stays inside Salesforce's URI limit (16,384 bytes).
-const soqlBudget = 14000
-
-// FindByPhones implements switchboard.CRM: FindByPhone for many numbers in
-// batched SOQL queries, as many numbers per query as the URI limit allows
-// (about thirty US numbers with two phone fields, each in the eight formats
-// FindByPhone matches), per mapped object with phone fields.
+// FindByPhones implements switchboard.CRM. For each mapped object with
+// phone fields it queries all the numbers at once — "MobilePhone IN (…) OR
+// Phone IN (…)" over every way each number is commonly written — cut into
+// statements of at most maxSOQL characters, and runs the statements five to
+// a /composite request: 200 numbers on the two default objects cost one API
+// call (plus one per further batch of 2,000 records). Records are matched
+// back to the numbers by their digits, oldest first per object.
 func (c *Client) FindByPhones(ctx context.Context, org *switchboard.Org, phones []string) (map[string][]switchboard.CRMRecord, error) {
 	m, err := c.mapping(ctx, org)
 	if err != nil {
 		return nil, err
 	}
-	type asked struct {
-		phone            string
-		variants, digits []string
-	}
-	var all []asked
-	seen := map[string]bool{}
+	byDigits := map[string][]string{} // digits as stored → the numbers they can be
+	variants := map[string][]string{}
+	var numbers []string
 	for _, p := range phones {
 		if !strings.HasPrefix(p, "+") {
-			return nil, switchboard.FieldError("phone", "phone must be in E.164 form (+ and country code)")
-		}
-		e164, err := switchboard.ParsePhone(p, "")
-		if err != nil {
-			return nil, err
-		}
-		if seen[p] {
 			continue
 		}
-		seen[p] = true
-		v, d := phoneVariants(e164)
-		all = append(all, asked{p, v, d})
+		e164, err := switchboard.ParsePhone(p, "")
+		if err != nil || variants[e164] != nil {
+			continue
+		}
+		v, digits := phoneVariants(e164)
+		variants[e164] = v
+		numbers = append(numbers, e164)
+		for _, d := range digits {
+			byDigits[d] = append(byDigits[d], e164)
+		}
 	}
 	out := map[string][]switchboard.CRMRecord{}
+	if len(numbers) == 0 {
+		return out, nil
+	}
+	var soqls []string
+	var objs []RecordObject
 	for _, obj := range m.Records {
 		if len(obj.PhoneFields) == 0 {
 			continue
 		}
-		query := func(batch []asked) string {
+		head := fmt.Sprintf("SELECT %s FROM %s WHERE (", strings.Join(obj.selectFields(), ", "), obj.Object)
+		tail := ") ORDER BY CreatedDate ASC"
+		fixed := len(head) + len(tail)
+		for _, f := range obj.PhoneFields {
+			fixed += len(f) + len(" IN () OR ")
+		}
+		chunks := inChunks(numbers, fixed, func(n string) int {
+			size := 0
+			for _, v := range variants[n] {
+				size += len(quote(v)) + 2
+			}
+			return size * len(obj.PhoneFields)
+		})
+		for _, chunk := range chunks {
 			var vals []string
-			for _, a := range batch {
-				vals = append(vals, a.variants...)
+			for _, n := range chunk {
+				vals = append(vals, variants[n]...)
 			}
 			list := quoteList(vals)
 			conds := make([]string, len(obj.PhoneFields))
 			for i, f := range obj.PhoneFields {
 				conds[i] = fmt.Sprintf("%s IN (%s)", f, list)
 			}
-			return fmt.Sprintf("SELECT %s FROM %s WHERE (%s) ORDER BY CreatedDate ASC", strings.Join(obj.selectFields(), ", "), obj.Object, strings.Join(conds, " OR "))
+			soqls = append(soqls, head+strings.Join(conds, " OR ")+tail)
+			objs = append(objs, obj)
 		}
-		// Each number adds its escaped variants once per phone field.
-		cost := func(a asked) int { return len(obj.PhoneFields) * len(url.QueryEscape(quoteList(a.variants)+", ")) }
-		for start := 0; start < len(all); {
-			end, size := start+1, len(url.QueryEscape(query(all[start:start+1])))
-			for end < len(all) && size+cost(all[end]) <= soqlBudget {
-				size += cost(all[end])
-				end++
-			}
-			batch := all[start:end]
-			start = end
-			byDigits := map[string][]string{}
-			for _, a := range batch {
-				for _, d := range a.digits {
-					byDigits[d] = append(byDigits[d], a.phone)
+	}
+	seen := map[string]map[string]bool{} // number → record ids
+	err = c.QueryMany(ctx, org.ID, soqls, func(i int, raw json.RawMessage) error {
+		obj := objs[i]
+		rec, err := toRecord(obj, raw)
+		if err != nil {
+			return err
+		}
+		for _, p := range obj.PhoneFields {
+			for k, v := range rec.Fields {
+				if !strings.EqualFold(k, p) {
+					continue
 				}
-			}
-			recs, err := c.queryRecords(ctx, org.ID, obj, query(batch))
-			if err != nil {
-				return nil, err
-			}
-			for _, r := range recs {
-				matched := map[string]bool{}
-				for _, p := range obj.PhoneFields {
-					for k, v := range r.Fields {
-						if !strings.EqualFold(k, p) {
-							continue
-						}
-						for _, phone := range byDigits[digitsOf(v)] {
-							if !matched[phone] {
-								matched[phone] = true
-								out[phone] = append(out[phone], r)
-							}
-						}
+				for _, n := range byDigits[digitsOf(v)] {
+					if seen[n] == nil {
+						seen[n] = map[string]bool{}
+					}
+					if !seen[n][rec.ID] {
+						seen[n][rec.ID] = true
+						out[n] = append(out[n], rec)
 					}
 				}
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
-func matchesPhone(r switchboard.CRMRecord, obj RecordObject, digits []string) bool {
-	for _, p := range obj.PhoneFields {
-		for k, v := range r.Fields {
-			if strings.EqualFold(k, p) && slices.Contains(digits, digitsOf(v)) {
-				return true
-			}
-		}
+func validEmail(email string) (string, error) {
+	email = strings.TrimSpace(email)
+	if email == "" || len(email) > 254 || !strings.Contains(email, "@") || strings.ContainsFunc(email, func(r rune) bool { return r < 0x20 }) {
+		return "", switchboard.FieldError("email", "email address is not valid")
 	}
-	return false
+	return email, nil
 }
 
 // FindContactsByEmail implements switchboard.CRM.
@@ -359,9 +340,8 @@ func (c *Client) FindContactsByEmail(ctx context.Context, org *switchboard.Org, 
 	if err != nil {
 		return nil, err
 	}
-	email = strings.TrimSpace(email)
-	if email == "" || len(email) > 254 || !strings.Contains(email, "@") || strings.ContainsFunc(email, func(r rune) bool { return r < 0x20 }) {
-		return nil, switchboard.FieldError("email", "email address is not valid")
+	if email, err = validEmail(email); err != nil {
+		return nil, err
 	}
 	obj, ok := m.recordObject(ObjectContact)
 	if !ok || obj.EmailField == "" {
@@ -371,37 +351,124 @@ func (c *Client) FindContactsByEmail(ctx context.Context, org *switchboard.Org, 
 	return c.queryRecords(ctx, org.ID, obj, q)
 }
 
-// LastOutgoingOwner returns the owner of the newest outgoing message to
-// phone from the gateway number, or "" when there is none; incoming
-// messages take that owner (and the integration user otherwise).
-func (c *Client) LastOutgoingOwner(ctx context.Context, org *switchboard.Org, gatewayNumber, phone string) (string, error) {
+// FindByEmail implements switchboard.CRM: one SOQL statement per mapped
+// object with an email field (Contact and Lead by default), all in one
+// /composite request; records come object by object, oldest first.
+func (c *Client) FindByEmail(ctx context.Context, org *switchboard.Org, email string) ([]switchboard.CRMRecord, error) {
 	m, err := c.mapping(ctx, org)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	f := m.Fields
-	if f.Owner == "" || f.Phone == "" || f.Gateway == "" {
-		return "", switchboard.Errorf(switchboard.EInvalid, "the Salesforce mapping needs owner, phone and gateway fields to find the last outgoing message's owner")
+	if email, err = validEmail(email); err != nil {
+		return nil, err
 	}
+	var soqls []string
+	var objs []RecordObject
+	for _, obj := range m.Records {
+		if obj.EmailField == "" {
+			continue
+		}
+		soqls = append(soqls, fmt.Sprintf("SELECT %s FROM %s WHERE %s = %s ORDER BY CreatedDate ASC LIMIT 200", strings.Join(obj.selectFields(), ", "), obj.Object, obj.EmailField, quote(email)))
+		objs = append(objs, obj)
+	}
+	if len(soqls) == 0 {
+		return nil, switchboard.Errorf(switchboard.EInvalid, "the Salesforce mapping has no record object with an email field")
+	}
+	byObj := make([][]switchboard.CRMRecord, len(soqls))
+	err = c.QueryMany(ctx, org.ID, soqls, func(i int, raw json.RawMessage) error {
+		rec, err := toRecord(objs[i], raw)
+		if err != nil {
+			return err
+		}
+		byObj[i] = append(byObj[i], rec)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []switchboard.CRMRecord
+	for _, recs := range byObj {
+		out = append(out, recs...)
+	}
+	return out, nil
+}
+
+// LastOutgoingOwner returns the owner of the newest outgoing message to
+// phone from the gateway number, or "" when there is none (see
+// LastOutgoingOwners).
+func (c *Client) LastOutgoingOwner(ctx context.Context, org *switchboard.Org, gatewayNumber, phone string) (string, error) {
 	if gatewayNumber == "" || phone == "" {
 		return "", switchboard.FieldError("phone", "gateway number and phone are required")
 	}
-	q := fmt.Sprintf("SELECT %s FROM %s WHERE %s = %s AND %s = %s AND %s = %s ORDER BY CreatedDate DESC LIMIT 1",
-		f.Owner, m.MessageObject, f.Direction, quote(string(switchboard.Outgoing)), f.Gateway, quote(gatewayNumber), f.Phone, quote(phone))
-	owner := ""
-	err = c.Query(ctx, org.ID, q, func(raw json.RawMessage) error {
+	key := switchboard.PhoneOnGateway{GatewayNumber: gatewayNumber, Phone: phone}
+	owners, err := c.LastOutgoingOwners(ctx, org, []switchboard.PhoneOnGateway{key})
+	return owners[key], err
+}
+
+// LastOutgoingOwners implements switchboard.CRM with SOQL over the message
+// object: outgoing records whose gateway number and phone are among the
+// pairs', newest first, cut into statements of at most maxSOQL characters
+// and run five to a /composite request. Each pair takes the owner of its
+// newest record.
+func (c *Client) LastOutgoingOwners(ctx context.Context, org *switchboard.Org, pairs []switchboard.PhoneOnGateway) (map[switchboard.PhoneOnGateway]string, error) {
+	m, err := c.mapping(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	f := m.Fields
+	if f.Owner == "" || f.Phone == "" || f.Gateway == "" || f.Direction == "" {
+		return nil, switchboard.Errorf(switchboard.EInvalid, "the Salesforce mapping needs owner, phone, gateway and direction fields to find the last outgoing message's owner")
+	}
+	want := map[switchboard.PhoneOnGateway]bool{}
+	byGateway := map[string][]string{}
+	var gateways []string
+	for _, p := range pairs {
+		if p.GatewayNumber == "" || p.Phone == "" || want[p] {
+			continue
+		}
+		want[p] = true
+		if byGateway[p.GatewayNumber] == nil {
+			gateways = append(gateways, p.GatewayNumber)
+		}
+		byGateway[p.GatewayNumber] = append(byGateway[p.GatewayNumber], p.Phone)
+	}
+	out := map[switchboard.PhoneOnGateway]string{}
+	var soqls []string
+	for _, gw := range gateways {
+		head := fmt.Sprintf("SELECT %s, %s, %s, CreatedDate FROM %s WHERE %s = %s AND %s = %s AND %s IN (",
+			f.Owner, f.Phone, f.Gateway, m.MessageObject, f.Direction, quote(string(switchboard.Outgoing)), f.Gateway, quote(gw), f.Phone)
+		tail := ") ORDER BY CreatedDate DESC"
+		for _, chunk := range inChunks(byGateway[gw], len(head)+len(tail), func(p string) int { return len(quote(p)) + 2 }) {
+			soqls = append(soqls, head+quoteList(chunk)+tail)
+		}
+	}
+	err = c.QueryMany(ctx, org.ID, soqls, func(_ int, raw json.RawMessage) error {
 		var rec map[string]any
 		if err := json.Unmarshal(raw, &rec); err != nil {
 			return badResponse("query")
 		}
+		var key switchboard.PhoneOnGateway
+		owner := ""
 		for k, v := range rec {
-			if strings.EqualFold(k, f.Owner) {
-				owner, _ = v.(string)
+			s, _ := v.(string)
+			switch {
+			case strings.EqualFold(k, f.Owner):
+				owner = s
+			case strings.EqualFold(k, f.Phone):
+				key.Phone = s
+			case strings.EqualFold(k, f.Gateway):
+				key.GatewayNumber = s
 			}
+		}
+		if _, done := out[key]; want[key] && !done && owner != "" {
+			out[key] = owner // the newest comes first
 		}
 		return nil
 	})
-	return owner, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // SaveContactAndTask implements switchboard.CRM in one /composite request

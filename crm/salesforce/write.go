@@ -11,7 +11,9 @@ import (
 	"github.com/switchboard/switchboard"
 )
 
-// Batch limits of sObject Collections and Composite requests.
+// Batch limits of sObject Collections and Composite requests: 200
+// records a collection, and at most 5 collection subrequests (of at most 25
+// subrequests) in one /composite request.
 const (
 	collectionSize      = 200
 	collectionsPerBatch = 5
@@ -373,9 +375,11 @@ type chunk struct {
 
 // sendOps sends ops in as few calls as allowed and returns their results
 // in order, whether any call went through, and the first whole-call error.
-// Ops bound for one resource go in direct sObject Collections calls; when
-// a call has ops for several resources (creates and updates), their
-// collections share /composite requests, five at a time.
+// Ops are cut into sObject Collections of up to 200 records per resource
+// (creates and updates go to different resources); a single collection is
+// one direct call, and several share /composite requests, five collections
+// to a request (Salesforce's limit of collection subrequests; far below its
+// 25 subrequests): up to 1,000 records a call.
 func (c *Client) sendOps(ctx context.Context, orgID string, ops []*writeOp) ([]opResult, bool, error) {
 	var chunks []chunk
 	open := map[string]int{} // resource → index of its chunk being filled
@@ -390,16 +394,10 @@ func (c *Client) sendOps(ctx context.Context, orgID string, ops []*writeOp) ([]o
 		chunks[k].idx = append(chunks[k].idx, i)
 	}
 	var groups [][]chunk
-	if len(open) > 1 {
-		for all := chunks; len(all) > 0; {
-			n := min(collectionsPerBatch, len(all))
-			groups = append(groups, all[:n])
-			all = all[n:]
-		}
-	} else {
-		for _, ch := range chunks {
-			groups = append(groups, []chunk{ch})
-		}
+	for all := chunks; len(all) > 0; {
+		n := min(collectionsPerBatch, len(all))
+		groups = append(groups, all[:n])
+		all = all[n:]
 	}
 	out := make([]opResult, len(ops))
 	ok := false

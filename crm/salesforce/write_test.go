@@ -62,11 +62,9 @@ func TestWriteMessagesCreatesInCollections(t *testing.T) {
 	e.sf.ResetCounters()
 	msgs := newMessages(450, "m")
 	res := e.write(msgs)
-	if got := e.sf.Calls(messageUpserts); got != 3 {
-		t.Errorf("collection upsert calls = %d, want 3 for 450 records (%v)", got, e.sf.CallCounts())
-	}
-	if got := e.sf.DataCalls(); got != 3 {
-		t.Errorf("data calls = %d, want 3", got)
+	// Three collections of at most 200 in one /composite call.
+	if got := e.sf.Calls("POST /composite"); got != 1 || e.sf.DataCalls() != 1 {
+		t.Errorf("calls %v, want one composite call for 450 records", e.sf.CallCounts())
 	}
 	recs := e.sf.Records("Switchboard_Message__c")
 	if len(recs) != 450 {
@@ -80,6 +78,12 @@ func TestWriteMessagesCreatesInCollections(t *testing.T) {
 		if rec, _ := e.sf.Record(r.CRMMessageID); rec["Switchboard_Id__c"] != msgs[i].MessageID {
 			t.Fatalf("result %d points to %v, want %s", i, rec["Switchboard_Id__c"], msgs[i].MessageID)
 		}
+	}
+	// One collection is a direct call.
+	e.sf.ResetCounters()
+	e.write(newMessages(200, "one"))
+	if got := e.sf.Calls(messageUpserts); got != 1 || e.sf.DataCalls() != 1 {
+		t.Errorf("calls %v, want one collection upsert for 200 records", e.sf.CallCounts())
 	}
 }
 
@@ -441,14 +445,54 @@ func TestAPICallsPer1000Messages(t *testing.T) {
 		msgs = e.created(msgs)
 		e.write(append(statusUpdates(msgs, switchboard.StatusSent), statusUpdates(msgs, switchboard.StatusDelivered)...))
 	})
-	t.Logf("CRM API calls for 1,000 messages (create, Sent, Delivered): naive %d, batched %d, batched with both statuses in one flush %d", naive, batched, oneBatch)
+	// A flush of 1,000 records that mixes creates and updates 500 to 500
+	// needs six collections (200 + 200 + 100 of each kind): two calls.
+	mixed := count(t, func(e *env, msgs []switchboard.CRMMessage) {
+		first := e.created(msgs[:500])
+		for i := range msgs[500:] {
+			msgs[500+i].Status = switchboard.StatusDelivered
+		}
+		e.write(append(statusUpdates(first, switchboard.StatusDelivered), msgs[500:]...))
+	})
+	t.Logf("CRM API calls for 1,000 messages (create, Sent, Delivered): naive %d, in three flushes %d, statuses in one flush %d; 500 creates + 500 updates in one flush after 500 creates: %d",
+		naive, batched, oneBatch, mixed)
+	if mixed != 3 {
+		t.Errorf("mixed flush = %d calls, want 1 + 2", mixed)
+	}
 	if naive != 3000 {
 		t.Errorf("naive = %d, want 3000", naive)
 	}
-	if batched != 15 {
-		t.Errorf("batched = %d, want 15 (5 creates + 5 + 5 updates)", batched)
+	// Each flush of 1,000 records is one /composite call of five
+	// collections of 200.
+	if batched != 3 {
+		t.Errorf("create, Sent and Delivered in three flushes = %d calls, want 3", batched)
 	}
-	if oneBatch > 10 {
-		t.Errorf("create + final status = %d calls, want at most 10", oneBatch)
+	if oneBatch != 2 {
+		t.Errorf("create, then both statuses in one flush = %d calls, want 2", oneBatch)
 	}
+	if n := e1000Composite(t); n != 1 {
+		t.Errorf("1,000 pure updates took %d calls, want 1 composite", n)
+	}
+}
+
+// e1000Composite writes 1,000 status updates of existing records in one
+// write and returns the calls it took.
+func e1000Composite(t *testing.T) int {
+	e := newEnv(t)
+	e.connect(sftest.DefaultUsername)
+	msgs := e.created(newMessages(1000, "u"))
+	e.sf.ResetCounters()
+	updates := make([]switchboard.CRMMessage, len(msgs))
+	for i, m := range msgs {
+		updates[i] = switchboard.CRMMessage{MessageID: m.MessageID, CRMMessageID: m.CRMMessageID, Status: switchboard.StatusDelivered}
+	}
+	for _, r := range e.write(updates) {
+		if r.Err != nil {
+			t.Fatalf("update: %v", r.Err)
+		}
+	}
+	if e.sf.Calls("POST /composite") != e.sf.DataCalls() {
+		t.Errorf("calls %v, want composite calls only", e.sf.CallCounts())
+	}
+	return e.sf.DataCalls()
 }

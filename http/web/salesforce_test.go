@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/switchboard/switchboard/crm/salesforce/sftest"
 	"github.com/switchboard/switchboard/hub/hubtest"
 	"github.com/switchboard/switchboard/store"
 	"github.com/switchboard/switchboard/store/storetest"
@@ -98,6 +99,81 @@ func TestSalesforceStep(t *testing.T) {
 		limited := e.signIn(t, "limited")
 		if p := limited.get("/ui/"); !p.has("CRM offline:") || !p.has("a System Admin authorizes the CRM again") {
 			t.Fatalf("no offline banner after revoking: %s", p.Body)
+		}
+	})
+}
+
+// TestHealthCheckBanner: while the CRM is online but its last health check
+// failed (a field is missing), every page shows admins a banner naming the
+// failing check; other users see none; it goes once a check passes again.
+func TestHealthCheckBanner(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, d store.Dialect) {
+		e := newTestEnvWith(t, d, hubtest.Options{Salesforce: true})
+		e.SF.AddUser("integration@college.example")
+		admin := e.signIn(t, "admin")
+		p := admin.post("/ui/settings/salesforce/authorize", nil, "HX-Request", "true")
+		code, state, err := e.SF.Authorize(p.Header.Get("HX-Redirect"), "integration@college.example")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := e.browser(t).c.Get(e.Server.URL + "/oauth/salesforce/callback?code=" + url.QueryEscape(code) + "&state=" + url.QueryEscape(state))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if p := admin.post("/ui/settings/salesforce/check", nil); p.Status != http.StatusOK || p.has("CRM health check failing") {
+			t.Fatalf("passing check: %d %s", p.Status, p.Body)
+		}
+
+		e.SF.RemoveField("Switchboard_Message__c", "Status__c")
+		admin.post("/ui/settings/salesforce/check", nil)
+		for _, path := range []string{"/ui/", "/ui/dashboard", "/ui/bulk", "/ui/conversation?phone=%2B12025550142", "/ui/nowhere"} {
+			p := admin.get(path)
+			if !strings.Contains(p.Body, `class="banner health" role="alert"`) || !p.has("CRM health check failing:") || !p.has("message_object") || !p.has("Status__c") {
+				t.Errorf("%s: no health banner naming the failing check", path)
+			}
+			if p.has("CRM offline") {
+				t.Errorf("%s: offline banner while online", path)
+			}
+		}
+		limited := e.signIn(t, "limited")
+		if p := limited.get("/ui/"); p.has("CRM health check failing") {
+			t.Fatal("health banner shown to a user who is not an admin")
+		}
+
+		e.SF.AddField("Switchboard_Message__c", sftest.Field{Name: "Status__c", Type: "picklist", Createable: true, Updateable: true})
+		admin.post("/ui/settings/salesforce/check", nil)
+		if p := admin.get("/ui/"); p.has("CRM health check failing") {
+			t.Fatalf("banner after the check passes again: %s", p.Body)
+		}
+	})
+}
+
+// TestConnectedAppToggleRegistersGateways: on an org connected to
+// Salesforce, switching "Connected app for incoming messages" on in the
+// setup assistant registers the production gateways' webhook URLs and says
+// so.
+func TestConnectedAppToggleRegistersGateways(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, d store.Dialect) {
+		e := newTestEnvWith(t, d, hubtest.Options{Salesforce: true})
+		e.SF.AddUser("integration@college.example")
+		admin := e.signIn(t, "admin")
+		p := admin.post("/ui/settings/salesforce/authorize", nil, "HX-Request", "true")
+		code, state, err := e.SF.Authorize(p.Header.Get("HX-Redirect"), "integration@college.example")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := e.browser(t).c.Get(e.Server.URL + "/oauth/salesforce/callback?code=" + url.QueryEscape(code) + "&state=" + url.QueryEscape(state))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if p := admin.post("/ui/settings/toggles", url.Values{"name": {"messaging_api_for_bulk"}, "value": {"on"}}); p.Status != http.StatusOK || p.has("Webhook URLs registered") {
+			t.Fatalf("bulk API toggle: %d", p.Status)
+		}
+		p = admin.post("/ui/settings/toggles", url.Values{"name": {"connected_app_for_incoming"}, "value": {"on"}})
+		if p.Status != http.StatusOK || !p.has("Setting enabled. Webhook URLs registered at the partner for 1 of 1 production gateways.") {
+			t.Fatalf("connected app toggle: %d %s", p.Status, p.Body)
 		}
 	})
 }

@@ -210,7 +210,8 @@ func (u *UI) toggle(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 		u.renderSettings(w, r, rc, stepResult{Step: stepBulkAPI, Err: sb.FieldError("name", "unknown setting %q", name)})
 		return
 	}
-	if _, err := u.d.Hub.UpdateSettings(r.Context(), rc.User, s); err != nil {
+	res, err := u.d.Hub.UpdateSettings(r.Context(), rc.User, s)
+	if err != nil {
 		u.renderSettings(w, r, rc, stepResult{Step: step, Err: err})
 		return
 	}
@@ -218,7 +219,23 @@ func (u *UI) toggle(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	if !on {
 		verb = "disabled"
 	}
-	u.renderSettings(w, r, rc, stepResult{Step: step, Notice: "Setting " + verb + "."})
+	notice := "Setting " + verb + "."
+	if regs := res.GatewayRegistrations; len(regs) > 0 {
+		ok := 0
+		var failed []string
+		for _, g := range regs {
+			if g.Registered {
+				ok++
+			} else if why := g.Error + g.Note; why != "" {
+				failed = append(failed, g.GatewayID+": "+why)
+			}
+		}
+		notice += fmt.Sprintf(" Webhook URLs registered at the partner for %d of %d production gateways.", ok, len(regs))
+		if len(failed) > 0 {
+			notice += " Not registered — " + strings.Join(failed, "; ") + "."
+		}
+	}
+	u.renderSettings(w, r, rc, stepResult{Step: step, Notice: notice})
 }
 
 func (u *UI) saveOptIn(w http.ResponseWriter, r *http.Request, rc *reqCtx) {

@@ -276,10 +276,13 @@ type page struct {
 	Asset     string // static asset version
 	// Offline is the CRM offline banner's text ("" when online).
 	Offline string
-	Notice  string
-	Error   string
-	Can     struct{ Inbox, Bulk, Admin, Chat bool }
-	Data    any
+	// HealthFailing is the failing CRM health check banner's text, shown
+	// to admins ("" when the last check passed).
+	HealthFailing string
+	Notice        string
+	Error         string
+	Can           struct{ Inbox, Bulk, Admin, Chat bool }
+	Data          any
 }
 
 func (u *UI) newPage(r *http.Request, rc *reqCtx, nav, title string, data any) *page {
@@ -293,28 +296,42 @@ func (u *UI) newPage(r *http.Request, rc *reqCtx, nav, title string, data any) *
 		p.Can.Bulk = rc.User.Can(sb.PermBulkSMS)
 		p.Can.Admin = rc.User.IsAdmin()
 		p.Can.Chat = p.Can.Admin && u.d.Chat != nil
-		p.Offline = u.offlineBanner(r.Context(), rc)
+		p.Offline, p.HealthFailing = u.crmBanners(r.Context(), rc)
 	}
 	return p
 }
 
-// offlineBanner returns why the org's CRM connection is offline, or "".
-func (u *UI) offlineBanner(ctx context.Context, rc *reqCtx) string {
+// crmBanners returns why the org's CRM connection is offline, and — for
+// admins, while it is online — which items of its last health check fail;
+// "" when there is nothing to say.
+func (u *UI) crmBanners(ctx context.Context, rc *reqCtx) (offline, health string) {
 	if rc.Org.Settings.CRM == sb.CRMBuiltin || u.d.Hub == nil {
-		return ""
+		return "", ""
 	}
 	c, err := u.d.Hub.CRMConnection(ctx, rc.User)
 	if err != nil {
 		u.d.Log.Warn("CRM connection state", "org", rc.Org.ID, "err", err)
-		return ""
+		return "", ""
 	}
-	if !c.Offline {
-		return ""
+	if c.Offline {
+		if c.OfflineReason != "" {
+			return c.OfflineReason, ""
+		}
+		return "the CRM connection is offline", ""
 	}
-	if c.OfflineReason != "" {
-		return c.OfflineReason
+	if !rc.User.IsAdmin() || c.Health == nil || c.Health.OK {
+		return "", ""
 	}
-	return "the CRM connection is offline"
+	var failing []string
+	for _, it := range c.Health.Items {
+		if !it.OK {
+			failing = append(failing, it.Name+" — "+it.Message)
+		}
+	}
+	if len(failing) == 0 {
+		failing = []string{"the check could not be completed"}
+	}
+	return "", strings.Join(failing, "; ")
 }
 
 // render writes a full page with the status. htmx requests get the whole

@@ -154,7 +154,9 @@ func (s *Server) codeGrant(form url.Values) *response {
 		}
 		sum := sha256.Sum256([]byte(verifier))
 		if base64.RawURLEncoding.EncodeToString(sum[:]) != c.challenge {
-			return oauthErrorResponse(http.StatusBadRequest, "invalid_request", "invalid code verifier")
+			// Salesforce answers a verifier that does not match the
+			// challenge as a bad grant, not a bad request.
+			return oauthErrorResponse(http.StatusBadRequest, "invalid_grant", "invalid code verifier")
 		}
 	}
 	rt := "5Aep" + randomToken(32)

@@ -32,6 +32,15 @@ func (s *Server) route(method, path, soql string, body []byte, userID string) *r
 			return notAllowed(method)
 		}
 		return jsonResponse(http.StatusOK, map[string]string{"sobjects": base + "/sobjects", "query": base + "/query", "composite": base + "/composite"})
+	case rest == "/limits" || rest == "/limits/":
+		if method != http.MethodGet {
+			return notAllowed(method)
+		}
+		return jsonResponse(http.StatusOK, map[string]any{
+			"DailyApiRequests":                  map[string]int{"Max": s.apiMax, "Remaining": max(s.apiMax-s.apiUsed, 0)},
+			"DailyBulkApiBatches":               map[string]int{"Max": 15000, "Remaining": 15000},
+			"ConcurrentAsyncGetReportInstances": map[string]int{"Max": 200, "Remaining": 200},
+		})
 	case rest == "/query" || rest == "/query/":
 		if method != http.MethodGet {
 			return notAllowed(method)
@@ -544,6 +553,9 @@ func resolveRefs(s string, bodies map[string]any, inJSON bool) (string, error) {
 func (s *Server) query(ver, q string) *response {
 	if strings.TrimSpace(q) == "" {
 		return errorResponse(http.StatusBadRequest, "MALFORMED_QUERY", "q parameter is required")
+	}
+	if len(q) > MaxSOQLLength {
+		return errorResponse(http.StatusBadRequest, "MALFORMED_QUERY", "SOQL statements cannot be longer than %d characters", MaxSOQLLength)
 	}
 	parsed, err := ParseSOQL(q)
 	if err != nil {

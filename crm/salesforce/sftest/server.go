@@ -3,9 +3,10 @@
 // flow with PKCE, refresh tokens with optional rotation, JWT bearer,
 // revoke, identity URLs) and the parts of the REST API Switchboard uses
 // (sObjects, describe, sObject Collections create, update and upsert by
-// external id, Composite with references, SOQL queries with nextRecordsUrl
-// paging, error arrays, 401 INVALID_SESSION_ID, Sforce-Limit-Info on every
-// response), with controls to inspect records, count calls, inject faults
+// external id, Composite with references and Salesforce's limits of 25
+// subrequests of which 5 collections or queries, SOQL queries with
+// nextRecordsUrl paging, the limits resource, error arrays, 401
+// INVALID_SESSION_ID, Sforce-Limit-Info on every response), with controls to inspect records, count calls, inject faults
 // and lose answers of calls that were carried out.
 //
 // HTTPClient returns a client that sends every host to the fake, so tests
@@ -40,6 +41,11 @@ const (
 	SandboxLoginHost    = "test.salesforce.com"
 	DefaultAPILimit     = 100000
 	DefaultPageSize     = 2000
+	// MaxSOQLLength is the longest SOQL statement Salesforce accepts.
+	MaxSOQLLength = 100000
+	// MaxURILength bounds a request's URI (Salesforce answers a longer one
+	// 414 URI Too Long): a long query goes in a /composite request's body.
+	MaxURILength = 16384
 )
 
 // Server is the fake. All methods are safe for concurrent use.
@@ -422,7 +428,7 @@ func defaultFaultMessage(code string, fields []string) string {
 // "PATCH /composite/sobjects/{object}/{external id field}" (upserts, such as
 // "PATCH /composite/sobjects/Switchboard_Message__c/Switchboard_Id__c"),
 // "POST /composite",
-// "GET /query", "GET /sobjects/Contact/describe", "POST /sobjects/Contact",
+// "GET /query", "GET /limits", "GET /sobjects/Contact/describe", "POST /sobjects/Contact",
 // "PATCH /sobjects/Contact/{id}", "POST /services/oauth2/token",
 // "POST /services/oauth2/revoke", "GET /id".
 func (s *Server) Calls(key string) int {
@@ -494,6 +500,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<20))
 	if err != nil {
 		http.Error(w, "cannot read body", http.StatusBadRequest)
+		return
+	}
+	if len(r.URL.RequestURI()) > MaxURILength {
+		w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+		w.WriteHeader(http.StatusRequestURITooLong)
+		_, _ = w.Write([]byte(`[{"message":"URI Too Long","errorCode":"URI_TOO_LONG"}]`))
 		return
 	}
 	s.mu.Lock()

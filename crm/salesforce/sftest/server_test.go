@@ -203,6 +203,63 @@ func TestCompositeReferencesAndRollback(t *testing.T) {
 	}
 }
 
+// TestCompositeLimits: a composite request carries at most 25
+// subrequests, of which at most 5 are sObject Collections or queries; SOQL
+// statements are at most 100,000 characters; URIs at most 16,384 bytes.
+func TestCompositeLimits(t *testing.T) {
+	s := sftest.NewServer(t)
+	tok := login(t, s)
+	base := "/services/data/v62.0"
+	collection := func(i int) map[string]any {
+		return map[string]any{"method": "PATCH", "url": base + "/composite/sobjects", "referenceId": fmt.Sprintf("c%d", i),
+			"body": map[string]any{"records": []map[string]any{{"attributes": map[string]string{"type": "Contact"}, "id": "003000000000001AAA", "LastName": "x"}}}}
+	}
+	query := func(i int) map[string]any {
+		return map[string]any{"method": "GET", "url": base + "/query?q=" + url.QueryEscape("SELECT Id FROM Contact"), "referenceId": fmt.Sprintf("q%d", i)}
+	}
+	describe := func(i int) map[string]any {
+		return map[string]any{"method": "GET", "url": base + "/sobjects/Contact/describe", "referenceId": fmt.Sprintf("d%d", i)}
+	}
+	tests := []struct {
+		name string
+		subs []map[string]any
+		want string // "" = accepted
+	}{
+		{"5 collections and 20 others", append([]map[string]any{collection(0), collection(1), collection(2), query(3), query(4)}, repeat(20, describe)...), ""},
+		{"26 subrequests", repeat(26, describe), "1 to 25 subrequests"},
+		{"6 collections", repeat(6, collection), "at most 5 sObject Collections or query subrequests"},
+		{"3 collections and 3 queries", append(repeat(3, collection), query(3), query(4), query(5)), "at most 5 sObject Collections or query subrequests"},
+	}
+	for _, tt := range tests {
+		status, _, body := call(t, s, "POST", s.InstanceURL()+base+"/composite", tok, map[string]any{"allOrNone": false, "compositeRequest": tt.subs})
+		switch {
+		case tt.want == "" && status != 200:
+			t.Errorf("%s: %d %v", tt.name, status, body)
+		case tt.want != "" && (status != 400 || !strings.Contains(fmt.Sprint(body), tt.want)):
+			t.Errorf("%s: %d %v, want 400 %q", tt.name, status, body, tt.want)
+		}
+	}
+
+	long := "SELECT Id FROM Contact WHERE LastName IN ('" + strings.Repeat("x", sftest.MaxSOQLLength) + "')"
+	status, _, body := call(t, s, "POST", s.InstanceURL()+base+"/composite", tok, map[string]any{"compositeRequest": []map[string]any{
+		{"method": "GET", "url": base + "/query?q=" + url.QueryEscape(long), "referenceId": "q"}}})
+	if status != 200 || !strings.Contains(fmt.Sprint(body), "cannot be longer than 100000 characters") {
+		t.Errorf("SOQL over 100,000 characters: %d %v", status, body)
+	}
+	status, _, _ = call(t, s, "GET", s.InstanceURL()+base+"/query?q="+url.QueryEscape("SELECT Id FROM Contact WHERE LastName IN ('"+strings.Repeat("y", sftest.MaxURILength)+"')"), tok, nil)
+	if status != http.StatusRequestURITooLong {
+		t.Errorf("URI over 16,384 bytes: %d", status)
+	}
+}
+
+func repeat(n int, f func(int) map[string]any) []map[string]any {
+	out := make([]map[string]any, n)
+	for i := range out {
+		out[i] = f(i)
+	}
+	return out
+}
+
 func TestCollectionsLimits(t *testing.T) {
 	s := sftest.NewServer(t)
 	tok := login(t, s)
