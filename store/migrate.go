@@ -48,6 +48,11 @@ func Migrations(d Dialect) ([]Migration, error) {
 		out = append(out, Migration{Version: v, Name: name, SQL: string(b)})
 	}
 	slices.SortFunc(out, func(a, b Migration) int { return a.Version - b.Version })
+	for i := 1; i < len(out); i++ {
+		if out[i].Version == out[i-1].Version {
+			return nil, fmt.Errorf("migrations %s and %s have the same version %d", out[i-1].Name, out[i].Name, out[i].Version)
+		}
+	}
 	return out, nil
 }
 
