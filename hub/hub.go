@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	sb "github.com/switchboard/switchboard"
@@ -73,6 +74,9 @@ type Hub struct {
 	gwCache   map[string]cachedGateway
 	orgCache  map[string]cachedOrg
 	throttled map[string]time.Time // unlimited gateways lately throttled
+	// reserveRTT is the recent round trip of a send-slot reservation
+	// (microseconds; see paceLead).
+	reserveRTT atomic.Int64
 	// CRM write-back gathering (SetCRMGather), under gwMu.
 	crmWindow, crmThrottledWindow, crmUsageMaxAge time.Duration
 }

@@ -206,11 +206,16 @@ func (h *Hub) pace(ctx context.Context, stopping <-chan struct{}, gw *sb.Gateway
 	// A slot is used only on time: when the reservation came back, or the
 	// wait ended, more than half a slot late, sending then would crowd the
 	// next slot's send, so the late slot is left unused and another taken.
-	for range 4 {
-		start, err := h.DB.ReserveSendSlots(ctx, gw.ID, 1, cost)
+	// Slots are asked for a little ahead (paceLead: about twice what a
+	// reservation has lately taken to come back), so a slow round trip to
+	// the database does not by itself make every slot late.
+	for range 20 {
+		asked := time.Now()
+		start, err := h.DB.ReserveSendSlots(ctx, gw.ID, 1, cost, h.paceLead())
 		if err != nil {
 			return err
 		}
+		h.observeReservation(time.Since(asked))
 		if h.SlotObserver != nil {
 			h.SlotObserver(gw.ID, time.UnixMicro(start))
 		}
@@ -225,6 +230,31 @@ func (h *Hub) pace(ctx context.Context, stopping <-chan struct{}, gw *sb.Gateway
 		}
 	}
 	return errSnooze{0}
+}
+
+// maxPaceLead bounds how far ahead of the clock a slot is asked for.
+const maxPaceLead = 250 * time.Millisecond
+
+// paceLead is how far ahead of the clock this process asks for send slots
+// (microseconds): twice the recent reservation round trip, at most
+// maxPaceLead.
+func (h *Hub) paceLead() int64 {
+	return min(2*h.reserveRTT.Load(), maxPaceLead.Microseconds())
+}
+
+// observeReservation folds a reservation's round trip into the recent
+// average (an exponentially weighted moving average, 1/8 per sample).
+func (h *Hub) observeReservation(d time.Duration) {
+	for {
+		old := h.reserveRTT.Load()
+		next := old + (d.Microseconds()-old)/8
+		if old == 0 {
+			next = d.Microseconds()
+		}
+		if h.reserveRTT.CompareAndSwap(old, next) {
+			return
+		}
+	}
 }
 
 // sleepUntil waits until the store's clock reads atMicros; it returns

@@ -146,9 +146,11 @@ func (db *DB) Gateways(ctx context.Context, orgID string) ([]*sb.Gateway, error)
 // shared pacing row and returns when the first may be used (Unix
 // microseconds). Slots are consecutive: slot i starts at first + i*cost.
 // Reservations from every process go through the same row, so together they
-// never exceed the gateway's rate.
-func (db *DB) ReserveSendSlots(ctx context.Context, gatewayID string, n int, costMicros int64) (int64, error) {
-	now := micros(db.now())
+// never exceed the gateway's rate. The first slot starts no earlier than
+// lead after the statement runs, so that a reservation whose answer takes a
+// while to come back (a busy database or machine) still finds its slot
+// ahead, not behind.
+func (db *DB) ReserveSendSlots(ctx context.Context, gatewayID string, n int, costMicros, leadMicros int64) (int64, error) {
 	total := int64(n) * costMicros
 	greatest := "MAX"
 	if db.dialect == Postgres {
@@ -156,8 +158,11 @@ func (db *DB) ReserveSendSlots(ctx context.Context, gatewayID string, n int, cos
 	}
 	var next int64
 	err := db.Batch(ctx, func(tx *Tx) error {
+		// The clock is read when the statement runs, not when the call was
+		// made: a group commit may have queued it behind other work.
+		notBefore := micros(db.now()) + max(leadMicros, 0)
 		return tx.q.queryRow(ctx, `UPDATE gateway_pacing SET next_at = `+greatest+`(next_at, $2) + $3 WHERE gateway_id = $1 RETURNING next_at`,
-			gatewayID, now, total).Scan(&next)
+			gatewayID, notBefore, total).Scan(&next)
 	})
 	if errors.Is(err, errNoRows) {
 		return 0, sb.Errorf(sb.ENotFound, "gateway %s has no pacing row", gatewayID)

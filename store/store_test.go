@@ -472,7 +472,7 @@ func TestReserveSendSlots(t *testing.T) {
 		f := seed(t, db)
 		var starts []int64
 		for range 3 {
-			s, err := db.ReserveSendSlots(ctx, f.gw.ID, 1, 500_000)
+			s, err := db.ReserveSendSlots(ctx, f.gw.ID, 1, 500_000, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -481,6 +481,17 @@ func TestReserveSendSlots(t *testing.T) {
 		base := now.UnixMicro()
 		if starts[0] != base || starts[1] != base+500_000 || starts[2] != base+1_000_000 {
 			t.Fatalf("slots %v not spaced 0.5 s from %d", starts, base)
+		}
+		// A lead pushes the first slot of an idle gateway ahead of the clock,
+		// and leaves a busy gateway's next slot where it is.
+		now = now.Add(2 * time.Second)
+		s, err := db.ReserveSendSlots(ctx, f.gw.ID, 1, 500_000, 80_000)
+		if err != nil || s != now.UnixMicro()+80_000 {
+			t.Fatalf("idle gateway with a lead: slot %d (%v), want %d", s, err, now.UnixMicro()+80_000)
+		}
+		s, err = db.ReserveSendSlots(ctx, f.gw.ID, 1, 500_000, 80_000)
+		if err != nil || s != now.UnixMicro()+580_000 {
+			t.Fatalf("busy gateway with a lead: slot %d (%v), want %d", s, err, now.UnixMicro()+580_000)
 		}
 	})
 }
