@@ -412,8 +412,10 @@ func TestContentPurge(t *testing.T) {
 		week := e.start(fields("week@example.org"))
 		e.export(week.ID, store.ChatExported)
 
-		if n, err := e.svc.Purge(ctx); err != nil || n != 1 {
-			t.Fatalf("purge: %d %v, want the conversation with 0 days retention", n, err)
+		// The service's periodic purge may have run first: either way the
+		// conversation with 0 days' retention, and only it, is purged.
+		if n, err := e.svc.Purge(ctx); err != nil || n > 1 {
+			t.Fatalf("purge: %d %v, want at most the conversation with 0 days retention", n, err)
 		}
 		v := e.get(now.ID)
 		if v.PurgedAt == nil || len(v.Messages) != 0 || len(v.Fields) != 0 || v.State != store.ChatExported || v.MessageCount != 2 {
