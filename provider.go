@@ -29,10 +29,19 @@ type Provider interface {
 }
 
 // WebhookRegistrar is implemented by providers that can point a number's
-// incoming and status URLs at Switchboard themselves.
+// incoming and status URLs at Switchboard themselves. RegisterWebhooks
+// returns a *RegisterLater error when the registration cannot be made now
+// but is certain to be made later without anyone's help.
 type WebhookRegistrar interface {
 	RegisterWebhooks(ctx context.Context, gw *Gateway, urls WebhookURLs) error
 }
+
+// RegisterLater is a webhook registration put off, with why and when it
+// will be made (the simulated carrier built into "switchboard serve" learns
+// every gateway when serve starts).
+type RegisterLater struct{ Reason string }
+
+func (e *RegisterLater) Error() string { return e.Reason }
 
 // ContentChecker is implemented by providers that cannot send some messages
 // that are otherwise valid (WhatsApp: one media attachment per message).

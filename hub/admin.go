@@ -252,6 +252,10 @@ func (h *Hub) registerWebhooks(ctx context.Context, org *sb.Org, p sb.Provider, 
 		return false, why, nil
 	}
 	if err := reg.RegisterWebhooks(ctx, g, h.WebhookURLs(g)); err != nil {
+		var later *sb.RegisterLater
+		if errors.As(err, &later) {
+			return false, later.Reason, nil
+		}
 		h.Log.Warn("webhook registration failed", "gateway", g.ID, "provider", g.Provider, "err", err)
 		return false, "", err
 	}

@@ -111,8 +111,10 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, workers bool) (*
 	a.Builtin = builtin.New(db)
 	a.Builtin.Calls = func() { a.CRMWrites.Add(1) }
 	a.SMPP = smpp.New(smpp.Options{Logger: log})
+	simProvider := sim.New(cfg.simURL(), nil)
+	simProvider.BuiltIn = cfg.SimURL == ""
 	providers := provider.NewRegistry(
-		sim.New(cfg.simURL(), nil),
+		simProvider,
 		twilio.New(twilio.Options{}),
 		whatsapp.New(whatsapp.Options{}),
 		a.SMPP,

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -29,6 +30,9 @@ const (
 type Provider struct {
 	// BaseURL is the carrier's URL when a gateway does not name one.
 	BaseURL string
+	// BuiltIn is set when BaseURL is the carrier built into "switchboard
+	// serve", which registers every gateway with it when it starts.
+	BuiltIn bool
 	Client  *http.Client
 }
 
@@ -148,6 +152,12 @@ func (p *Provider) RegisterWebhooks(ctx context.Context, gw *sb.Gateway, urls sb
 	body, _ := json.Marshal(RegisterRequest{Number: gw.Number, IncomingURL: urls.Incoming})
 	if _, err := p.call(ctx, gw, "/v1/accounts/"+url.PathEscape(gw.Config[KeyAccount])+"/numbers", body, nil); err != nil {
 		var se *sb.SendError
+		var dial *net.OpError
+		if p.BuiltIn && gw.Config[KeyBaseURL] == "" && errors.As(err, &dial) && dial.Op == "dial" {
+			// serve is not running (an admin command made the gateway):
+			// the carrier learns the gateway when serve starts.
+			return &sb.RegisterLater{Reason: "the built-in simulated carrier is not running; the gateway is registered with it when switchboard serve starts"}
+		}
 		if errors.As(err, &se) {
 			return sb.Wrap(err, sb.EUnavailable, "simulated carrier: %s", se.Debug)
 		}
