@@ -86,6 +86,7 @@ type Server struct {
 
 	failNext     int
 	failStatus   int
+	failWrites   int
 	loseNext     int
 	loseStatus   int
 	tokenFaults  []tokenFault
@@ -346,6 +347,16 @@ func (s *Server) FailNext(n, status int) {
 	s.failNext, s.failStatus = n, status
 }
 
+// FailNextWrites answers the next n data API calls that change records
+// (every method but GET) with the HTTP status and a SERVER_UNAVAILABLE
+// error array, while queries keep being answered: an outage of Salesforce's
+// write path.
+func (s *Server) FailNextWrites(n, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failWrites, s.failStatus = n, status
+}
+
 // LoseNextAnswers processes the next n data API calls as usual — records
 // are saved — but loses their answers, as when a call times out after
 // Salesforce committed it: with status 0 the connection is dropped before
@@ -520,7 +531,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Sforce-Limit-Info", fmt.Sprintf("api-usage=%d/%d", s.apiUsed, s.apiMax))
 	status := s.loseStatus
 	s.mu.Unlock()
-	s.latency.hold(r)
+	s.latency.hold(r, body)
 	if lose && status == 0 {
 		panic(http.ErrAbortHandler) // the connection closes without an answer
 	}
@@ -577,8 +588,38 @@ func (s *Server) data(r *http.Request, host string, body []byte) *response {
 		s.failNext--
 		return errorResponse(s.failStatus, "SERVER_UNAVAILABLE", "Service temporarily unavailable; try again")
 	}
+	if s.failWrites > 0 && changesRecords(r, body) {
+		s.failWrites--
+		return errorResponse(s.failStatus, "SERVER_UNAVAILABLE", "Service temporarily unavailable; try again")
+	}
 	q := r.URL.Query().Get("q")
 	return s.route(r.Method, r.URL.Path, q, body, at.userID)
+}
+
+// changesRecords tells whether a data API call may change records: any
+// method but GET, except a composite request whose subrequests are all GETs
+// (batched queries).
+func changesRecords(r *http.Request, body []byte) bool {
+	if r.Method == http.MethodGet {
+		return false
+	}
+	if callKey(r.URL.Path) != "/composite" {
+		return true
+	}
+	var req struct {
+		CompositeRequest []struct {
+			Method string `json:"method"`
+		} `json:"compositeRequest"`
+	}
+	if json.Unmarshal(body, &req) != nil {
+		return true
+	}
+	for _, sub := range req.CompositeRequest {
+		if !strings.EqualFold(sub.Method, http.MethodGet) {
+			return true
+		}
+	}
+	return false
 }
 
 // callKey names a data API endpoint for the call counters.

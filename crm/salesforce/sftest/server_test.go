@@ -468,3 +468,38 @@ func TestLoseNextAnswers(t *testing.T) {
 		})
 	}
 }
+
+// TestFailNextWrites: an outage of the write path answers calls that change
+// records (a create, a composite request with a write) with the status,
+// while queries, alone or batched in a composite request, are answered.
+func TestFailNextWrites(t *testing.T) {
+	s := sftest.NewServer(t)
+	tok := login(t, s)
+	base := s.InstanceURL() + "/services/data/v62.0"
+	query := "/services/data/v62.0/query?q=" + url.QueryEscape("SELECT Id FROM Contact")
+	s.FailNextWrites(2, http.StatusServiceUnavailable)
+	tests := []struct {
+		name, method, url string
+		body              any
+		want              int
+	}{
+		{"query", "GET", base + "/query?q=" + url.QueryEscape("SELECT Id FROM Contact"), nil, http.StatusOK},
+		{"composite of queries", "POST", base + "/composite", map[string]any{"compositeRequest": []map[string]any{
+			{"method": "GET", "url": query, "referenceId": "a"}, {"method": "GET", "url": query, "referenceId": "b"},
+		}}, http.StatusOK},
+		{"create", "POST", base + "/sobjects/Contact", map[string]any{"LastName": "Down"}, http.StatusServiceUnavailable},
+		{"composite with a create", "POST", base + "/composite", map[string]any{"compositeRequest": []map[string]any{
+			{"method": "GET", "url": query, "referenceId": "a"},
+			{"method": "POST", "url": "/services/data/v62.0/sobjects/Contact", "referenceId": "c", "body": map[string]any{"LastName": "Down"}},
+		}}, http.StatusServiceUnavailable},
+		{"create once the outage is over", "POST", base + "/sobjects/Contact", map[string]any{"LastName": "Up"}, http.StatusCreated},
+	}
+	for _, tt := range tests {
+		if status, _, body := call(t, s, tt.method, tt.url, tok, tt.body); status != tt.want {
+			t.Errorf("%s: %d %v, want %d", tt.name, status, body, tt.want)
+		}
+	}
+	if n := len(s.Records("Contact")); n != 1 {
+		t.Fatalf("%d contacts saved, want 1", n)
+	}
+}
