@@ -1,9 +1,11 @@
 package http
 
 import (
+	"bytes"
 	"embed"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"sort"
@@ -78,7 +80,58 @@ func readFragment(name string) (map[string]any, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
+	if err := duplicateKey(b); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
 	return m, nil
+}
+
+// duplicateKey reports an object of the JSON document that has a key twice
+// (encoding/json keeps the last one silently, losing the other).
+func duplicateKey(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	type frame struct {
+		keys   map[string]bool // nil for an array
+		expect bool            // the next string token is a key
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF && len(stack) > 0 {
+			return io.ErrUnexpectedEOF
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if k, ok := tok.(string); ok && top != nil && top.keys != nil && top.expect {
+			if top.keys[k] {
+				return fmt.Errorf("key %q appears twice in one object (before offset %d)", k, dec.InputOffset())
+			}
+			top.keys[k], top.expect = true, false
+			continue
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &frame{keys: map[string]bool{}, expect: true})
+			continue
+		case json.Delim('['):
+			stack = append(stack, &frame{})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+		// A value ended: an object's next token is a key.
+		if len(stack) > 0 && stack[len(stack)-1].keys != nil {
+			stack[len(stack)-1].expect = true
+		}
+	}
 }
 
 func asMap(v any) map[string]any {
