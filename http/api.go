@@ -32,9 +32,14 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getMessage(w http.ResponseWriter, r *http.Request) {
-	m, err := s.DB.Message(r.Context(), UserFrom(r).OrgID, r.PathValue("id"))
+	u := UserFrom(r)
+	m, err := s.DB.Message(r.Context(), u.OrgID, r.PathValue("id"))
 	if err != nil {
 		WriteError(w, err)
+		return
+	}
+	if !u.CanUseGateway(m.GatewayID) {
+		WriteError(w, sb.Errorf(sb.EForbidden, "message %s is on gateway %s, which you do not have access to; a System Admin can add it to your gateways", m.ID, m.GatewayID))
 		return
 	}
 	WriteJSON(w, http.StatusOK, m)
@@ -50,7 +55,12 @@ type MessageList struct {
 func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) {
 	u := UserFrom(r)
 	q := r.URL.Query()
-	f := store.MessageFilter{RecordID: q.Get("record_id"), GatewayID: q.Get("gateway_id"), BatchID: q.Get("batch_id"), Direction: sb.Direction(q.Get("direction"))}
+	f := store.MessageFilter{RecordID: q.Get("record_id"), GatewayID: q.Get("gateway_id"), GatewayIDs: u.VisibleGateways(),
+		BatchID: q.Get("batch_id"), Direction: sb.Direction(q.Get("direction"))}
+	if f.GatewayID != "" && !u.CanUseGateway(f.GatewayID) {
+		WriteError(w, sb.Errorf(sb.EForbidden, "you do not have access to gateway %s; a System Admin can add it to your gateways", f.GatewayID))
+		return
+	}
 	if f.Direction != "" && !f.Direction.Valid() {
 		WriteError(w, sb.FieldError("direction", "direction must be incoming or outgoing"))
 		return
@@ -169,7 +179,11 @@ func (s *Server) createGateway(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getGateway(w http.ResponseWriter, r *http.Request) {
-	g, err := s.DB.Gateway(r.Context(), UserFrom(r).OrgID, r.PathValue("id"))
+	u := UserFrom(r)
+	g, err := s.DB.Gateway(r.Context(), u.OrgID, r.PathValue("id"))
+	if err == nil {
+		err = u.RequireGateway(g)
+	}
 	if err != nil {
 		WriteError(w, err)
 		return

@@ -322,6 +322,9 @@ func (h *Hub) Batch(ctx context.Context, user *sb.User, id string) (*BatchStatus
 	if err != nil {
 		return nil, err
 	}
+	if !user.CanUseGateway(b.GatewayID) {
+		return nil, sb.Errorf(sb.EForbidden, "bulk send %s is on gateway %s, which you do not have access to; a System Admin can add it to your gateways", b.ID, b.GatewayID)
+	}
 	counts, err := h.DB.BatchCounts(ctx, user.OrgID, id)
 	if err != nil {
 		return nil, fmt.Errorf("batch counts: %w", err)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -756,6 +757,53 @@ func TestGatewayVisibility(t *testing.T) {
 		e.API("POST", "/v1/subscriptions", map[string]any{"gateway_id": other, "phone": phone, "status": "Opt-Out"})
 		if h := e.Do("GET", "/v1/subscriptions/history?phone=%2B12025550180", key.Key, nil); strings.Contains(string(h.Body), other) {
 			t.Fatalf("history shows the other gateway: %s", h.Body)
+		}
+
+		// Reads: the other gateway's messages, bulk sends and settings are
+		// not shown to the user.
+		var mine sb.Message
+		e.Do("POST", "/v1/messages", key.Key, map[string]any{"gateway_id": e.Gateway.ID, "to": "+12025550181", "body": "mine", "mode": "automation"}).JSON(t, &mine)
+		var theirs sb.Message
+		e.API("POST", "/v1/messages", map[string]any{"gateway_id": other, "to": "+12025550181", "body": "theirs", "mode": "automation"}).JSON(t, &theirs)
+		var bulk struct {
+			BatchID string `json:"batch_id"`
+		}
+		e.API("POST", "/v1/bulk-sends", map[string]any{"gateway_id": other, "body": "theirs", "recipients": []map[string]string{{"to": "+12025550182"}}}).JSON(t, &bulk)
+		if mine.ID == "" || theirs.ID == "" || bulk.BatchID == "" {
+			t.Fatalf("messages for the reads: %+v %+v %+v", mine, theirs, bulk)
+		}
+		var list struct{ Messages []sb.Message }
+		for _, q := range []string{"", "?phone=%2B12025550181"} {
+			e.Do("GET", "/v1/messages"+q, key.Key, nil).JSON(t, &list)
+			if len(list.Messages) == 0 {
+				t.Fatalf("restricted user's messages%s: none", q)
+			}
+			for _, m := range list.Messages {
+				if m.GatewayID != e.Gateway.ID {
+					t.Fatalf("restricted user's messages%s include gateway %s", q, m.GatewayID)
+				}
+			}
+			e.API("GET", "/v1/messages"+q, nil).JSON(t, &list)
+			if !slices.ContainsFunc(list.Messages, func(m sb.Message) bool { return m.ID == theirs.ID }) {
+				t.Fatalf("admin's messages%s lack the other gateway's message", q)
+			}
+		}
+		for what, path := range map[string]string{
+			"messages of the gateway": "/v1/messages?gateway_id=" + other,
+			"the message":             "/v1/messages/" + theirs.ID,
+			"the gateway":             "/v1/gateways/" + other,
+			"the bulk send":           "/v1/bulk-sends/" + bulk.BatchID,
+		} {
+			r := e.Do("GET", path, key.Key, nil)
+			if r.Status != http.StatusForbidden || !strings.Contains(string(r.Body), other) || strings.Contains(string(r.Body), "theirs") {
+				t.Fatalf("%s of the other gateway: %d %s", what, r.Status, r.Body)
+			}
+			if r := e.API("GET", path, nil); r.Status != http.StatusOK {
+				t.Fatalf("admin reads %s: %d %s", what, r.Status, r.Body)
+			}
+		}
+		if r := e.Do("GET", "/v1/messages/"+mine.ID, key.Key, nil); r.Status != http.StatusOK {
+			t.Fatalf("own gateway's message: %d %s", r.Status, r.Body)
 		}
 
 		// Every gateway again.

@@ -201,8 +201,11 @@ type MessageFilter struct {
 	RecordID  string
 	PhoneHash []byte
 	GatewayID string
-	BatchID   string
-	Direction sb.Direction
+	// GatewayIDs, when not nil, keeps the messages of these gateways only
+	// (a user limited to some gateways; empty: none).
+	GatewayIDs []string
+	BatchID    string
+	Direction  sb.Direction
 	// Before lists messages created before this id's time (paging).
 	Before time.Time
 	Limit  int
@@ -224,6 +227,13 @@ func (db *DB) Messages(ctx context.Context, orgID string, f MessageFilter) ([]*s
 	}
 	if f.GatewayID != "" {
 		add("gateway_id = ?", f.GatewayID)
+	}
+	if f.GatewayIDs != nil {
+		if len(f.GatewayIDs) == 0 {
+			return nil, nil
+		}
+		where = append(where, "gateway_id IN "+inList(len(args)+1, len(f.GatewayIDs)))
+		args = append(args, anyStrings(f.GatewayIDs)...)
 	}
 	if f.BatchID != "" {
 		add("batch_id = ?", f.BatchID)
