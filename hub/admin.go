@@ -396,6 +396,13 @@ func (h *Hub) UpdateSettings(ctx context.Context, user *sb.User, s sb.OrgSetting
 			return nil, sb.Errorf(sb.EForbidden, "\"Connected app for incoming messages\" can only be disabled by a service operator (switchboard admin org settings --disable %s)", ToggleConnectedAppForIncoming)
 		}
 	}
+	// The setup assistant's order: the Messaging API for bulk sends is on
+	// (before, or in the same change) when the connected app for incoming
+	// messages is switched on.
+	if !org.Settings.ConnectedAppForIncoming && s.ConnectedAppForIncoming && !s.MessagingAPIForBulk {
+		return nil, &sb.Error{Code: sb.EConflict, Field: ToggleConnectedAppForIncoming,
+			Message: "enable \"Messaging API for bulk sends\" (" + ToggleMessagingAPIForBulk + ") first, or in the same change, before \"Connected app for incoming messages\""}
+	}
 	if err := s.Normalize(); err != nil {
 		return nil, err
 	}

@@ -316,6 +316,11 @@ func TestAlertEmailNeedsSMTP(t *testing.T) {
 // org settings" runs).
 func TestOneWayToggles(t *testing.T) {
 	hubtest.Each(t, func(t *testing.T, e *hubtest.Env) {
+		// The setup assistant's order holds through the API too.
+		if r := e.API("PATCH", "/v1/org/settings", map[string]any{"connected_app_for_incoming": true}); r.Status != http.StatusConflict ||
+			!strings.Contains(string(r.Body), `"field":"connected_app_for_incoming"`) || !strings.Contains(string(r.Body), "(messaging_api_for_bulk) first") {
+			t.Fatalf("connected app before the Messaging API: %d %s", r.Status, r.Body)
+		}
 		on := map[string]any{"messaging_api_for_bulk": true, "connected_app_for_incoming": true}
 		if r := e.API("PATCH", "/v1/org/settings", on); r.Status != http.StatusOK {
 			t.Fatalf("enable: %d %s", r.Status, r.Body)

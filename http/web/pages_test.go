@@ -348,7 +348,7 @@ func TestSettingsActions(t *testing.T) {
 
 		// One-way toggles: on, then an admin cannot switch them off.
 		p = b.post("/ui/settings/toggles", url.Values{"name": {"connected_app_for_incoming"}, "value": {"on"}})
-		if p.Status != http.StatusConflict || !p.has("enable the Messaging API for bulk sends first") {
+		if p.Status != http.StatusConflict || !p.has("(messaging_api_for_bulk) first") {
 			t.Fatalf("connected app before the bulk API: %d", p.Status)
 		}
 		for _, name := range []string{"messaging_api_for_bulk", "connected_app_for_incoming"} {

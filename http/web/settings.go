@@ -201,10 +201,6 @@ func (u *UI) toggle(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 		s.MessagingAPIForBulk = on
 	case "connected_app_for_incoming":
 		step = stepIncoming
-		if on && !s.MessagingAPIForBulk {
-			u.renderSettings(w, r, rc, stepResult{Step: step, Err: sb.Errorf(sb.EConflict, "enable the Messaging API for bulk sends first")})
-			return
-		}
 		s.ConnectedAppForIncoming = on
 	default:
 		u.renderSettings(w, r, rc, stepResult{Step: stepBulkAPI, Err: sb.FieldError("name", "unknown setting %q", name)})
