@@ -15,6 +15,7 @@ import (
 	"github.com/switchboard/switchboard/form"
 	sbhttp "github.com/switchboard/switchboard/http"
 	"github.com/switchboard/switchboard/hub/hubtest"
+	"github.com/switchboard/switchboard/provider/sim"
 	"github.com/switchboard/switchboard/store"
 )
 
@@ -596,6 +597,41 @@ func TestFormStop(t *testing.T) {
 		}
 		if ss := x.sessions(t, f.ID); len(ss) != 1 {
 			t.Fatalf("a keyword started a form: %+v", ss)
+		}
+	})
+}
+
+// TestFormProviderOptOut: a provider that refuses a send because the
+// recipient unsubscribed at the carrier (21610) opts the number out, and
+// that cancels the number's open form at once, as STOP does.
+func TestFormProviderOptOut(t *testing.T) {
+	each(t, func(t *testing.T, x *fixture) {
+		f := x.createForm(t, rsvp(x.Gateway.ID))
+		ada := x.contact(t, "Ada", "+12025550193")
+		if r := x.API("POST", "/v1/messages", map[string]any{"gateway_id": x.Gateway.ID, "to": ada.Phone, "record_id": ada.ID, "form_id": f.ID}); r.Status != http.StatusCreated {
+			t.Fatalf("send: %d %s", r.Status, r.Body)
+		}
+		x.WaitFor("the first question", func() bool { return len(x.Carrier.Inbox(ada.Phone)) == 1 })
+		if ss := x.sessions(t, f.ID); len(ss) != 1 || ss[0].Status != store.SessionOpen {
+			t.Fatalf("sessions: %+v", ss)
+		}
+		if err := x.Carrier.SetHandset(ada.Phone, sim.Handset{Behaviour: sim.Unsubscribed}); err != nil {
+			t.Fatal(err)
+		}
+		r := x.API("POST", "/v1/messages", map[string]any{"gateway_id": x.Gateway.ID, "to": ada.Phone, "record_id": ada.ID, "body": "Parking is free on Friday.", "mode": "automation"})
+		var m sb.Message
+		r.JSON(t, &m)
+		if r.Status != http.StatusCreated {
+			t.Fatalf("second send: %d %s", r.Status, r.Body)
+		}
+		x.WaitStatus(m.ID, sb.StatusFailed)
+		ss := x.sessions(t, f.ID)
+		if len(ss) != 1 || ss[0].Status != store.SessionCancelled || ss[0].Detail != "The recipient opted out" {
+			t.Fatalf("sessions after the provider's opt-out: %+v", ss)
+		}
+		x.synced(t)
+		if rs := x.responses(t, ada.ID); len(rs) != 1 || rs[0].Status != sb.FormCancelled {
+			t.Fatalf("form record after the provider's opt-out: %+v", rs)
 		}
 	})
 }

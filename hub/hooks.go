@@ -52,10 +52,9 @@ type IncomingHook interface {
 }
 
 // OptOutHook is implemented by incoming hooks that must stop what they run
-// for a number as soon as it opts out of a gateway — by keyword, by hand or
-// by automation — inside the transaction that records the opt-out. (An
-// opt-out the provider reports is seen at the number's next text; nothing
-// is sent to the number meanwhile.)
+// for a number as soon as it opts out of a gateway — by keyword, by hand, by
+// automation, by import or reported by the provider — inside the
+// transaction that records the opt-out (store.DB.SetOptOutHook).
 type OptOutHook interface {
 	OptedOut(ctx context.Context, tx *store.Tx, orgID, gatewayID string, phoneHash []byte) error
 }

@@ -103,10 +103,12 @@ func New(db *store.DB, providers *provider.Registry, crms CRMs, publicURL *url.U
 	if metrics == nil {
 		metrics = NewMetrics(nil)
 	}
-	return &Hub{DB: db, Providers: providers, CRMs: crms, PublicURL: publicURL, Log: log, Metrics: metrics,
+	h := &Hub{DB: db, Providers: providers, CRMs: crms, PublicURL: publicURL, Log: log, Metrics: metrics,
 		ChunkSize: 100, MaxPacingWait: 5 * time.Second, SendTimeout: 15 * time.Second, JobTimeout: time.Minute, gwCache: map[string]cachedGateway{}, orgCache: map[string]cachedOrg{},
 		HTTPClient: &http.Client{Timeout: 15 * time.Second},
 		crmWindow:  DefaultCRMWindow, crmThrottledWindow: DefaultCRMThrottledWindow, crmUsageMaxAge: DefaultCRMUsageMaxAge}
+	db.SetOptOutHook(h.optedOut)
+	return h
 }
 
 // SetJobTimeout sets the job timeout, and the provider-call timeout to a

@@ -10,15 +10,11 @@ import (
 
 // setSubscriptionTx stores a subscription change with its history entry (a
 // locked opt-out stays locked: see store.Tx.SetSubscription); an opt-out also
-// ends what content features run for the number (an open SMS form).
+// ends what content features run for the number (an open SMS form: the
+// store's opt-out hook, set in New).
 func (h *Hub) setSubscriptionTx(ctx context.Context, tx *store.Tx, s *sb.Subscription) error {
 	if _, err := tx.SetSubscription(ctx, s); err != nil {
 		return err
-	}
-	if s.Status == sb.OptedOut {
-		if err := h.optedOut(ctx, tx, s.OrgID, s.GatewayID, s.PhoneHash); err != nil {
-			return err
-		}
 	}
 	h.Metrics.OptChanges.WithLabelValues(string(s.Status), s.Via).Inc()
 	return nil

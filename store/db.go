@@ -55,6 +55,8 @@ type DB struct {
 	queue   *Queue
 	batcher *batcher
 	onQuery func(string)
+	// optOutHook runs in the transaction of every opt-out (SetOptOutHook).
+	optOutHook func(ctx context.Context, tx *Tx, orgID, gatewayID string, phoneHash []byte) error
 
 	wbMu   sync.Mutex
 	wbLast map[string]time.Time

@@ -179,7 +179,18 @@ func (tx *Tx) SetSubscription(ctx context.Context, s *sb.Subscription) (applied 
 	_, err = tx.q.exec(ctx, `INSERT INTO subscription_events (id, org_id, gateway_id, phone_hash, status, detail, via, user_id, at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 		NewID(), s.OrgID, s.GatewayID, s.PhoneHash, string(s.Status), s.Detail, s.Via, nullStr(s.UpdatedBy), at)
+	if err == nil && n > 0 && s.Status == sb.OptedOut && tx.db.optOutHook != nil {
+		err = tx.db.optOutHook(ctx, tx, s.OrgID, s.GatewayID, s.PhoneHash)
+	}
 	return n > 0, err
+}
+
+// SetOptOutHook makes every opt-out the store records — by keyword, by hand,
+// by automation, by import, or reported by a provider — call fn inside the
+// transaction that records it, so what runs for the number (an open SMS
+// form) stops at once. Set it before the store is used.
+func (db *DB) SetOptOutHook(fn func(ctx context.Context, tx *Tx, orgID, gatewayID string, phoneHash []byte) error) {
+	db.optOutHook = fn
 }
 
 // SubscriptionHistory returns the changes of a phone's subscriptions, newest first.
