@@ -266,10 +266,23 @@ func (h *Hub) checkOrg(ctx context.Context, org *sb.Org) (*salesforce.HealthRepo
 	if r == nil {
 		return nil, nil
 	}
-	if ev := alertEvent(prev, r); ev != "" {
-		h.alert(ctx, org, ev, prev, r)
+	// Checks may run at once (on demand, the periodic job, other
+	// processes): the one that moves the stored alert state alerts.
+	now := strings.Join(failingNames(r), ",")
+	for {
+		was, err := h.DB.HealthAlertState(ctx, org.ID)
+		if err != nil || was == now {
+			return r, err
+		}
+		claimed, err := h.DB.ClaimHealthAlert(ctx, org.ID, was, now)
+		if err != nil {
+			return r, err
+		}
+		if claimed {
+			h.alert(ctx, org, alertEvent(now), prev, r)
+			return r, nil
+		}
 	}
-	return r, nil
 }
 
 // lastHealth returns the org's latest stored health report, or nil.
@@ -306,15 +319,12 @@ func failingNames(r *salesforce.HealthReport) []string {
 	return slices.Compact(out)
 }
 
-// alertEvent decides whether a check result is news to the admins: the
-// check started failing (or fails on other items than before), or it
-// recovered. A check that fails like the one before alerts nobody again.
-func alertEvent(prev, cur *salesforce.HealthReport) string {
-	was, now := failingNames(prev), failingNames(cur)
-	switch {
-	case slices.Equal(was, now):
-		return ""
-	case len(now) == 0:
+// alertEvent names the news a change of the failing items (as failingNames
+// joins them) is to the admins: the check started failing, or fails on other
+// items than before, or it recovered. A check that fails like the one before
+// changes nothing and alerts nobody again.
+func alertEvent(failing string) string {
+	if failing == "" {
 		return EventHealthRecovered
 	}
 	return EventHealthFailed

@@ -151,6 +151,32 @@ func (db *DB) SaveHealthCheck(ctx context.Context, orgID string, ok bool, report
 	})
 }
 
+// HealthAlertState returns what the org's admins were last alerted about
+// (see ClaimHealthAlert): "" when nothing fails or no alert was sent yet.
+func (db *DB) HealthAlertState(ctx context.Context, orgID string) (string, error) {
+	var failing string
+	err := db.reader().queryRow(ctx, `SELECT failing FROM health_alert_state WHERE org_id = $1`, orgID).Scan(&failing)
+	if errors.Is(err, errNoRows) {
+		return "", nil
+	}
+	return failing, err
+}
+
+// ClaimHealthAlert moves the org's alerted health state from was (as
+// HealthAlertState read it) to now. It reports false when another check
+// changed the state first: that check sends the alert, this one does not.
+func (db *DB) ClaimHealthAlert(ctx context.Context, orgID, was, now string) (bool, error) {
+	var n int64
+	err := db.Tx(ctx, func(tx *Tx) error {
+		var err error
+		// No row reads as "" (HealthAlertState): the first claim inserts it.
+		n, err = tx.q.exec(ctx, `INSERT INTO health_alert_state (org_id, failing) VALUES ($1, $3)
+			ON CONFLICT (org_id) DO UPDATE SET failing = excluded.failing WHERE health_alert_state.failing = $2`, orgID, was, now)
+		return err
+	})
+	return n == 1, err
+}
+
 // HealthChecks returns an org's latest health reports, newest first.
 func (db *DB) HealthChecks(ctx context.Context, orgID string, limit int) ([]HealthCheck, error) {
 	rs, err := db.reader().query(ctx, `SELECT id, ok, report, at FROM health_checks WHERE org_id = $1 ORDER BY at DESC, id DESC LIMIT $2`, orgID, limit)

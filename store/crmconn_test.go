@@ -174,3 +174,39 @@ func waitForLockWait(t *testing.T, url, app string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestClaimHealthAlert: of two checks that saw the same alert state and
+// found the same news, only the first claims it (and alerts); a claim from
+// a state that is no longer current fails; no row reads as "".
+func TestClaimHealthAlert(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, d store.Dialect) {
+		ctx := context.Background()
+		db := storetest.Open(t, d)
+		f := seed(t, db)
+		steps := []struct {
+			was, now string
+			want     bool
+			state    string
+		}{
+			{"", "token", true, "token"},         // first failure: the row is made
+			{"", "token", false, "token"},        // a second check with the same news
+			{"", "limits,token", false, "token"}, // from a state that is gone
+			{"token", "limits,token", true, "limits,token"},
+			{"limits,token", "", true, ""}, // recovered
+			{"limits,token", "", false, ""},
+			{"", "token", true, "token"}, // fails again
+		}
+		if s, err := db.HealthAlertState(ctx, f.org.ID); err != nil || s != "" {
+			t.Fatalf("state before any claim: %q %v", s, err)
+		}
+		for i, st := range steps {
+			got, err := db.ClaimHealthAlert(ctx, f.org.ID, st.was, st.now)
+			if err != nil || got != st.want {
+				t.Fatalf("step %d (%q → %q): %v %v, want %v", i, st.was, st.now, got, err, st.want)
+			}
+			if s, err := db.HealthAlertState(ctx, f.org.ID); err != nil || s != st.state {
+				t.Fatalf("step %d: state %q %v, want %q", i, s, err, st.state)
+			}
+		}
+	})
+}
