@@ -80,6 +80,31 @@ func (h *Hub) prepareOutgoing(ctx context.Context, tx *store.Tx, org *sb.Org, gw
 	return nil
 }
 
+// BodyPreviewer is implemented by outgoing hooks that change a message's
+// body (tracked links): PreviewBody returns the body as it would be sent,
+// without storing anything.
+type BodyPreviewer interface {
+	PreviewBody(ctx context.Context, org *sb.Org, body string) (string, error)
+}
+
+// PreviewBody returns the body a 1:1 message of the user's org would be
+// sent with (long URLs as tracked links of their real length), for a
+// compose box's segment counter. It reads only.
+func (h *Hub) PreviewBody(ctx context.Context, user *sb.User, body string) (string, error) {
+	org, err := h.org(ctx, user.OrgID)
+	if err != nil {
+		return "", err
+	}
+	for _, hook := range h.OutgoingHooks {
+		if p, ok := hook.(BodyPreviewer); ok {
+			if body, err = p.PreviewBody(ctx, org, body); err != nil {
+				return "", err
+			}
+		}
+	}
+	return body, nil
+}
+
 // errPreviewDone rolls a preview's transaction back.
 var errPreviewDone = errors.New("preview done")
 

@@ -185,7 +185,7 @@ func (s *Service) PrepareOutgoing(ctx context.Context, tx *store.Tx, org *sb.Org
 			continue
 		}
 		o.Content.Body = Rewrite(o.Content.Body, func(u string) (string, bool) {
-			if utf8.RuneCountInString(u) <= set.MinLength || strings.HasPrefix(u, prefix) {
+			if !set.shortens(u, prefix) {
 				return "", false
 			}
 			if set.Mode == ModeBasic {
@@ -205,6 +205,31 @@ func (s *Service) PrepareOutgoing(ctx context.Context, tx *store.Tx, org *sb.Org
 		})
 	}
 	return tx.InsertLinks(ctx, links)
+}
+
+// shortens reports whether a URL of an outgoing message becomes a short
+// link (prefix: the links' own start, which is left alone).
+func (set Settings) shortens(u, prefix string) bool {
+	return utf8.RuneCountInString(u) > set.MinLength && !strings.HasPrefix(u, prefix)
+}
+
+// PreviewBody implements hub.BodyPreviewer: the body with its long URLs
+// replaced by short links of their real length (codes are placeholders),
+// for a compose box's segment counter. Nothing is stored.
+func (s *Service) PreviewBody(ctx context.Context, org *sb.Org, body string) (string, error) {
+	st, err := s.DB.LinkSettings(ctx, org.ID)
+	if err != nil || st == nil || !st.Enabled {
+		return body, err
+	}
+	set := fromStore(st)
+	prefix := s.base(set) + "/l/"
+	placeholder := strings.Repeat("x", CodeLen)
+	return Rewrite(body, func(u string) (string, bool) {
+		if !set.shortens(u, prefix) {
+			return "", false
+		}
+		return prefix + placeholder, true
+	}), nil
 }
 
 // --- redirect ---

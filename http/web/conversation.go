@@ -421,7 +421,13 @@ func (u *UI) setSubscription(w http.ResponseWriter, r *http.Request, rc *reqCtx)
 
 // segments answers the compose box's live counter.
 func (u *UI) segments(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	u.renderFragment(w, http.StatusOK, "conversation", "segcount", sb.CountSegments(r.PostFormValue("body")))
+	// Counted as sent: long URLs become tracked links when they are on.
+	body, err := u.d.Hub.PreviewBody(r.Context(), rc.User, r.PostFormValue("body"))
+	if err != nil {
+		u.fail(w, r, rc, err)
+		return
+	}
+	u.renderFragment(w, http.StatusOK, "conversation", "segcount", sb.CountSegments(body))
 }
 
 // templatePreview shows the picked template: rendered for the

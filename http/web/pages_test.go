@@ -167,6 +167,33 @@ func TestSegmentsCounter(t *testing.T) {
 	}
 }
 
+// TestSegmentsCounterShortLinks: with tracked links on, the compose box
+// counts the body as it is sent, a long URL as its short link.
+func TestSegmentsCounterShortLinks(t *testing.T) {
+	e := newTestEnv(t, store.SQLite)
+	b := e.signIn(t, "limited")
+	long := "https://www.college.example/admissions/apply?program=evening&term=spring-2027&ref=" + strings.Repeat("a", 120)
+	body := "Apply here: " + long
+	count := func() string {
+		t.Helper()
+		p := b.post("/ui/segments", url.Values{"body": {body}}, "HX-Request", "true")
+		if p.Status != http.StatusOK {
+			t.Fatalf("segments: %d %s", p.Status, p.Body)
+		}
+		return strings.TrimSpace(p.Body)
+	}
+	if got, want := count(), "214 characters · 2 segments (GSM-7) · 92 left in this segment"; got != want {
+		t.Fatalf("links off: %q, want %q", got, want)
+	}
+	if _, err := e.Links.SaveSettings(context.Background(), e.Admin, link.Settings{Enabled: true, Mode: link.ModeBasic, BaseURL: "https://go.example.org"}); err != nil {
+		t.Fatal(err)
+	}
+	// "Apply here: " + "https://go.example.org/l/" + a 12-character code.
+	if got, want := count(), "49 characters · 1 segment (GSM-7) · 111 left in this segment"; got != want {
+		t.Fatalf("links on: %q, want %q", got, want)
+	}
+}
+
 func TestInboxPage(t *testing.T) {
 	eachEnv(t, func(t *testing.T, e *testEnv) {
 		ana := e.contact("Ana", "Lopez", "+12025550111", false)
