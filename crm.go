@@ -79,6 +79,14 @@ type CRMMessage struct {
 	StatusAt  time.Time `json:"status_at"`
 }
 
+// CRMMessageReader is implemented by CRMs that keep message records apart
+// from Switchboard's store (Salesforce): it reads message records back by
+// Switchboard message id, in as few calls as the CRM allows. Ids the CRM
+// has no record of are left out.
+type CRMMessageReader interface {
+	MessagesByID(ctx context.Context, org *Org, messageIDs []string) (map[string]CRMMessageRecord, error)
+}
+
 // MaxConversation is the most message records CRM.Conversation returns.
 const MaxConversation = 200
 

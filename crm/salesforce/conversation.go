@@ -92,6 +92,44 @@ func (c *Client) Conversation(ctx context.Context, org *switchboard.Org, recordI
 	return out, nil
 }
 
+var _ switchboard.CRMMessageReader = (*Client)(nil)
+
+// MessagesByID implements switchboard.CRMMessageReader: SOQL on the
+// message object by its external id, "IN (…)" with up to 100 ids a query
+// (one query for a page of the inbox).
+func (c *Client) MessagesByID(ctx context.Context, org *switchboard.Org, messageIDs []string) (map[string]switchboard.CRMMessageRecord, error) {
+	m, err := c.mapping(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, id := range messageIDs {
+		if id != "" && len(id) <= 255 && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	out := make(map[string]switchboard.CRMMessageRecord, len(ids))
+	for len(ids) > 0 {
+		n := min(idsPerQuery, len(ids))
+		q := fmt.Sprintf("SELECT %s FROM %s WHERE %s IN (%s)", strings.Join(m.messageSelect(), ", "), m.MessageObject, m.Fields.ExternalID, quoteList(ids[:n]))
+		err := c.Query(ctx, org.ID, q, func(raw json.RawMessage) error {
+			rec, err := toMessageRecord(m, raw)
+			if err != nil {
+				return err
+			}
+			if rec.MessageID != "" {
+				out[rec.MessageID] = rec
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		ids = ids[n:]
+	}
+	return out, nil
+}
+
 // toMessageRecord reads a queried message record. The status time is the
 // record's LastModifiedDate: Switchboard changes a message record only to
 // move its status on.

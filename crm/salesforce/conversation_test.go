@@ -87,6 +87,16 @@ func TestConversation(t *testing.T) {
 		}
 	}
 
+	// By message id: one query, unknown ids left out.
+	e.sf.ResetCounters()
+	byID, err := e.client.MessagesByID(ctx, e.org, []string{"m1", "m3", "nope", "m1", "it's"})
+	if err != nil || len(byID) != 2 || byID["m1"].Body != "Hello 'there'" || byID["m3"].RecordID != other {
+		t.Fatalf("by id: %+v %v", byID, err)
+	}
+	if n := e.sf.DataCalls(); n != 1 {
+		t.Errorf("%d calls by id, want 1", n)
+	}
+
 	// Down: a retryable CRMError once the retries are spent.
 	e.sf.FailNext(10, http.StatusServiceUnavailable)
 	_, err = e.client.Conversation(ctx, e.org, contact, "", 0)
