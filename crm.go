@@ -38,6 +38,12 @@ type CRM interface {
 	// has no earlier outgoing message (history from before Switchboard, or
 	// past its retention).
 	LastOutgoingOwners(ctx context.Context, org *Org, pairs []PhoneOnGateway) (map[PhoneOnGateway]string, error)
+	// Conversation returns the newest limit message records of a CRM
+	// record (recordID set) or else of an E.164 phone number, oldest first:
+	// the thread of messages Switchboard wrote to the CRM. limit <= 0 means
+	// MaxConversation. Errors of a CRM that cannot be reached are
+	// *CRMError.
+	Conversation(ctx context.Context, org *Org, recordID, phone string, limit int) ([]CRMMessageRecord, error)
 	// SaveContactAndTask creates (ID empty) or updates the contact, then
 	// creates the task for it (the task's WhoID is set to the contact). A CRM
 	// that can, does both in one request.
@@ -71,6 +77,26 @@ type CRMMessage struct {
 	MediaURLs []string  `json:"media_urls,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	StatusAt  time.Time `json:"status_at"`
+}
+
+// CRMMessageReader is implemented by CRMs that keep message records apart
+// from Switchboard's store (Salesforce): it reads message records back by
+// Switchboard message id, in as few calls as the CRM allows. Ids the CRM
+// has no record of are left out.
+type CRMMessageReader interface {
+	MessagesByID(ctx context.Context, org *Org, messageIDs []string) (map[string]CRMMessageRecord, error)
+}
+
+// MaxConversation is the most message records CRM.Conversation returns.
+const MaxConversation = 200
+
+// CRMMessageRecord is a message record read back from the CRM: the message
+// as written, with the record's id (also in CRMMessageID) and when it last
+// changed. Fields the CRM does not map are empty.
+type CRMMessageRecord struct {
+	CRMMessage
+	ID        string    `json:"id"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // CRMResult is the outcome of writing one record.

@@ -656,13 +656,18 @@ func (s *Server) importContacts(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, res)
 }
 
+// conversation lists the message records of a CRM record or number as the
+// org's CRM holds them (the built-in CRM or Salesforce), without those of
+// gateways the user may not use.
 func (s *Server) conversation(w http.ResponseWriter, r *http.Request) {
-	org, ok := s.builtinOrg(w, r)
-	if !ok {
+	user := UserFrom(r)
+	org, err := s.DB.Org(r.Context(), user.OrgID)
+	if err != nil {
+		WriteError(w, err)
 		return
 	}
 	q := r.URL.Query()
-	record, phone := q.Get("record_id"), q.Get("phone")
+	record, phone := strings.TrimSpace(q.Get("record_id")), strings.TrimSpace(q.Get("phone"))
 	if record == "" && phone == "" {
 		WriteError(w, sb.Errorf(sb.EInvalid, "record_id or phone is required"))
 		return
@@ -675,13 +680,10 @@ func (s *Server) conversation(w http.ResponseWriter, r *http.Request) {
 		}
 		phone = p
 	}
-	msgs, err := s.DB.CRMMessagesFor(r.Context(), org.ID, record, phone, 200)
+	msgs, err := s.Hub.Conversation(r.Context(), org, user, record, phone, sb.MaxConversation)
 	if err != nil {
 		WriteError(w, err)
 		return
-	}
-	if msgs == nil {
-		msgs = []store.CRMMessageRecord{}
 	}
 	WriteJSON(w, http.StatusOK, map[string]any{"messages": msgs})
 }

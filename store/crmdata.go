@@ -7,7 +7,6 @@ import (
 	"errors"
 	"strconv"
 	"strings"
-	"time"
 
 	sb "github.com/switchboard/switchboard"
 )
@@ -288,17 +287,13 @@ func (tx *Tx) WriteCRMMessages(ctx context.Context, orgID string, msgs []sb.CRMM
 }
 
 // CRMMessageRecord is a built-in CRM message record.
-type CRMMessageRecord struct {
-	sb.CRMMessage
-	ID        string    `json:"id"`
-	UpdatedAt time.Time `json:"updated_at"`
-}
+type CRMMessageRecord = sb.CRMMessageRecord
 
 // CRMMessagesFor lists built-in CRM message records of a record or phone,
 // oldest first (a conversation).
 func (db *DB) CRMMessagesFor(ctx context.Context, orgID, recordID, phone string, limit int) ([]CRMMessageRecord, error) {
-	if limit <= 0 {
-		limit = 200
+	if limit <= 0 || limit > sb.MaxConversation {
+		limit = sb.MaxConversation
 	}
 	col, val := "record_id", recordID
 	if recordID == "" {

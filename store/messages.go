@@ -182,6 +182,44 @@ func (db *DB) Message(ctx context.Context, orgID, id string) (*sb.Message, error
 	return m, err
 }
 
+// MessageRef is the gateway and creation time of a message.
+type MessageRef struct {
+	GatewayID string
+	CreatedAt time.Time
+}
+
+// MessageRefs returns the gateway and creation time of each of an org's
+// messages by message id; ids of no message of the org (past retention, or
+// not Switchboard's) are left out.
+func (db *DB) MessageRefs(ctx context.Context, orgID string, ids []string) (map[string]MessageRef, error) {
+	out := make(map[string]MessageRef, len(ids))
+	const chunk = 500
+	for start := 0; start < len(ids); start += chunk {
+		part := ids[start:min(start+chunk, len(ids))]
+		rs, err := db.reader().query(ctx, `SELECT id, gateway_id, created_at FROM messages WHERE org_id = $1 AND id IN `+inList(2, len(part)),
+			append([]any{orgID}, anyStrings(part)...)...)
+		if err != nil {
+			return nil, err
+		}
+		for rs.Next() {
+			var id string
+			var ref MessageRef
+			var created int64
+			if err := rs.Scan(&id, &ref.GatewayID, &created); err != nil {
+				rs.Close()
+				return nil, err
+			}
+			ref.CreatedAt = fromMicros(created)
+			out[id] = ref
+		}
+		rs.Close()
+		if err := rs.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // MessageByIdempotencyKey returns the message created with the key (with
 // its RequestHash), or nil.
 func (tx *Tx) MessageByIdempotencyKey(ctx context.Context, orgID, key string) (*sb.Message, error) {

@@ -115,6 +115,18 @@ func (c *CRM) LastOutgoingOwners(ctx context.Context, org *sb.Org, pairs []sb.Ph
 	return c.DB.CRMLastOutgoingOwners(ctx, org.ID, pairs)
 }
 
+// Conversation returns the newest limit message records of a contact, or
+// of a phone number when recordID is empty, oldest first.
+func (c *CRM) Conversation(ctx context.Context, org *sb.Org, recordID, phone string, limit int) ([]sb.CRMMessageRecord, error) {
+	if org == nil {
+		return nil, sb.FieldError("org", "org is required")
+	}
+	if recordID == "" && phone == "" {
+		return nil, sb.FieldError("phone", "a record id or a phone number is required")
+	}
+	return c.DB.CRMMessagesFor(ctx, org.ID, recordID, phone, limit)
+}
+
 // FindContactsByEmail returns contacts with the email (case-insensitive).
 func (c *CRM) FindContactsByEmail(ctx context.Context, org *sb.Org, email string) ([]sb.CRMRecord, error) {
 	recs, err := c.DB.ContactsWhere(ctx, org.ID, "email", strings.ToLower(strings.TrimSpace(email)))

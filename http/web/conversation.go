@@ -54,6 +54,9 @@ type convTarget struct {
 	// Phone is E.164; empty when the record has none.
 	Phone string
 	Name  string
+	// Unreachable says why the record could not be read (the CRM cannot
+	// be reached): the view shows what it can, and nothing can be sent.
+	Unreachable string
 }
 
 // Query returns the URL query naming the target.
@@ -84,7 +87,7 @@ func (u *UI) resolveTarget(ctx context.Context, rc *reqCtx, recordID, phone stri
 		}
 		recs, err := crm.GetRecords(ctx, rc.Org, []string{recordID})
 		if err != nil {
-			return nil, sb.Wrap(err, sb.EUnavailable, "the CRM could not be asked about record %s", recordID)
+			return nil, sb.Wrap(err, sb.EUnavailable, "the CRM could not be asked about record %s: %s", recordID, crmReason(err))
 		}
 		if len(recs) == 0 {
 			return nil, sb.Errorf(sb.ENotFound, "CRM record %s not found", recordID)
@@ -140,21 +143,50 @@ type threadData struct {
 	Query    string
 	Version  string
 	Messages []threadMsg
-	// External is set when the org's CRM is not the built-in one: the
-	// thread lives there.
-	External bool
+	// Notice says why the thread could not be read (the org's CRM cannot
+	// be reached); the rest of the view works on.
+	Notice string
 }
 
-// loadThread reads the conversation's message records from the built-in
-// CRM, oldest first, with a fingerprint that changes when any of them does.
+// threadKey names a conversation in the thread cache.
+func threadKey(orgID string, t *convTarget) string {
+	if t.RecordID != "" {
+		return orgID + "\x00r\x00" + t.RecordID
+	}
+	return orgID + "\x00p\x00" + t.Phone
+}
+
+// loadThread reads the conversation's message records from the org's CRM,
+// oldest first, leaving out those of gateways the user may not use, with a
+// fingerprint that changes when any of them does. The built-in CRM is read
+// at every call; an external CRM (Salesforce) at most once per ThreadTTL
+// per conversation (the view polls). When the CRM cannot be reached the
+// thread holds a notice saying so instead of failing.
 func (u *UI) loadThread(ctx context.Context, rc *reqCtx, t *convTarget) (threadData, error) {
-	d := threadData{Query: t.Query(), External: rc.Org.Settings.CRM != sb.CRMBuiltin}
-	if d.External || (t.RecordID == "" && t.Phone == "") {
+	d := threadData{Query: t.Query()}
+	if t.RecordID == "" && t.Phone == "" {
 		d.Version = "none"
 		return d, nil
 	}
-	recs, err := u.d.DB.CRMMessagesFor(ctx, rc.Org.ID, t.RecordID, t.Phone, 200)
+	var recs []sb.CRMMessageRecord
+	var err error
+	if rc.Org.Settings.CRM == sb.CRMBuiltin {
+		recs, err = u.d.DB.CRMMessagesFor(ctx, rc.Org.ID, t.RecordID, t.Phone, sb.MaxConversation)
+	} else {
+		recs, err = u.threads.get(ctx, threadKey(rc.Org.ID, t), func(ctx context.Context) ([]sb.CRMMessageRecord, error) {
+			return u.d.Hub.CRMConversation(ctx, rc.Org, t.RecordID, t.Phone, sb.MaxConversation)
+		})
+	}
 	if err != nil {
+		if sb.ErrorCode(err) != sb.EUnavailable {
+			return d, err
+		}
+		d.Notice = sb.ErrorMessage(err)
+		sum := sha256.Sum256([]byte(d.Notice))
+		d.Version = "unavailable-" + hex.EncodeToString(sum[:])[:8]
+		return d, nil
+	}
+	if recs, err = u.d.Hub.VisibleThread(ctx, rc.Org, rc.User, recs); err != nil {
 		return d, err
 	}
 	gws, err := u.gatewayNames(ctx, rc.Org.ID)
@@ -163,7 +195,7 @@ func (u *UI) loadThread(ctx context.Context, rc *reqCtx, t *convTarget) (threadD
 	}
 	h := sha256.New()
 	for _, m := range recs {
-		fmt.Fprintf(h, "%s|%s|%d|%d\n", m.ID, m.Status, m.StatusAt.UnixMicro(), m.UpdatedAt.UnixMicro())
+		fmt.Fprintf(h, "%s|%s|%s|%d|%d|%s\n", m.ID, m.GatewayID, m.Status, m.StatusAt.UnixMicro(), m.UpdatedAt.UnixMicro(), m.Debug)
 		d.Messages = append(d.Messages, threadMsg{CRMMessageRecord: m, GatewayName: gws[m.GatewayID]})
 	}
 	d.Version = hex.EncodeToString(h.Sum(nil))[:16]
@@ -242,6 +274,11 @@ type convOpts struct {
 func (u *UI) conversation(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	q := r.URL.Query()
 	t, err := u.resolveTarget(r.Context(), rc, q.Get("record"), q.Get("phone"))
+	if err != nil && sb.IsCode(err, sb.EUnavailable) && q.Get("record") != "" && len(q.Get("record")) <= 64 {
+		// The CRM is down: the page still opens, saying so.
+		id := strings.TrimSpace(q.Get("record"))
+		t, err = &convTarget{RecordID: id, Name: id, Unreachable: sb.ErrorMessage(err)}, nil
+	}
 	if err != nil {
 		u.fail(w, r, rc, err)
 		return
@@ -323,6 +360,8 @@ func pickGateway(gws []*sb.Gateway, asked string, thread []threadMsg) string {
 // gateway, or "" when one can.
 func sendWarning(t *convTarget, gatewayID string, subs []hub.GatewaySubscription) string {
 	switch {
+	case t.Unreachable != "":
+		return t.Unreachable + ". No message can be sent until the record can be read."
 	case t.Phone == "":
 		return "This contact has no phone number, so no message can be sent."
 	case gatewayID == "":
@@ -381,6 +420,7 @@ func (u *UI) send(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 		u.renderConversation(w, r, rc, t, o)
 		return
 	}
+	u.threads.forget(threadKey(rc.Org.ID, t))
 	u.renderConversation(w, r, rc, t, convOpts{GatewayID: o.GatewayID, Focus: true, Notice: "Message queued. Its status updates below."})
 }
 

@@ -123,6 +123,10 @@ type UI struct {
 	static  http.Handler
 	version string // of the static assets, for cache busting
 	cop     *http.CrossOriginProtection
+	// threads and inboxCRM cache threads and inbox message records read
+	// from external CRMs.
+	threads  *crmCache[[]sb.CRMMessageRecord]
+	inboxCRM *crmCache[inboxCRMData]
 }
 
 // New builds the UI.
@@ -154,7 +158,8 @@ func New(deps Deps) *UI {
 	if deps.Hub != nil && deps.Hub.PublicURL != nil && deps.Hub.PublicURL.Scheme == "https" {
 		deps.SecureCookies = true
 	}
-	u := &UI{d: deps, cop: http.NewCrossOriginProtection()}
+	u := &UI{d: deps, cop: http.NewCrossOriginProtection(), threads: newCRMCache[[]sb.CRMMessageRecord](deps.Now, ThreadTTL, maxThreads),
+		inboxCRM: newCRMCache[inboxCRMData](deps.Now, ThreadTTL, maxThreads)}
 	u.pages = mustParsePages()
 	sub, _ := fs.Sub(staticFS, "static")
 	u.static = http.StripPrefix("/ui/static/", http.FileServerFS(sub))

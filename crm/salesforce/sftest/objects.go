@@ -28,6 +28,7 @@ func newObject(name, prefix string, fields ...Field) *object {
 	o.add(Field{Name: "Id", Type: "id"})
 	o.add(Field{Name: "OwnerId", Type: "reference", Createable: true, Updateable: true})
 	o.add(Field{Name: "CreatedDate", Type: "datetime"})
+	o.add(Field{Name: "LastModifiedDate", Type: "datetime"})
 	for _, f := range fields {
 		o.add(f)
 	}
@@ -247,6 +248,7 @@ func (s *Server) insertLocked(obj *object, fields map[string]any, id string) (st
 		}
 	}
 	vals["CreatedDate"] = s.now().UTC().Format("2006-01-02T15:04:05.000+0000")
+	vals["LastModifiedDate"] = vals["CreatedDate"]
 	s.seq++
 	s.records[id] = &record{obj: obj, id: id, vals: vals, seq: s.seq}
 	return id, nil
@@ -262,6 +264,7 @@ func (s *Server) updateLocked(rec *record, fields map[string]any) []saveErr {
 		return []saveErr{*e}
 	}
 	maps.Copy(rec.vals, vals)
+	rec.vals["LastModifiedDate"] = s.now().UTC().Format("2006-01-02T15:04:05.000+0000")
 	return nil
 }
 

@@ -135,7 +135,7 @@ func WithClient(id, secret string) Option {
 func WithRedirectURL(u string) Option { return func(s *Server) { s.redirectURL = u } }
 
 // WithClock sets the fake's clock (token expiry, JWT exp checks,
-// CreatedDate).
+// CreatedDate, LastModifiedDate).
 func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
 
 // WithPageSize sets the number of records per query batch.
@@ -650,7 +650,7 @@ func callKey(path string) string {
 }
 
 // Record is a copy of a stored record: its fields by API name, with Id,
-// OwnerId and CreatedDate.
+// OwnerId, CreatedDate and LastModifiedDate.
 type Record map[string]any
 
 // Records returns copies of the records of an object in creation order.
