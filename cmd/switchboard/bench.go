@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -65,11 +66,15 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	progress := fs.Bool("progress", false, "print progress every second (to stderr)")
 	memProfile := fs.String("memprofile", "", "write a heap profile to this file when the run ends")
 	procs := fs.Int("processes", 0, "run this many separate serve processes on one PostgreSQL (scale-out); 0 runs in this process")
+	latency := fs.Duration("carrier-latency", 0, "the simulated carrier holds each send's answer this long (a partner API's latency, such as 150ms; the status callbacks are not held)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *n < 1 || *batch < 1 || *clients < 1 {
 		return errors.New("bench: -n, -batch and -clients must be positive")
+	}
+	if *latency < 0 || *latency > time.Duration(sim.MaxTimeoutMillis)*time.Millisecond {
+		return fmt.Errorf("bench: -carrier-latency must be between 0 and %v", time.Duration(sim.MaxTimeoutMillis)*time.Millisecond)
 	}
 	var dbs []string
 	switch *db {
@@ -98,9 +103,9 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		var res *BenchResult
 		var err error
 		if *procs > 0 {
-			res, err = benchScaleOut(ctx, *pg, *procs, *n, *batch, *clients, *workers, stderr)
+			res, err = benchScaleOut(ctx, *pg, *procs, *n, *batch, *clients, *workers, *latency, stderr)
 		} else {
-			res, err = benchOne(ctx, d, *pg, *n, *batch, *clients, *workers, *progress, *memProfile, stderr)
+			res, err = benchOne(ctx, d, *pg, *n, *batch, *clients, *workers, *latency, *progress, *memProfile, stderr)
 		}
 		if err != nil {
 			return fmt.Errorf("bench %s: %w", d, err)
@@ -109,13 +114,17 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			printJSON(stdout, res)
 			continue
 		}
-		fmt.Fprintf(stdout, "%-8s %7d msgs  %6.1f s  %7.0f msg/s end to end  (accept %.0f/s)  p50 %.0f ms  p99 %.0f ms  CRM calls/1k %.1f  peak RSS %.0f MB\n",
-			res.Database, res.Messages, res.Seconds, res.MessagesPerSec, res.AcceptPerSec, res.P50Millis, res.P99Millis, res.CRMCallsPer1k, res.PeakRSSMB)
+		calls := "n/a (counted per process)"
+		if res.CRMCallsPer1k >= 0 {
+			calls = fmt.Sprintf("%.1f", res.CRMCallsPer1k)
+		}
+		fmt.Fprintf(stdout, "%-8s %7d msgs  %6.1f s  %7.0f msg/s end to end  (accept %.0f/s)  p50 %.0f ms  p99 %.0f ms  CRM calls/1k %s  peak RSS %.0f MB\n",
+			res.Database, res.Messages, res.Seconds, res.MessagesPerSec, res.AcceptPerSec, res.P50Millis, res.P99Millis, calls, res.PeakRSSMB)
 	}
 	return nil
 }
 
-func benchOne(ctx context.Context, dialect, pgURL string, n, batch, clients, workers int, progress bool, memProfile string, stderr io.Writer) (*BenchResult, error) {
+func benchOne(ctx context.Context, dialect, pgURL string, n, batch, clients, workers int, latency time.Duration, progress bool, memProfile string, stderr io.Writer) (*BenchResult, error) {
 	dir, err := os.MkdirTemp("", "switchboard-bench-")
 	if err != nil {
 		return nil, err
@@ -123,7 +132,7 @@ func benchOne(ctx context.Context, dialect, pgURL string, n, batch, clients, wor
 	defer os.RemoveAll(dir)
 	// The simulated carrier runs in a process of its own, as a partner
 	// would: its memory is not Switchboard's, and it outlives nothing here.
-	carrier, stopCarrier, err := startBenchCarrier(ctx)
+	carrier, stopCarrier, err := startBenchCarrier(ctx, latency)
 	if err != nil {
 		return nil, err
 	}
@@ -322,7 +331,7 @@ func peakRSSMB() float64 {
 
 // startBenchCarrier runs `switchboard sim serve` (this same binary) on a
 // free loopback port and returns its URL.
-func startBenchCarrier(ctx context.Context) (string, func(), error) {
+func startBenchCarrier(ctx context.Context, latency time.Duration) (string, func(), error) {
 	self, err := os.Executable()
 	if err != nil {
 		return "", nil, err
@@ -341,6 +350,25 @@ func startBenchCarrier(ctx context.Context) (string, func(), error) {
 	if err != nil || !ok {
 		stop()
 		return "", nil, fmt.Errorf("simulated carrier did not start: %q %v", line, err)
+	}
+	if latency > 0 {
+		// Every send's answer is held (the carrier's "timeout" fault with
+		// a short hold): a partner API's latency.
+		f := sim.Faults{TimeoutNext: math.MaxInt32, TimeoutMillis: max(1, latency.Milliseconds())}
+		body, _ := json.Marshal(f)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPut, url+"/v1/faults", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				err = fmt.Errorf("carrier answered %s", resp.Status)
+			}
+		}
+		if err != nil {
+			stop()
+			return "", nil, fmt.Errorf("simulated carrier latency: %w", err)
+		}
 	}
 	return url, stop, nil
 }
