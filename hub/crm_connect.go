@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -258,6 +259,12 @@ func (h *Hub) checkOrg(ctx context.Context, org *sb.Org) (*salesforce.HealthRepo
 	if org.Settings.CRM != sb.CRMSalesforce || h.Salesforce == nil {
 		return nil, nil
 	}
+	// One check of an org at a time in this process (on demand and
+	// periodic): an overlapping slower one would store an older outcome
+	// after a newer one.
+	mu, _ := h.checkMu.LoadOrStore(org.ID, &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
 	prev, err := h.lastHealth(ctx, org.ID)
 	if err != nil {
 		return nil, err

@@ -32,6 +32,10 @@ type Mailer interface {
 
 // Hub is the application core.
 type Hub struct {
+	// checkMu holds one *sync.Mutex per org: its CRM health checks run one
+	// at a time (checkOrg).
+	checkMu sync.Map
+
 	DB        *store.DB
 	Providers *provider.Registry
 	CRMs      CRMs

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/switchboard/switchboard/store"
 )
@@ -89,7 +90,11 @@ func (h *Hub) QueueConfig(sendWorkers int, log *slog.Logger, extra ...func(*rive
 				return SweepArgs{}, nil
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
 			river.NewPeriodicJob(river.PeriodicInterval(HealthCheckInterval), func() (river.JobArgs, *river.InsertOpts) {
-				return HealthCheckArgs{}, nil
+				// One round of checks at a time, across processes: a round
+				// that overlapped a slower one could store its outcome
+				// first and be overtaken by an older one.
+				return HealthCheckArgs{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true,
+					ByState: []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning, rivertype.JobStateScheduled, rivertype.JobStateRetryable}}}
 			}, nil),
 		},
 	}
