@@ -159,7 +159,7 @@ func (s *Server) serve(c net.Conn) {
 			reply("221 bye")
 			return
 		default:
-			reply("502 not implemented")
+			reply("502 command unknown to this test server")
 		}
 	}
 }
