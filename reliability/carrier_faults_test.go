@@ -91,7 +91,13 @@ func TestCarrierFaults(t *testing.T) {
 					if got := after.Accepted - before.Accepted; got != faultMessages {
 						t.Fatalf("carrier took %d distinct messages, want %d", got, faultMessages)
 					}
-					// Every failed answer shows on /metrics, once.
+					// Every failed answer shows on /metrics, once. A send
+					// held past the client's timeout counts when the client
+					// gives up, which can be after the carrier's status
+					// callbacks delivered the message: wait for it.
+					waitUntil(t, "the failed answers counted on /metrics", func() bool {
+						return s.metric(t, "switchboard_send_results_total", "provider", "sim", "result", tc.result)-metricBefore >= float64(failed)
+					}, explain)
 					if got := s.metric(t, "switchboard_send_results_total", "provider", "sim", "result", tc.result) - metricBefore; got != float64(failed) {
 						t.Fatalf("/metrics counts %v %s send results, the carrier gave %d failed answers", got, tc.result, failed)
 					}

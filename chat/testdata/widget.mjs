@@ -24,9 +24,12 @@ const browser = await chromium.launch({
   headless: true,
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-sync'],
 });
+let page;
 try {
-  const page = await browser.newPage();
-  page.setDefaultTimeout(20000);
+  page = await browser.newPage();
+  // A bound for a hung page, not a speed check: the whole test suite runs
+  // beside this browser on a small machine.
+  page.setDefaultTimeout(60000);
   page.on('pageerror', (err) => problems.push('page error: ' + err.message));
   page.on('console', (m) => {
     // A missing favicon is the browser's own request, not the widget's.
@@ -78,6 +81,11 @@ try {
 
   check(problems.length === 0, problems.join('; '));
   console.log(JSON.stringify({ conversation_id: session.conversation_id }));
+} catch (err) {
+  // What the page said, for the failure's report.
+  const status = page ? await page.locator('.sbchat-status').textContent().catch(() => '?') : '?';
+  console.error(`widget status line: ${JSON.stringify(status)}; problems seen: ${problems.join('; ') || 'none'}`);
+  throw err;
 } finally {
   await browser.close();
 }
