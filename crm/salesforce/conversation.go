@@ -14,21 +14,13 @@ import (
 // mapped message fields, every record lookup (to tell the record a message
 // belongs to) and the system fields Id, CreatedDate and LastModifiedDate.
 func (m Mapping) messageSelect() []string {
-	fields := []string{"Id", "CreatedDate", "LastModifiedDate"}
-	add := func(f string) {
-		if f != "" && !slices.ContainsFunc(fields, func(g string) bool { return strings.EqualFold(f, g) }) {
-			fields = append(fields, f)
-		}
-	}
 	f := m.Fields
-	for _, v := range []string{f.ExternalID, f.Status, f.Direction, f.Body, f.Media, f.Phone, f.Gateway, f.Debug,
-		f.Segments, f.ProviderMessageID, f.BatchID, f.Owner} {
-		add(v)
-	}
+	fields := []string{"Id", "CreatedDate", "LastModifiedDate", f.ExternalID, f.Status, f.Direction, f.Body, f.Media, f.Phone, f.Gateway, f.Debug,
+		f.Segments, f.ProviderMessageID, f.BatchID, f.Owner}
 	for _, r := range m.Records {
-		add(r.LookupField)
+		fields = append(fields, r.LookupField)
 	}
-	return fields
+	return fieldList(fields...)
 }
 
 // Conversation implements switchboard.CRM with one SOQL query on the
@@ -76,15 +68,7 @@ func (c *Client) Conversation(ctx context.Context, org *switchboard.Org, recordI
 	}
 	q := fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY CreatedDate DESC, Id DESC LIMIT %d",
 		strings.Join(m.messageSelect(), ", "), m.MessageObject, where, limit)
-	var out []switchboard.CRMMessageRecord
-	err = c.Query(ctx, org.ID, q, func(raw json.RawMessage) error {
-		rec, err := toMessageRecord(m, raw)
-		if err != nil {
-			return err
-		}
-		out = append(out, rec)
-		return nil
-	})
+	out, err := queryAll(ctx, c, org.ID, q, func(raw json.RawMessage) (switchboard.CRMMessageRecord, error) { return toMessageRecord(m, raw) })
 	if err != nil {
 		return nil, err
 	}

@@ -458,22 +458,20 @@ func (m Mapping) recordObject(name string) (RecordObject, bool) {
 
 // selectFields lists the fields read for records of r.
 func (r RecordObject) selectFields() []string {
-	fields := []string{"Id"}
-	add := func(f string) {
-		if f != "" && !slices.ContainsFunc(fields, func(g string) bool { return strings.EqualFold(f, g) }) {
-			fields = append(fields, f)
+	fields := append([]string{"Id", r.FirstNameField, r.LastNameField, r.EmailField, r.OwnerField}, r.PhoneFields...)
+	return fieldList(append(fields, r.OptOutField, "CreatedDate")...)
+}
+
+// fieldList returns the field names of a SELECT: each once (API names are
+// case-insensitive), unmapped (empty) ones left out, in the order given.
+func fieldList(names ...string) []string {
+	var out []string
+	for _, f := range names {
+		if f != "" && !slices.ContainsFunc(out, func(g string) bool { return strings.EqualFold(f, g) }) {
+			out = append(out, f)
 		}
 	}
-	add(r.FirstNameField)
-	add(r.LastNameField)
-	add(r.EmailField)
-	add(r.OwnerField)
-	for _, p := range r.PhoneFields {
-		add(p)
-	}
-	add(r.OptOutField)
-	add("CreatedDate")
-	return fields
+	return out
 }
 
 // SetMapping validates a mapping and stores it on the org's connection.

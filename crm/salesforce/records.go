@@ -85,9 +85,15 @@ func quoteList(vals []string) string {
 }
 
 func (c *Client) queryRecords(ctx context.Context, orgID string, obj RecordObject, soql string) ([]switchboard.CRMRecord, error) {
-	var out []switchboard.CRMRecord
+	return queryAll(ctx, c, orgID, soql, func(raw json.RawMessage) (switchboard.CRMRecord, error) { return toRecord(obj, raw) })
+}
+
+// queryAll runs a SOQL query through every page and reads each record
+// with read, in the order Salesforce gives them.
+func queryAll[T any](ctx context.Context, c *Client, orgID, soql string, read func(json.RawMessage) (T, error)) ([]T, error) {
+	var out []T
 	err := c.Query(ctx, orgID, soql, func(raw json.RawMessage) error {
-		rec, err := toRecord(obj, raw)
+		rec, err := read(raw)
 		if err != nil {
 			return err
 		}
