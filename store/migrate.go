@@ -97,21 +97,8 @@ func (db *DB) Migrate(ctx context.Context, log *slog.Logger) error {
 		if _, err := tx.q.exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
 			return fmt.Errorf("create schema_migrations: %w", err)
 		}
-		applied := map[int]bool{}
-		rs, err := tx.q.query(ctx, `SELECT version FROM schema_migrations`)
+		applied, err := appliedVersions(ctx, tx.q)
 		if err != nil {
-			return err
-		}
-		for rs.Next() {
-			var v int
-			if err := rs.Scan(&v); err != nil {
-				rs.Close()
-				return err
-			}
-			applied[v] = true
-		}
-		rs.Close()
-		if err := rs.Err(); err != nil {
 			return err
 		}
 		for _, m := range migs {
@@ -136,25 +123,30 @@ func (db *DB) Migrate(ctx context.Context, log *slog.Logger) error {
 	return db.migrateQueue(ctx)
 }
 
-// checkMigrated returns an error naming the migrations not yet applied
-// (Switchboard's and the job queue's).
-func (db *DB) checkMigrated(ctx context.Context, migs []Migration) error {
-	applied := map[int]bool{}
-	rs, err := db.reader().query(ctx, `SELECT version FROM schema_migrations`)
+// appliedVersions reads the versions of the migrations applied.
+func appliedVersions(ctx context.Context, q querier) (map[int]bool, error) {
+	rs, err := q.query(ctx, `SELECT version FROM schema_migrations`)
 	if err != nil {
-		return fmt.Errorf("the database has not been migrated yet and another switchboard process is using it; stop it and run \"switchboard migrate\": %w", err)
+		return nil, err
 	}
+	defer rs.Close()
+	applied := map[int]bool{}
 	for rs.Next() {
 		var v int
 		if err := rs.Scan(&v); err != nil {
-			rs.Close()
-			return err
+			return nil, err
 		}
 		applied[v] = true
 	}
-	rs.Close()
-	if err := rs.Err(); err != nil {
-		return err
+	return applied, rs.Err()
+}
+
+// checkMigrated returns an error naming the migrations not yet applied
+// (Switchboard's and the job queue's).
+func (db *DB) checkMigrated(ctx context.Context, migs []Migration) error {
+	applied, err := appliedVersions(ctx, db.reader())
+	if err != nil {
+		return fmt.Errorf("the database has not been migrated yet and another switchboard process is using it; stop it and run \"switchboard migrate\": %w", err)
 	}
 	var pending []string
 	for _, m := range migs {
