@@ -293,6 +293,17 @@ type sfError struct {
 	Fields    []string `json:"fields"`
 }
 
+// subrequestError reads the error answer of a composite subrequest: 5xx
+// answers and retryable codes (such as UNABLE_TO_LOCK_ROW) may be retried.
+func subrequestError(status int, body []byte) *switchboard.CRMError {
+	e := parseAPIError(body)
+	if e.Code == "" {
+		e.Code = fmt.Sprintf("HTTP_%d", status)
+	}
+	e.Retryable = status >= 500 || retryableCode(e.Code)
+	return e
+}
+
 // apiError reads a REST error answer: an array of {message, errorCode,
 // fields}, or anything else.
 func apiError(resp *apiResponse) *switchboard.CRMError {

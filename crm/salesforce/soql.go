@@ -148,11 +148,7 @@ func (c *Client) QueryMany(ctx context.Context, orgID string, soqls []string, fn
 				return badResponse("composite")
 			}
 			if sub.HTTPStatusCode >= 300 {
-				e := parseAPIError(sub.Body)
-				if e.Code == "" {
-					e.Code = fmt.Sprintf("HTTP_%d", sub.HTTPStatusCode)
-				}
-				e.Retryable = sub.HTTPStatusCode >= 500 || retryableCode(e.Code)
+				e := subrequestError(sub.HTTPStatusCode, sub.Body)
 				return e
 			}
 			i := start + k

@@ -468,11 +468,7 @@ func (c *Client) sendGroup(ctx context.Context, orgID string, ops []*writeOp, g 
 			return badResponse("composite")
 		}
 		if sub.HTTPStatusCode >= 300 {
-			e := parseAPIError(sub.Body)
-			if e.Code == "" {
-				e.Code = fmt.Sprintf("HTTP_%d", sub.HTTPStatusCode)
-			}
-			e.Retryable = sub.HTTPStatusCode >= 500 || retryableCode(e.Code)
+			e := subrequestError(sub.HTTPStatusCode, sub.Body)
 			for _, i := range ch.idx {
 				out[i] = opResult{id: ops[i].id, err: e}
 			}
