@@ -114,11 +114,17 @@ func (h *Hub) crmThrottled(ctx context.Context, crm sb.CRM, orgID string) bool {
 //
 //   - one is urgent: an incoming message to create (people and automations
 //     are waiting for it); or
-//   - there are a full batch of them (CRMBatchSize); or
+//   - there are a full batch of them (CRMBatchSize) ready; or
 //   - the oldest has waited the gather window (10 s by default); or
 //   - the org is idle: no change is unsettled and no outgoing message is in
 //     flight (Queued or Sent, and changed within the window), so no status
 //     is still to come.
+//
+// A change of a message in flight — outgoing, Queued or Sent, changed within
+// the window, or Queued while the org is sending — is not ready: it waits
+// for the message's next status (or for the window to pass without one), so
+// that under load, when full batches are written back to back, a message is
+// still written once with its final status rather than once per status.
 //
 // While the org's CRM API usage is above its threshold (80 % of the daily
 // limit for Salesforce), only urgent changes are written at once; the rest
@@ -175,7 +181,8 @@ func (w *CRMWorker) Work(ctx context.Context, job *river.Job[store.CRMWritebackA
 		if throttled {
 			window = slow
 		}
-		g, err := h.DB.CRMGatherState(ctx, org.ID, settled, now.Add(-window), CRMBatchSize)
+		active := now.Add(-window)
+		g, err := h.DB.CRMGatherState(ctx, org.ID, settled, active, CRMBatchSize)
 		if err != nil {
 			return err
 		}
@@ -193,7 +200,8 @@ func (w *CRMWorker) Work(ctx context.Context, job *river.Job[store.CRMWritebackA
 			due = due || g.Ready >= CRMBatchSize || (g.Ready > 0 && !g.Unsettled && !g.InFlight)
 		}
 		if due {
-			pend, err := h.DB.ClaimCRMBefore(ctx, org.ID, CRMBatchSize, h.JobTimeout+15*time.Second, settled, others)
+			pend, err := h.DB.ClaimCRMBefore(ctx, org.ID, store.CRMClaim{Limit: CRMBatchSize, Lease: h.JobTimeout + 15*time.Second,
+				UrgentBefore: settled, OtherBefore: others, ActiveAfter: active, HoldQueued: g.Sending})
 			if err != nil {
 				return err
 			}

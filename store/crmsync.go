@@ -26,19 +26,51 @@ type CRMPending struct {
 // oldest change first. A lease keeps other writers off the rows until it
 // expires or FinishCRM ends it. A zero settledBefore claims every change.
 func (db *DB) ClaimCRM(ctx context.Context, orgID string, limit int, lease time.Duration, settledBefore time.Time) ([]CRMPending, error) {
-	return db.ClaimCRMBefore(ctx, orgID, limit, lease, settledBefore, settledBefore)
+	return db.ClaimCRMBefore(ctx, orgID, CRMClaim{Limit: limit, Lease: lease, UrgentBefore: settledBefore, OtherBefore: settledBefore})
 }
 
 // urgentCRM is the SQL condition of an urgent change: an incoming message
 // whose CRM record is still to be created.
 const urgentCRM = `direction = 'incoming' AND crm_message_id IS NULL`
 
-// ClaimCRMBefore is ClaimCRM with two cut-offs: urgent changes (incoming
-// messages to create) made before urgentBefore, and others made before
-// otherBefore. A zero time claims every change of its kind.
-func (db *DB) ClaimCRMBefore(ctx context.Context, orgID string, limit int, lease time.Duration, urgentBefore, otherBefore time.Time) ([]CRMPending, error) {
+// inFlightCRM is the SQL condition of a change whose message is in flight,
+// its next status likely still to come: an outgoing message Queued or Sent
+// and changed after the active cut-off (the parameter named), or, when
+// holdQueued, any Queued one (the org is sending: it will be sent soon).
+func inFlightCRM(active string, holdQueued bool) string {
+	if holdQueued {
+		return `direction = 'outgoing' AND (status = 'Queued' OR (status = 'Sent' AND updated_at > ` + active + `))`
+	}
+	return `direction = 'outgoing' AND status IN ('Queued', 'Sent') AND updated_at > ` + active
+}
+
+// notQueuedCRM narrows the pending changes to messages that are not Queued:
+// it lets both engines read them from their own index
+// (messages_crm_pending_sent) rather than skip over a bulk send's queue.
+const notQueuedCRM = ` AND status <> 'Queued'`
+
+// CRMClaim says which of an org's pending changes ClaimCRMBefore takes.
+type CRMClaim struct {
+	// Limit is the most changes taken; Lease how long they are held.
+	Limit int
+	Lease time.Duration
+	// UrgentBefore and OtherBefore: urgent changes (incoming messages to
+	// create) made before UrgentBefore and others made before OtherBefore
+	// are taken; a zero time takes every change of its kind.
+	UrgentBefore, OtherBefore time.Time
+	// ActiveAfter leaves out messages in flight — outgoing, Queued or
+	// Sent, changed after it — whose next status is written with them; a
+	// zero time leaves none out.
+	ActiveAfter time.Time
+	// HoldQueued leaves out every Queued message too (the org is sending:
+	// see CRMGather.Sending).
+	HoldQueued bool
+}
+
+// ClaimCRMBefore is ClaimCRM with the cut-offs of c.
+func (db *DB) ClaimCRMBefore(ctx context.Context, orgID string, c CRMClaim) ([]CRMPending, error) {
 	now := micros(db.now())
-	until := micros(db.now().Add(lease))
+	until := micros(db.now().Add(c.Lease))
 	cutoff := func(t time.Time) int64 {
 		if t.IsZero() {
 			return int64(1) << 62
@@ -49,15 +81,20 @@ func (db *DB) ClaimCRMBefore(ctx context.Context, orgID string, limit int, lease
 	if db.dialect == Postgres {
 		skip = " FOR UPDATE SKIP LOCKED"
 	}
+	held := ""
+	if c.HoldQueued {
+		held = notQueuedCRM
+	}
 	var out []CRMPending
 	err := db.Tx(ctx, func(tx *Tx) error {
 		out = out[:0]
 		rs, err := tx.q.query(ctx, `UPDATE messages SET crm_lease_until = $3
-			WHERE id IN (SELECT id FROM messages WHERE org_id = $1 AND version > crm_version AND (crm_lease_until IS NULL OR crm_lease_until < $2)
-				AND (updated_at <= $5 OR (`+urgentCRM+` AND updated_at <= $6)) ORDER BY updated_at LIMIT $4`+skip+`)
+			WHERE id IN (SELECT id FROM messages WHERE org_id = $1 AND version > crm_version`+held+` AND (crm_lease_until IS NULL OR crm_lease_until < $2)
+				AND (updated_at <= $5 OR (`+urgentCRM+` AND updated_at <= $6)) AND NOT (`+inFlightCRM("$7", c.HoldQueued)+`)
+				ORDER BY updated_at LIMIT $4`+skip+`)
 			AND (crm_lease_until IS NULL OR crm_lease_until < $2)
 			RETURNING `+msgCols+`, version, (SELECT sealed FROM message_contents c WHERE c.message_id = messages.id AND messages.crm_message_id IS NULL)`,
-			orgID, now, until, limit, cutoff(otherBefore), cutoff(urgentBefore))
+			orgID, now, until, c.Limit, cutoff(c.OtherBefore), cutoff(c.UrgentBefore), cutoff(c.ActiveAfter))
 		if err != nil {
 			return err
 		}
@@ -87,11 +124,17 @@ func (db *DB) ClaimCRMBefore(ctx context.Context, orgID string, limit int, lease
 type CRMGather struct {
 	// Pending: some change waits and no writer holds it.
 	Pending bool
-	// Ready counts the settled changes (made before the settle cut-off),
-	// up to the cap asked for.
+	// Ready counts the settled changes (made before the settle cut-off) of
+	// messages not in flight, up to the cap asked for. A message in flight
+	// (outgoing, Queued or Sent, changed after the active cut-off) waits
+	// for its next status, so that it is written once with it.
 	Ready int
-	// Oldest is when the oldest settled change was made (zero if none).
+	// Oldest is when the oldest ready change was made (zero if none).
 	Oldest time.Time
+	// Waiting: a settled change is held back because its message is in
+	// flight (it becomes ready with its next status, or once it has been
+	// unchanged since the active cut-off).
+	Waiting bool
 	// Urgent: a settled change is an incoming message to create.
 	Urgent bool
 	// Unsettled: a change was made after the settle cut-off.
@@ -99,29 +142,44 @@ type CRMGather struct {
 	// InFlight: an outgoing message of the org is Queued or Sent and
 	// changed after the active cut-off, so more changes are coming.
 	InFlight bool
+	// Sending: the org is sending — an outgoing message became Sent after
+	// the active cut-off — so its Queued messages are in flight too: they
+	// wait to be sent rather than be written once as Queued and again as
+	// sent (under a bulk send's backlog that would double the writes).
+	Sending bool
 }
 
 // CRMGatherState reads an org's CRM write-back state: changes made before
-// settled count as settled (up to cap are counted), and outgoing messages
-// changed after active that are not final yet count as in flight.
+// settled count as settled (up to cap ready ones are counted), and outgoing
+// messages changed after active that are not final yet count as in flight.
 func (db *DB) CRMGatherState(ctx context.Context, orgID string, settled, active time.Time, cap int) (CRMGather, error) {
 	var g CRMGather
 	var oldest sql.NullInt64
+	err := db.reader().queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM messages WHERE org_id = $1 AND direction = 'outgoing'
+			AND status IN ('Queued', 'Sent') AND status = 'Sent' AND updated_at > $2)`, orgID, micros(active)).Scan(&g.Sending)
+	if err != nil {
+		return g, err
+	}
 	const free = `org_id = $1 AND version > crm_version AND (crm_lease_until IS NULL OR crm_lease_until < $2)`
-	err := db.reader().queryRow(ctx, `SELECT
-			(SELECT COUNT(*) FROM (SELECT 1 FROM messages WHERE `+free+` AND updated_at <= $3 LIMIT $5) r),
-			(SELECT MIN(updated_at) FROM messages WHERE `+free+` AND updated_at <= $3),
-			EXISTS (SELECT 1 FROM messages WHERE `+free+` AND updated_at <= $3 AND `+urgentCRM+`),
+	ready := free + ` AND updated_at <= $3 AND NOT (` + inFlightCRM("$4", g.Sending) + `)`
+	if g.Sending {
+		ready += notQueuedCRM
+	}
+	err = db.reader().queryRow(ctx, `SELECT
+			(SELECT COUNT(*) FROM (SELECT 1 FROM messages WHERE `+ready+` LIMIT $5) r),
+			(SELECT MIN(updated_at) FROM messages WHERE `+ready+`),
+			EXISTS (SELECT 1 FROM messages WHERE `+ready+` AND `+urgentCRM+`),
 			EXISTS (SELECT 1 FROM messages WHERE `+free+` AND updated_at > $3),
-			EXISTS (SELECT 1 FROM messages WHERE org_id = $1 AND direction = 'outgoing' AND status IN ('Queued', 'Sent') AND updated_at > $4)`,
-		orgID, micros(db.now()), micros(settled), micros(active), cap).Scan(&g.Ready, &oldest, &g.Urgent, &g.Unsettled, &g.InFlight)
+			EXISTS (SELECT 1 FROM messages WHERE org_id = $1 AND `+inFlightCRM("$4", false)+`),
+			EXISTS (SELECT 1 FROM messages WHERE `+free+` AND updated_at <= $3 AND `+inFlightCRM("$4", g.Sending)+`)`,
+		orgID, micros(db.now()), micros(settled), micros(active), cap).Scan(&g.Ready, &oldest, &g.Urgent, &g.Unsettled, &g.InFlight, &g.Waiting)
 	if err != nil {
 		return g, err
 	}
 	if oldest.Valid {
 		g.Oldest = fromMicros(oldest.Int64)
 	}
-	g.Pending = oldest.Valid || g.Unsettled
+	g.Pending = oldest.Valid || g.Unsettled || g.Waiting
 	return g, nil
 }
 

@@ -610,28 +610,91 @@ func TestCRMGatherState(t *testing.T) {
 			}
 			return g
 		}
-		if g := state(t0.Add(time.Second)); !g.Pending || g.Ready != 1 || !g.Oldest.Equal(out.Msg.UpdatedAt) || g.Urgent || !g.Unsettled || !g.InFlight {
+		// The queued message is in flight: its change waits for the next
+		// status instead of counting as ready.
+		if g := state(t0.Add(time.Second)); !g.Pending || g.Ready != 0 || !g.Oldest.IsZero() || !g.Waiting || g.Urgent || !g.Unsettled || !g.InFlight {
 			t.Fatalf("at +1s: %+v", g)
 		}
-		if g := state(t0.Add(3 * time.Second)); g.Ready != 2 || !g.Urgent || g.Unsettled || !g.InFlight {
+		if g := state(t0.Add(3 * time.Second)); g.Ready != 1 || !g.Oldest.Equal(in.UpdatedAt) || !g.Urgent || g.Unsettled || !g.InFlight || !g.Waiting {
 			t.Fatalf("at +3s: %+v", g)
 		}
 		// Only the urgent change is claimed when the others may wait.
-		got, err := db.ClaimCRMBefore(ctx, f.org.ID, 10, time.Minute, t0.Add(2500*time.Millisecond), t0.Add(-time.Second))
+		got, err := db.ClaimCRMBefore(ctx, f.org.ID, store.CRMClaim{Limit: 10, Lease: time.Minute, UrgentBefore: t0.Add(2500 * time.Millisecond), OtherBefore: t0.Add(-time.Second)})
 		if err != nil || len(got) != 1 || got[0].Msg.ID != in.ID || got[0].Content == nil {
 			t.Fatalf("urgent claim: %+v %v", got, err)
 		}
-		if g := state(t0.Add(3 * time.Second)); g.Ready != 1 || g.Urgent || !g.Pending {
+		if g := state(t0.Add(3 * time.Second)); g.Ready != 0 || g.Urgent || !g.Pending || !g.Waiting {
 			t.Fatalf("after the urgent claim: %+v", g)
 		}
-		// Long after its last change the queued message is no longer in flight.
-		if g := state(t0.Add(20 * time.Second)); g.InFlight || g.Ready != 1 {
+		// A claim leaves the message in flight alone.
+		if got, err := db.ClaimCRMBefore(ctx, f.org.ID, store.CRMClaim{Limit: 10, Lease: time.Minute, UrgentBefore: t0.Add(2500 * time.Millisecond), OtherBefore: t0.Add(2500 * time.Millisecond), ActiveAfter: t0.Add(-7 * time.Second)}); err != nil || len(got) != 0 {
+			t.Fatalf("claim while in flight: %+v %v", got, err)
+		}
+		// Long after its last change the queued message is no longer in
+		// flight: it is ready, and claimed.
+		if g := state(t0.Add(20 * time.Second)); g.InFlight || g.Waiting || g.Ready != 1 || !g.Oldest.Equal(out.Msg.UpdatedAt) {
 			t.Fatalf("at +20s: %+v", g)
+		}
+		if got, err := db.ClaimCRMBefore(ctx, f.org.ID, store.CRMClaim{Limit: 10, Lease: time.Minute, UrgentBefore: t0.Add(19 * time.Second), OtherBefore: t0.Add(19 * time.Second), ActiveAfter: t0.Add(10 * time.Second)}); err != nil || len(got) != 1 || got[0].Msg.ID != out.Msg.ID {
+			t.Fatalf("claim after the window: %+v %v", got, err)
 		}
 		// A cap bounds the count.
 		set(t0.Add(time.Hour))
 		if g, err := db.CRMGatherState(ctx, f.org.ID, t0.Add(time.Hour), t0, 0); err != nil || g.Ready != 0 || !g.Pending {
 			t.Fatalf("cap 0: %+v %v", g, err)
+		}
+	})
+}
+
+// TestCRMGatherHoldsQueued: while an org is sending (a message became Sent
+// within the window), its Queued messages wait to be sent instead of being
+// written once as Queued and again when sent; once nothing is being sent
+// they are ready like any change.
+func TestCRMGatherHoldsQueued(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, d store.Dialect) {
+		ctx := context.Background()
+		t0 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+		var mu sync.Mutex
+		now := t0
+		clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+		set := func(t time.Time) { mu.Lock(); now = t; mu.Unlock() }
+		db := storetest.Open(t, d, func(o *store.Options) { o.Now = clock })
+		if _, err := db.NewQueue(&river.Config{}); err != nil {
+			t.Fatal(err)
+		}
+		f := seed(t, db)
+		queued, sent := newMsg(f, db, "+12025550101"), newMsg(f, db, "+12025550102")
+		tx(t, db, func(tx *store.Tx) error { return tx.InsertMessages(ctx, []store.NewMessage{queued, sent}) })
+		// A minute later the second message is sent: the org is sending.
+		set(t0.Add(time.Minute))
+		tx(t, db, func(tx *store.Tx) error {
+			_, _, err := tx.RecordSend(ctx, store.SendOutcome{MessageID: sent.Msg.ID, ProviderMessageID: "p-1", Status: sb.StatusSent})
+			return err
+		})
+		at := t0.Add(time.Minute + 2*time.Second)
+		set(at)
+		settled, active := at.Add(-500*time.Millisecond), at.Add(-10*time.Second)
+		g, err := db.CRMGatherState(ctx, f.org.ID, settled, active, 1000)
+		if err != nil || !g.Sending || g.Ready != 0 || !g.Waiting || !g.Pending || !g.InFlight {
+			t.Fatalf("while sending: %+v %v", g, err)
+		}
+		claim := store.CRMClaim{Limit: 10, Lease: time.Minute, UrgentBefore: settled, OtherBefore: settled, ActiveAfter: active, HoldQueued: g.Sending}
+		if got, err := db.ClaimCRMBefore(ctx, f.org.ID, claim); err != nil || len(got) != 0 {
+			t.Fatalf("claim while sending: %d %v", len(got), err)
+		}
+		// The window passes with no other send: both are ready, the Queued
+		// one first.
+		at = t0.Add(2 * time.Minute)
+		set(at)
+		settled, active = at.Add(-500*time.Millisecond), at.Add(-10*time.Second)
+		g, err = db.CRMGatherState(ctx, f.org.ID, settled, active, 1000)
+		if err != nil || g.Sending || g.Ready != 2 || g.Waiting || g.InFlight || !g.Oldest.Equal(queued.Msg.UpdatedAt) {
+			t.Fatalf("after the window: %+v %v", g, err)
+		}
+		claim = store.CRMClaim{Limit: 10, Lease: time.Minute, UrgentBefore: settled, OtherBefore: settled, ActiveAfter: active, HoldQueued: g.Sending}
+		got, err := db.ClaimCRMBefore(ctx, f.org.ID, claim)
+		if err != nil || len(got) != 2 || got[0].Msg.ID != queued.Msg.ID || got[1].Msg.ID != sent.Msg.ID {
+			t.Fatalf("claim after the window: %d %v", len(got), err)
 		}
 	})
 }
