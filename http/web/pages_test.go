@@ -487,6 +487,9 @@ func TestDashboardPage(t *testing.T) {
 			}
 			return err == nil && delivered == 2
 		})
+		// The last statuses are written to the CRM half a second after they
+		// came: the dashboard shows no change waiting once they are.
+		e.WaitCRMSynced()
 		b := e.signIn(t, "admin")
 		for _, rg := range []string{"", "?range=7d", "?range=30d", "?range=bogus"} {
 			p := b.get("/ui/dashboard" + rg)
