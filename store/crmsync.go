@@ -29,6 +29,10 @@ func (db *DB) ClaimCRM(ctx context.Context, orgID string, limit int, lease time.
 	return db.ClaimCRMBefore(ctx, orgID, CRMClaim{Limit: limit, Lease: lease, UrgentBefore: settledBefore, OtherBefore: settledBefore})
 }
 
+// freeCRM is the SQL condition of an org's ($1) change waiting for the CRM
+// that no writer holds (its lease, if any, ended before $2).
+const freeCRM = `org_id = $1 AND version > crm_version AND (crm_lease_until IS NULL OR crm_lease_until < $2)`
+
 // urgentCRM is the SQL condition of an urgent change: an incoming message
 // whose CRM record is still to be created.
 const urgentCRM = `direction = 'incoming' AND crm_message_id IS NULL`
@@ -89,7 +93,7 @@ func (db *DB) ClaimCRMBefore(ctx context.Context, orgID string, c CRMClaim) ([]C
 	err := db.Tx(ctx, func(tx *Tx) error {
 		out = out[:0]
 		rs, err := tx.q.query(ctx, `UPDATE messages SET crm_lease_until = $3
-			WHERE id IN (SELECT id FROM messages WHERE org_id = $1 AND version > crm_version`+held+` AND (crm_lease_until IS NULL OR crm_lease_until < $2)
+			WHERE id IN (SELECT id FROM messages WHERE `+freeCRM+held+`
 				AND (updated_at <= $5 OR (`+urgentCRM+` AND updated_at <= $6)) AND NOT (`+inFlightCRM("$7", c.HoldQueued)+`)
 				ORDER BY updated_at LIMIT $4`+skip+`)
 			AND (crm_lease_until IS NULL OR crm_lease_until < $2)
@@ -155,13 +159,12 @@ type CRMGather struct {
 func (db *DB) CRMGatherState(ctx context.Context, orgID string, settled, active time.Time, cap int) (CRMGather, error) {
 	var g CRMGather
 	var oldest sql.NullInt64
-	err := db.reader().queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM messages WHERE org_id = $1 AND direction = 'outgoing'
-			AND status IN ('Queued', 'Sent') AND status = 'Sent' AND updated_at > $2)`, orgID, micros(active)).Scan(&g.Sending)
+	err := db.reader().queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM messages WHERE org_id = $1 AND `+inFlightCRM("$2", false)+`
+			AND status = 'Sent')`, orgID, micros(active)).Scan(&g.Sending)
 	if err != nil {
 		return g, err
 	}
-	const free = `org_id = $1 AND version > crm_version AND (crm_lease_until IS NULL OR crm_lease_until < $2)`
-	ready := free + ` AND updated_at <= $3 AND NOT (` + inFlightCRM("$4", g.Sending) + `)`
+	ready := freeCRM + ` AND updated_at <= $3 AND NOT (` + inFlightCRM("$4", g.Sending) + `)`
 	if g.Sending {
 		ready += notQueuedCRM
 	}
@@ -169,9 +172,9 @@ func (db *DB) CRMGatherState(ctx context.Context, orgID string, settled, active 
 			(SELECT COUNT(*) FROM (SELECT 1 FROM messages WHERE `+ready+` LIMIT $5) r),
 			(SELECT MIN(updated_at) FROM messages WHERE `+ready+`),
 			EXISTS (SELECT 1 FROM messages WHERE `+ready+` AND `+urgentCRM+`),
-			EXISTS (SELECT 1 FROM messages WHERE `+free+` AND updated_at > $3),
+			EXISTS (SELECT 1 FROM messages WHERE `+freeCRM+` AND updated_at > $3),
 			EXISTS (SELECT 1 FROM messages WHERE org_id = $1 AND `+inFlightCRM("$4", false)+`),
-			EXISTS (SELECT 1 FROM messages WHERE `+free+` AND updated_at <= $3 AND `+inFlightCRM("$4", g.Sending)+`)`,
+			EXISTS (SELECT 1 FROM messages WHERE `+freeCRM+` AND updated_at <= $3 AND `+inFlightCRM("$4", g.Sending)+`)`,
 		orgID, micros(db.now()), micros(settled), micros(active), cap).Scan(&g.Ready, &oldest, &g.Urgent, &g.Unsettled, &g.InFlight, &g.Waiting)
 	if err != nil {
 		return g, err

@@ -574,6 +574,21 @@ func TestMergedStatusesAndSends(t *testing.T) {
 	})
 }
 
+// gatherStore opens a store whose clock reads t0 until set moves it, with a
+// job queue (for the write-back jobs changes insert) and the seed fixture.
+func gatherStore(t *testing.T, d store.Dialect, t0 time.Time) (*store.DB, fixture, func(time.Time)) {
+	t.Helper()
+	var mu sync.Mutex
+	now := t0
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	set := func(t time.Time) { mu.Lock(); now = t; mu.Unlock() }
+	db := storetest.Open(t, d, func(o *store.Options) { o.Now = clock })
+	if _, err := db.NewQueue(&river.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	return db, seed(t, db), set
+}
+
 // TestCRMGatherState: what the write-back decides on — settled changes
 // (counted, the oldest), urgent ones (incoming messages to create),
 // unsettled ones, outgoing messages in flight — and that urgent changes can
@@ -582,15 +597,7 @@ func TestCRMGatherState(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, d store.Dialect) {
 		ctx := context.Background()
 		t0 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
-		var mu sync.Mutex
-		now := t0
-		clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-		set := func(t time.Time) { mu.Lock(); now = t; mu.Unlock() }
-		db := storetest.Open(t, d, func(o *store.Options) { o.Now = clock })
-		if _, err := db.NewQueue(&river.Config{}); err != nil {
-			t.Fatal(err)
-		}
-		f := seed(t, db)
+		db, f, set := gatherStore(t, d, t0)
 		out := newMsg(f, db, "+12025550101") // Queued at t0
 		in := &sb.Message{ID: store.NewID(), OrgID: f.org.ID, GatewayID: f.gw.ID, Direction: sb.Incoming, Status: sb.StatusReceived, Segments: 1,
 			ProviderMessageID: "in-1", PhoneHash: db.Hasher().Phone("+12025550102"), CreatedAt: t0.Add(2 * time.Second), UpdatedAt: t0.Add(2 * time.Second)}
@@ -654,15 +661,7 @@ func TestCRMGatherHoldsQueued(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, d store.Dialect) {
 		ctx := context.Background()
 		t0 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
-		var mu sync.Mutex
-		now := t0
-		clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-		set := func(t time.Time) { mu.Lock(); now = t; mu.Unlock() }
-		db := storetest.Open(t, d, func(o *store.Options) { o.Now = clock })
-		if _, err := db.NewQueue(&river.Config{}); err != nil {
-			t.Fatal(err)
-		}
-		f := seed(t, db)
+		db, f, set := gatherStore(t, d, t0)
 		queued, sent := newMsg(f, db, "+12025550101"), newMsg(f, db, "+12025550102")
 		tx(t, db, func(tx *store.Tx) error { return tx.InsertMessages(ctx, []store.NewMessage{queued, sent}) })
 		// A minute later the second message is sent: the org is sending.
