@@ -124,7 +124,6 @@ func toMessageRecord(m Mapping, raw json.RawMessage) (switchboard.CRMMessageReco
 	}
 	var r switchboard.CRMMessageRecord
 	f := m.Fields
-	is := func(k, field string) bool { return field != "" && strings.EqualFold(k, field) }
 	for k, v := range fields {
 		if k == "attributes" || v == nil {
 			continue
@@ -137,39 +136,39 @@ func toMessageRecord(m Mapping, raw json.RawMessage) (switchboard.CRMMessageReco
 			r.CreatedAt, _ = parseTime(s)
 		case strings.EqualFold(k, "LastModifiedDate"):
 			r.UpdatedAt, _ = parseTime(s)
-		case is(k, f.ExternalID):
+		case isField(k, f.ExternalID):
 			r.MessageID = s
-		case is(k, f.Status):
+		case isField(k, f.Status):
 			r.Status = switchboard.Status(s)
-		case is(k, f.Direction):
+		case isField(k, f.Direction):
 			r.Direction = switchboard.Direction(s)
-		case is(k, f.Body):
+		case isField(k, f.Body):
 			r.Body = s
-		case is(k, f.Media):
+		case isField(k, f.Media):
 			for _, u := range strings.Split(s, "\n") {
 				if u = strings.TrimSpace(u); u != "" {
 					r.MediaURLs = append(r.MediaURLs, u)
 				}
 			}
-		case is(k, f.Phone):
+		case isField(k, f.Phone):
 			r.Phone = s
-		case is(k, f.Gateway):
+		case isField(k, f.Gateway):
 			r.GatewayNumber = s
-		case is(k, f.Debug):
+		case isField(k, f.Debug):
 			r.Debug = s
-		case is(k, f.Segments):
+		case isField(k, f.Segments):
 			if n, ok := v.(float64); ok {
 				r.Segments = int(n)
 			}
-		case is(k, f.ProviderMessageID):
+		case isField(k, f.ProviderMessageID):
 			r.ProviderMessageID = s
-		case is(k, f.BatchID):
+		case isField(k, f.BatchID):
 			r.BatchID = s
-		case is(k, f.Owner):
+		case isField(k, f.Owner):
 			r.OwnerID = s
 		default:
 			for _, obj := range m.Records {
-				if is(k, obj.LookupField) && s != "" && r.RecordID == "" {
+				if isField(k, obj.LookupField) && s != "" && r.RecordID == "" {
 					r.RecordID = s
 				}
 			}

@@ -103,6 +103,10 @@ func queryAll[T any](ctx context.Context, c *Client, orgID, soql string, read fu
 	return out, err
 }
 
+// isField reports whether k, a field name Salesforce answered with, is the
+// mapped field (case-insensitive; an unmapped, empty field matches nothing).
+func isField(k, field string) bool { return field != "" && strings.EqualFold(k, field) }
+
 // toRecord reads a queried record of a mapped object.
 func toRecord(obj RecordObject, raw json.RawMessage) (switchboard.CRMRecord, error) {
 	var fields map[string]any
@@ -115,7 +119,6 @@ func toRecord(obj RecordObject, raw json.RawMessage) (switchboard.CRMRecord, err
 			rec.Type = t
 		}
 	}
-	is := func(k, field string) bool { return field != "" && strings.EqualFold(k, field) }
 	for k, v := range fields {
 		if k == "attributes" || v == nil {
 			continue
@@ -126,15 +129,15 @@ func toRecord(obj RecordObject, raw json.RawMessage) (switchboard.CRMRecord, err
 			rec.ID = s
 		case strings.EqualFold(k, "CreatedDate"):
 			rec.CreatedAt, _ = parseTime(s)
-		case is(k, obj.FirstNameField):
+		case isField(k, obj.FirstNameField):
 			rec.FirstName = s
-		case is(k, obj.LastNameField):
+		case isField(k, obj.LastNameField):
 			rec.LastName = s
-		case is(k, obj.EmailField):
+		case isField(k, obj.EmailField):
 			rec.Email = s
-		case is(k, obj.OwnerField):
+		case isField(k, obj.OwnerField):
 			rec.OwnerID = s
-		case is(k, obj.OptOutField):
+		case isField(k, obj.OptOutField):
 			rec.OptOut = s == "true"
 		default:
 			rec.Fields[k] = s
