@@ -47,12 +47,16 @@ try {
   check(await open.getAttribute('aria-expanded') === 'true', 'the button says the window is open');
   check(await page.getByLabel('First name').evaluate((e) => e === document.activeElement), 'focus moves to the first field');
 
+  // Until the chat has started only its start form shows (the message
+  // form has nothing to send to yet).
+  const message = page.getByRole('textbox', { name: 'Message', exact: true });
+  check(!(await message.isVisible()), 'the message form is hidden before the chat starts');
   await page.getByLabel('First name').fill('Ada');
   await page.getByLabel('Last name').fill('Lovelace');
   await page.getByLabel('Email').fill('ada@example.org');
   await page.getByRole('button', { name: 'Start chat' }).click();
-  const message = page.getByRole('textbox', { name: 'Message', exact: true });
   await message.waitFor();
+  check(!(await page.getByRole('button', { name: 'Start chat' }).isVisible()), 'the start form is hidden once the chat started');
   await message.fill('Do you have <b>evening</b> classes?');
   await page.getByRole('button', { name: 'Send' }).click();
   const log = page.getByRole('log', { name: 'Conversation' });

@@ -33,7 +33,7 @@
     ".sbchat-panel{position:fixed;right:1rem;bottom:4.5rem;z-index:2147483000;width:min(22rem,calc(100vw - 2rem));max-height:70vh;display:flex;" +
     "flex-direction:column;background:#fff;color:#111;border:1px solid #888;border-radius:.6rem;box-shadow:0 4px 24px rgba(0,0,0,.25);" +
     "font:1rem/1.4 system-ui,sans-serif}" +
-    ".sbchat-panel[hidden]{display:none}" +
+    ".sbchat-panel[hidden],.sbchat-panel [hidden]{display:none}" +
     ".sbchat-head{display:flex;justify-content:space-between;align-items:center;padding:.5rem .8rem;border-bottom:1px solid #ddd}" +
     ".sbchat-head h2{font-size:1rem;margin:0}" +
     ".sbchat-log{flex:1;overflow-y:auto;padding:.5rem .8rem;min-height:8rem}" +
