@@ -262,9 +262,17 @@ func (tx *Tx) FinishCRM(ctx context.Context, outs []CRMOutcome) error {
 }
 
 // OrgsWithCRMPending lists orgs that have message changes not yet written
-// to their CRM and not leased (the periodic sweep).
+// to their CRM and not leased (the periodic sweep). It skips from org to org
+// along the pending index (messages_crm_pending), one seek per org, rather
+// than read every pending change: under a bulk send's backlog that is most
+// of the table.
 func (db *DB) OrgsWithCRMPending(ctx context.Context) ([]string, error) {
-	rs, err := db.reader().query(ctx, `SELECT DISTINCT org_id FROM messages WHERE version > crm_version AND (crm_lease_until IS NULL OR crm_lease_until < $1)`, micros(db.now()))
+	const next = `SELECT org_id FROM messages WHERE version > crm_version AND (crm_lease_until IS NULL OR crm_lease_until < $1)`
+	rs, err := db.reader().query(ctx, `WITH RECURSIVE o (id) AS (
+			SELECT (`+next+` ORDER BY org_id LIMIT 1)
+			UNION ALL
+			SELECT (`+next+` AND org_id > o.id ORDER BY org_id LIMIT 1) FROM o WHERE o.id IS NOT NULL)
+		SELECT id FROM o WHERE id IS NOT NULL`, micros(db.now()))
 	if err != nil {
 		return nil, err
 	}

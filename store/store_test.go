@@ -697,3 +697,58 @@ func TestCRMGatherHoldsQueued(t *testing.T) {
 		}
 	})
 }
+
+// TestOrgsWithCRMPending: the sweep finds every org with a change no
+// writer holds, and no org whose changes are all held or written.
+func TestOrgsWithCRMPending(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, d store.Dialect) {
+		ctx := context.Background()
+		db := open(t, d)
+		var orgs []fixture
+		for i, name := range []string{"Held", "Open one", "Written", "Open two"} {
+			f := fixture{org: &sb.Org{Name: name}}
+			tx(t, db, func(tx *store.Tx) error {
+				if err := tx.CreateOrg(ctx, f.org); err != nil {
+					return err
+				}
+				f.user = &sb.User{OrgID: f.org.ID, Email: fmt.Sprintf("admin%d@example.org", i), Name: "Ada"}
+				if err := tx.CreateUser(ctx, f.user, ""); err != nil {
+					return err
+				}
+				f.gw = &sb.Gateway{OrgID: f.org.ID, Provider: "sim", Number: fmt.Sprintf("+1202555020%d", i), Active: true}
+				if err := f.gw.Normalize("US"); err != nil {
+					return err
+				}
+				return tx.CreateGateway(ctx, f.gw)
+			})
+			msgs := []store.NewMessage{newMsg(f, db, "+12025550101"), newMsg(f, db, "+12025550102")}
+			tx(t, db, func(tx *store.Tx) error { return tx.InsertMessages(ctx, msgs) })
+			orgs = append(orgs, f)
+		}
+		// The first org's changes are all held by a writer; the third's are
+		// written.
+		if got, err := db.ClaimCRM(ctx, orgs[0].org.ID, 10, time.Hour, time.Time{}); err != nil || len(got) != 2 {
+			t.Fatalf("claim: %d %v", len(got), err)
+		}
+		got, err := db.ClaimCRM(ctx, orgs[2].org.ID, 10, time.Hour, time.Time{})
+		if err != nil || len(got) != 2 {
+			t.Fatalf("claim: %d %v", len(got), err)
+		}
+		var outs []store.CRMOutcome
+		for _, p := range got {
+			outs = append(outs, store.CRMOutcome{MessageID: p.Msg.ID, Version: p.Version, CRMMessageID: "crm-" + p.Msg.ID})
+		}
+		tx(t, db, func(tx *store.Tx) error { return tx.FinishCRM(ctx, outs) })
+		pending, err := db.OrgsWithCRMPending(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(pending)
+		want := []string{orgs[1].org.ID, orgs[3].org.ID}
+		slices.Sort(want)
+		if !slices.Equal(pending, want) {
+			t.Fatalf("orgs with pending changes = %v, want %v", pending, want)
+		}
+	})
+}
+
