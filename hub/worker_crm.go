@@ -200,16 +200,14 @@ func (w *CRMWorker) Work(ctx context.Context, job *river.Job[store.CRMWritebackA
 			due = due || g.Ready >= CRMBatchSize || (g.Ready > 0 && !g.Unsettled && !g.InFlight)
 		}
 		if due {
-			pend, err := h.DB.ClaimCRMBefore(ctx, org.ID, store.CRMClaim{Limit: CRMBatchSize, Lease: h.JobTimeout + 15*time.Second,
-				UrgentBefore: settled, OtherBefore: others, ActiveAfter: active, HoldQueued: g.Sending})
+			claim := store.CRMClaim{Limit: CRMBatchSize, Lease: h.JobTimeout + 15*time.Second,
+				UrgentBefore: settled, OtherBefore: others, ActiveAfter: active, HoldQueued: g.Sending}
+			n, err := h.writeCRMBatch(ctx, crm, org, claim, users)
 			if err != nil {
+				h.Log.Warn("CRM write-back failed; it will be retried", "org", org.ID, "err", err)
 				return err
 			}
-			if len(pend) > 0 {
-				if err := h.writeCRM(ctx, crm, org, pend, users); err != nil {
-					h.Log.Warn("CRM write-back failed; it will be retried", "org", org.ID, "err", err)
-					return err
-				}
+			if n > 0 {
 				if sb.CRMOffline(crmOnline(ctx, crm, org.ID)) {
 					return nil // the write found the authorization gone: held
 				}
@@ -232,7 +230,67 @@ func (w *CRMWorker) Work(ctx context.Context, job *river.Job[store.CRMWritebackA
 	}
 }
 
+// TxCRM is implemented by a CRM kept in Switchboard's own database (the
+// built-in CRM): it writes message records in the write-back's own
+// transaction, so a batch is taken, written and finished in one commit
+// (store.DB.WriteCRMClaimed) rather than leased, written and finished.
+type TxCRM interface {
+	WriteMessagesTx(ctx context.Context, tx *store.Tx, org *sb.Org, msgs []sb.CRMMessage) ([]sb.CRMResult, error)
+}
+
+// writeCRMBatch writes the batch of changes claim takes and returns how
+// many it took.
+func (h *Hub) writeCRMBatch(ctx context.Context, crm sb.CRM, org *sb.Org, claim store.CRMClaim, users map[string]string) (int, error) {
+	if tc, ok := crm.(TxCRM); ok {
+		called := false
+		n, err := h.DB.WriteCRMClaimed(ctx, org.ID, claim, func(tx *store.Tx, pend []store.CRMPending) ([]store.CRMOutcome, error) {
+			msgs, err := h.crmMessages(ctx, crm, org, pend, users)
+			if err != nil {
+				return nil, err
+			}
+			called = true
+			results, err := tc.WriteMessagesTx(ctx, tx, org, msgs)
+			if err != nil {
+				// The transaction rolls back: the changes stay pending.
+				return nil, err
+			}
+			return h.crmOutcomes(org, pend, results, nil), nil
+		})
+		if called {
+			h.crmCalled(org, err)
+		}
+		return n, err
+	}
+	pend, err := h.DB.ClaimCRMBefore(ctx, org.ID, claim)
+	if err != nil || len(pend) == 0 {
+		return 0, err
+	}
+	return len(pend), h.writeCRM(ctx, crm, org, pend, users)
+}
+
 func (h *Hub) writeCRM(ctx context.Context, crm sb.CRM, org *sb.Org, pend []store.CRMPending, users map[string]string) error {
+	msgs, err := h.crmMessages(ctx, crm, org, pend, users)
+	if err != nil {
+		return err
+	}
+	results, err := crm.WriteMessages(ctx, org, msgs)
+	outs := h.crmOutcomes(org, pend, results, err)
+	// Records to retry stay leased until their retry time; the periodic
+	// sweep starts a write-back for them then.
+	// Through the group commit, like every other write to message rows.
+	if _, ferr := h.DB.BatchMerge(context.WithoutCancel(ctx), "crm_finish", store.CRMFinish(outs), store.FinishCRMMerged); ferr != nil {
+		return ferr
+	}
+	h.crmCalled(org, err)
+	if sb.CRMOffline(err) {
+		h.Log.Warn("CRM authorization lost; write-backs held until it is renewed", "org", org.ID, "err", err)
+		return nil
+	}
+	return err
+}
+
+// crmMessages turns claimed changes into the CRM's message records.
+func (h *Hub) crmMessages(ctx context.Context, crm sb.CRM, org *sb.Org, pend []store.CRMPending, users map[string]string) ([]sb.CRMMessage, error) {
 	msgs := make([]sb.CRMMessage, 0, len(pend))
 	gateways := map[string]*sb.Gateway{}
 	for _, p := range pend {
@@ -241,7 +299,7 @@ func (h *Hub) writeCRM(ctx context.Context, crm sb.CRM, org *sb.Org, pend []stor
 		if gw == nil {
 			var err error
 			if gw, err = h.Gateway(ctx, org.ID, m.GatewayID); err != nil {
-				return err
+				return nil, err
 			}
 			gateways[m.GatewayID] = gw
 		}
@@ -260,10 +318,15 @@ func (h *Hub) writeCRM(ctx context.Context, crm sb.CRM, org *sb.Org, pend []stor
 		msgs = append(msgs, cm)
 	}
 	if err := h.lookUpIncoming(ctx, crm, org, pend, msgs); err != nil {
-		return err
+		return nil, err
 	}
+	return msgs, nil
+}
+
+// crmOutcomes turns a CRM write's results (err: the write's own error) into
+// the outcomes to finish the claimed changes with, counting them.
+func (h *Hub) crmOutcomes(org *sb.Org, pend []store.CRMPending, results []sb.CRMResult, err error) []store.CRMOutcome {
 	kind := org.Settings.CRM
-	results, err := crm.WriteMessages(ctx, org, msgs)
 	res, _ := sb.CRMOutcomes(h.DB.Now(), len(pend), results, err)
 	outs := make([]store.CRMOutcome, len(pend))
 	for i, p := range pend {
@@ -280,22 +343,16 @@ func (h *Hub) writeCRM(ctx context.Context, crm sb.CRM, org *sb.Org, pend []stor
 			h.Metrics.CRMRecords.WithLabelValues(kind, "ok").Inc()
 		}
 	}
-	// Records to retry stay leased until their retry time; the periodic
-	// sweep starts a write-back for them then.
-	// Through the group commit, like every other write to message rows.
-	if _, ferr := h.DB.BatchMerge(context.WithoutCancel(ctx), "crm_finish", store.CRMFinish(outs), store.FinishCRMMerged); ferr != nil {
-		return ferr
+	return outs
+}
+
+// crmCalled counts a CRM write call by its outcome.
+func (h *Hub) crmCalled(org *sb.Org, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
 	}
-	if err == nil {
-		h.Metrics.CRMCalls.WithLabelValues(kind, "ok").Inc()
-		return nil
-	}
-	h.Metrics.CRMCalls.WithLabelValues(kind, "error").Inc()
-	if sb.CRMOffline(err) {
-		h.Log.Warn("CRM authorization lost; write-backs held until it is renewed", "org", org.ID, "err", err)
-		return nil
-	}
-	return err
+	h.Metrics.CRMCalls.WithLabelValues(org.Settings.CRM, result).Inc()
 }
 
 // lookUpIncoming completes the incoming messages of a write whose records

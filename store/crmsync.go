@@ -73,8 +73,55 @@ type CRMClaim struct {
 
 // ClaimCRMBefore is ClaimCRM with the cut-offs of c.
 func (db *DB) ClaimCRMBefore(ctx context.Context, orgID string, c CRMClaim) ([]CRMPending, error) {
-	now := micros(db.now())
-	until := micros(db.now().Add(c.Lease))
+	var out []CRMPending
+	err := db.Tx(ctx, func(tx *Tx) error {
+		sel, args := c.selection(db, orgID)
+		var err error
+		out, err = tx.scanPending(ctx, `UPDATE messages SET crm_lease_until = $7
+			WHERE id IN (SELECT id FROM messages WHERE `+sel+`)
+			AND (crm_lease_until IS NULL OR crm_lease_until < $2)
+			RETURNING `+msgCols+`, version, (SELECT sealed FROM message_contents c WHERE c.message_id = messages.id AND messages.crm_message_id IS NULL)`,
+			append(args, micros(db.now().Add(c.Lease)))...)
+		return err
+	})
+	return out, err
+}
+
+// WriteCRMClaimed is the write-back of a CRM kept in Switchboard's own
+// database (the built-in CRM): in one transaction it takes the changes c
+// selects (c.Lease is not used), lets write store their records in that
+// same transaction and returns their outcomes, and finishes them (as
+// FinishCRM). No lease is written: the rows stay locked by the transaction
+// (PostgreSQL: other writers skip them; SQLite has one writer), so each
+// change costs one update of its row rather than a lease and a finish. When
+// write fails nothing is changed: the changes stay pending, unleased. It
+// returns how many changes were taken.
+func (db *DB) WriteCRMClaimed(ctx context.Context, orgID string, c CRMClaim, write func(tx *Tx, pend []CRMPending) ([]CRMOutcome, error)) (int, error) {
+	n := 0
+	err := db.Tx(ctx, func(tx *Tx) error {
+		sel, args := c.selection(db, orgID)
+		pend, err := tx.scanPending(ctx, `SELECT `+msgCols+`, version, (SELECT sealed FROM message_contents c WHERE c.message_id = messages.id AND messages.crm_message_id IS NULL)
+			FROM messages WHERE `+sel, args...)
+		if err != nil || len(pend) == 0 {
+			return err
+		}
+		n = len(pend)
+		outs, err := write(tx, pend)
+		if err != nil {
+			return err
+		}
+		return tx.FinishCRM(ctx, outs)
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// selection is the SQL (after WHERE) and arguments ($1–$6) choosing the
+// changes c takes, oldest first; on PostgreSQL the rows are locked, and rows
+// another transaction holds skipped.
+func (c CRMClaim) selection(db *DB, orgID string) (string, []any) {
 	cutoff := func(t time.Time) int64 {
 		if t.IsZero() {
 			return int64(1) << 62
@@ -89,38 +136,36 @@ func (db *DB) ClaimCRMBefore(ctx context.Context, orgID string, c CRMClaim) ([]C
 	if c.HoldQueued {
 		held = notQueuedCRM
 	}
+	return freeCRM + held + ` AND (updated_at <= $4 OR (` + urgentCRM + ` AND updated_at <= $5)) AND NOT (` + inFlightCRM("$6", c.HoldQueued) + `)
+			ORDER BY updated_at LIMIT $3` + skip,
+		[]any{orgID, micros(db.now()), c.Limit, cutoff(c.OtherBefore), cutoff(c.UrgentBefore), cutoff(c.ActiveAfter)}
+}
+
+// scanPending runs a query returning message rows with their version and
+// sealed content, and opens the contents.
+func (tx *Tx) scanPending(ctx context.Context, query string, args ...any) ([]CRMPending, error) {
+	rs, err := tx.q.query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
 	var out []CRMPending
-	err := db.Tx(ctx, func(tx *Tx) error {
-		out = out[:0]
-		rs, err := tx.q.query(ctx, `UPDATE messages SET crm_lease_until = $3
-			WHERE id IN (SELECT id FROM messages WHERE `+freeCRM+held+`
-				AND (updated_at <= $5 OR (`+urgentCRM+` AND updated_at <= $6)) AND NOT (`+inFlightCRM("$7", c.HoldQueued)+`)
-				ORDER BY updated_at LIMIT $4`+skip+`)
-			AND (crm_lease_until IS NULL OR crm_lease_until < $2)
-			RETURNING `+msgCols+`, version, (SELECT sealed FROM message_contents c WHERE c.message_id = messages.id AND messages.crm_message_id IS NULL)`,
-			orgID, now, until, c.Limit, cutoff(c.OtherBefore), cutoff(c.UrgentBefore), cutoff(c.ActiveAfter))
+	for rs.Next() {
+		var p CRMPending
+		var sealed []byte
+		m, err := scanMessage(rs, &p.Version, &sealed)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		defer rs.Close()
-		for rs.Next() {
-			var p CRMPending
-			var sealed []byte
-			m, err := scanMessage(rs, &p.Version, &sealed)
-			if err != nil {
-				return err
+		p.Msg = m
+		if sealed != nil {
+			if p.Content, err = tx.db.openContent(m.ID, sealed); err != nil {
+				return nil, err
 			}
-			p.Msg = m
-			if sealed != nil {
-				if p.Content, err = db.openContent(m.ID, sealed); err != nil {
-					return err
-				}
-			}
-			out = append(out, p)
 		}
-		return rs.Err()
-	})
-	return out, err
+		out = append(out, p)
+	}
+	return out, rs.Err()
 }
 
 // CRMGather describes an org's message changes waiting for the CRM, for

@@ -752,3 +752,71 @@ func TestOrgsWithCRMPending(t *testing.T) {
 	})
 }
 
+// TestWriteCRMClaimed: the write-back of a CRM in Switchboard's own database
+// takes, writes and finishes changes in one transaction — a failed write
+// changes nothing (the changes stay pending, with no lease), a good one
+// finishes them, and on PostgreSQL the rows it holds are skipped by other
+// writers meanwhile.
+func TestWriteCRMClaimed(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, d store.Dialect) {
+		ctx := context.Background()
+		db := open(t, d)
+		f := seed(t, db)
+		nms := []store.NewMessage{newMsg(f, db, "+12025550101"), newMsg(f, db, "+12025550102"), newMsg(f, db, "+12025550103")}
+		tx(t, db, func(tx *store.Tx) error { return tx.InsertMessages(ctx, nms) })
+		all := store.CRMClaim{Limit: 10}
+		boom := errors.New("the CRM's table is gone")
+		n, err := db.WriteCRMClaimed(ctx, f.org.ID, all, func(tx *store.Tx, pend []store.CRMPending) ([]store.CRMOutcome, error) {
+			if len(pend) != 3 || pend[0].Content == nil || pend[0].Content.Body == "" {
+				t.Errorf("taken: %d", len(pend))
+			}
+			return nil, boom
+		})
+		if !errors.Is(err, boom) || n != 0 {
+			t.Fatalf("failed write: %d %v", n, err)
+		}
+		if ok, err := db.CRMClaimable(ctx, f.org.ID); !ok || err != nil {
+			t.Fatalf("after a failed write the changes are not claimable: %v %v", ok, err)
+		}
+		n, err = db.WriteCRMClaimed(ctx, f.org.ID, all, func(tx *store.Tx, pend []store.CRMPending) ([]store.CRMOutcome, error) {
+			if d == store.Postgres {
+				// Another writer meanwhile finds nothing free.
+				if other, err := db.ClaimCRM(ctx, f.org.ID, 10, time.Minute, time.Time{}); err != nil || len(other) != 0 {
+					t.Errorf("rows held by the write-back claimed: %d %v", len(other), err)
+				}
+			}
+			msgs := make([]sb.CRMMessage, len(pend))
+			for i, p := range pend {
+				msgs[i] = sb.CRMMessage{MessageID: p.Msg.ID, Direction: p.Msg.Direction, Status: p.Msg.Status, GatewayID: p.Msg.GatewayID,
+					Phone: p.Content.Phone, Body: p.Content.Body, CreatedAt: p.Msg.CreatedAt, StatusAt: p.Msg.UpdatedAt}
+			}
+			ids, err := tx.WriteCRMMessages(ctx, f.org.ID, msgs)
+			if err != nil {
+				return nil, err
+			}
+			outs := make([]store.CRMOutcome, len(pend))
+			for i, p := range pend {
+				outs[i] = store.CRMOutcome{MessageID: p.Msg.ID, Version: p.Version, CRMMessageID: ids[i]}
+			}
+			return outs, nil
+		})
+		if err != nil || n != 3 {
+			t.Fatalf("write: %d %v", n, err)
+		}
+		if left, err := db.CRMPendingCount(ctx, f.org.ID); err != nil || left != 0 {
+			t.Fatalf("pending after the write: %d %v", left, err)
+		}
+		for _, nm := range nms {
+			m, err := db.Message(ctx, f.org.ID, nm.Msg.ID)
+			if err != nil || m.CRMMessageID == "" {
+				t.Fatalf("message %s has no CRM record: %+v %v", nm.Msg.ID, m, err)
+			}
+		}
+		if n, err := db.WriteCRMClaimed(ctx, f.org.ID, all, func(*store.Tx, []store.CRMPending) ([]store.CRMOutcome, error) {
+			t.Error("write called with nothing pending")
+			return nil, nil
+		}); err != nil || n != 0 {
+			t.Fatalf("nothing pending: %d %v", n, err)
+		}
+	})
+}

@@ -41,6 +41,20 @@ func (c *CRM) WriteMessages(ctx context.Context, org *sb.Org, msgs []sb.CRMMessa
 	return c.writeTx(ctx, org, func(tx *store.Tx) ([]string, error) { return tx.WriteCRMMessages(ctx, org.ID, msgs) })
 }
 
+// WriteMessagesTx implements hub.TxCRM: the records are upserted in the
+// caller's transaction (the write-back's, which also takes and finishes the
+// changes).
+func (c *CRM) WriteMessagesTx(ctx context.Context, tx *store.Tx, org *sb.Org, msgs []sb.CRMMessage) ([]sb.CRMResult, error) {
+	if c.Calls != nil {
+		c.Calls()
+	}
+	ids, err := tx.WriteCRMMessages(ctx, org.ID, msgs)
+	if err != nil {
+		return nil, &sb.CRMError{Message: "built-in CRM write failed: " + err.Error(), Retryable: true}
+	}
+	return results(ids), nil
+}
+
 // WriteClicks implements sb.ClickWriter: clicks go to the crm_link_clicks
 // table in one transaction, keyed by click id, so a repeated write never
 // makes a second record. Results hold the click records' ids in order.
@@ -71,11 +85,16 @@ func (c *CRM) writeTx(ctx context.Context, org *sb.Org, write func(tx *store.Tx)
 	if err != nil {
 		return nil, &sb.CRMError{Message: "built-in CRM write failed: " + err.Error(), Retryable: true}
 	}
+	return results(ids), nil
+}
+
+// results are the CRM results of records written with the ids given.
+func results(ids []string) []sb.CRMResult {
 	out := make([]sb.CRMResult, len(ids))
 	for i, id := range ids {
 		out[i].CRMMessageID = id
 	}
-	return out, nil
+	return out
 }
 
 // GetRecords returns contacts by id.
