@@ -80,7 +80,7 @@ func (db *DB) ClaimCRMBefore(ctx context.Context, orgID string, c CRMClaim) ([]C
 		out, err = tx.scanPending(ctx, `UPDATE messages SET crm_lease_until = $7
 			WHERE id IN (SELECT id FROM messages WHERE `+sel+`)
 			AND (crm_lease_until IS NULL OR crm_lease_until < $2)
-			RETURNING `+msgCols+`, version, (SELECT sealed FROM message_contents c WHERE c.message_id = messages.id AND messages.crm_message_id IS NULL)`,
+			RETURNING `+pendingCols+``,
 			append(args, micros(db.now().Add(c.Lease)))...)
 		return err
 	})
@@ -100,7 +100,7 @@ func (db *DB) WriteCRMClaimed(ctx context.Context, orgID string, c CRMClaim, wri
 	n := 0
 	err := db.Tx(ctx, func(tx *Tx) error {
 		sel, args := c.selection(db, orgID)
-		pend, err := tx.scanPending(ctx, `SELECT `+msgCols+`, version, (SELECT sealed FROM message_contents c WHERE c.message_id = messages.id AND messages.crm_message_id IS NULL)
+		pend, err := tx.scanPending(ctx, `SELECT `+pendingCols+`
 			FROM messages WHERE `+sel, args...)
 		if err != nil || len(pend) == 0 {
 			return err
@@ -117,6 +117,10 @@ func (db *DB) WriteCRMClaimed(ctx context.Context, orgID string, c CRMClaim, wri
 	}
 	return n, nil
 }
+
+// pendingCols are the columns scanPending reads: the message, its version
+// and, while its CRM record is still to be created, its sealed content.
+const pendingCols = msgCols + `, version, (SELECT sealed FROM message_contents c WHERE c.message_id = messages.id AND messages.crm_message_id IS NULL)`
 
 // selection is the SQL (after WHERE) and arguments ($1–$6) choosing the
 // changes c takes, oldest first; on PostgreSQL the rows are locked, and rows
@@ -141,8 +145,7 @@ func (c CRMClaim) selection(db *DB, orgID string) (string, []any) {
 		[]any{orgID, micros(db.now()), c.Limit, cutoff(c.OtherBefore), cutoff(c.UrgentBefore), cutoff(c.ActiveAfter)}
 }
 
-// scanPending runs a query returning message rows with their version and
-// sealed content, and opens the contents.
+// scanPending runs a query returning pendingCols and opens the contents.
 func (tx *Tx) scanPending(ctx context.Context, query string, args ...any) ([]CRMPending, error) {
 	rs, err := tx.q.query(ctx, query, args...)
 	if err != nil {

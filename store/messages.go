@@ -119,24 +119,28 @@ func (tx *Tx) copyMessages(ctx context.Context, ms []NewMessage) error {
 			contentRows = append(contentRows, tx.contentRow(nm))
 		}
 	}
-	if tx.db.onQuery != nil {
-		tx.db.onQuery("COPY messages")
-	}
-	if _, err := tx.pg.CopyFrom(ctx, pgx.Identifier{"messages"}, newMessageCols, pgx.CopyFromRows(msgRows)); err != nil {
-		return insertConflict(mapErr(err))
+	if err := tx.copyRows(ctx, "messages", newMessageCols, msgRows); err != nil {
+		return insertConflict(err)
 	}
 	if len(contentRows) > 0 {
-		if tx.db.onQuery != nil {
-			tx.db.onQuery("COPY message_contents")
-		}
-		if _, err := tx.pg.CopyFrom(ctx, pgx.Identifier{"message_contents"}, contentCols, pgx.CopyFromRows(contentRows)); err != nil {
-			return mapErr(err)
+		if err := tx.copyRows(ctx, "message_contents", contentCols, contentRows); err != nil {
+			return err
 		}
 	}
 	for _, nm := range ms {
 		tx.TouchCRM(nm.Msg.OrgID)
 	}
 	return nil
+}
+
+// copyRows copies rows into a table on PostgreSQL, observed like a
+// statement.
+func (tx *Tx) copyRows(ctx context.Context, table string, cols []string, rows [][]any) error {
+	if tx.db.onQuery != nil {
+		tx.db.onQuery("COPY " + table)
+	}
+	_, err := tx.pg.CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromRows(rows))
+	return mapErr(err)
 }
 
 // newMessageCols are the columns InsertMessages writes, in newMessageRow's

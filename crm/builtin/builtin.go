@@ -48,11 +48,7 @@ func (c *CRM) WriteMessagesTx(ctx context.Context, tx *store.Tx, org *sb.Org, ms
 	if c.Calls != nil {
 		c.Calls()
 	}
-	ids, err := tx.WriteCRMMessages(ctx, org.ID, msgs)
-	if err != nil {
-		return nil, &sb.CRMError{Message: "built-in CRM write failed: " + err.Error(), Retryable: true}
-	}
-	return results(ids), nil
+	return written(tx.WriteCRMMessages(ctx, org.ID, msgs))
 }
 
 // WriteClicks implements sb.ClickWriter: clicks go to the crm_link_clicks
@@ -82,19 +78,20 @@ func (c *CRM) writeTx(ctx context.Context, org *sb.Org, write func(tx *store.Tx)
 		ids, err = write(tx)
 		return err
 	})
+	return written(ids, err)
+}
+
+// written turns the record ids of a write into results; a failed write is a
+// retryable CRMError.
+func written(ids []string, err error) ([]sb.CRMResult, error) {
 	if err != nil {
 		return nil, &sb.CRMError{Message: "built-in CRM write failed: " + err.Error(), Retryable: true}
 	}
-	return results(ids), nil
-}
-
-// results are the CRM results of records written with the ids given.
-func results(ids []string) []sb.CRMResult {
 	out := make([]sb.CRMResult, len(ids))
 	for i, id := range ids {
 		out[i].CRMMessageID = id
 	}
-	return out
+	return out, nil
 }
 
 // GetRecords returns contacts by id.
