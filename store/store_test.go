@@ -43,17 +43,24 @@ type fixture struct {
 
 func seed(t *testing.T, db *store.DB) fixture {
 	t.Helper()
+	return seedOrg(t, db, "Acme College", "Admin@Example.org", "+12025550100")
+}
+
+// seedOrg creates an org with an admin user (email) and a simulated
+// gateway (number).
+func seedOrg(t *testing.T, db *store.DB, name, email, number string) fixture {
+	t.Helper()
 	ctx := context.Background()
-	f := fixture{org: &sb.Org{Name: "Acme College"}}
+	f := fixture{org: &sb.Org{Name: name}}
 	tx(t, db, func(tx *store.Tx) error {
 		if err := tx.CreateOrg(ctx, f.org); err != nil {
 			return err
 		}
-		f.user = &sb.User{OrgID: f.org.ID, Email: "Admin@Example.org", Name: "Ada", Permissions: []sb.Permission{sb.PermSystemAdmin}}
+		f.user = &sb.User{OrgID: f.org.ID, Email: email, Name: "Ada", Permissions: []sb.Permission{sb.PermSystemAdmin}}
 		if err := tx.CreateUser(ctx, f.user, ""); err != nil {
 			return err
 		}
-		f.gw = &sb.Gateway{OrgID: f.org.ID, Provider: "sim", Number: "+12025550100", Config: map[string]string{"secret": "s3cr3t-value-for-test"}, Active: true}
+		f.gw = &sb.Gateway{OrgID: f.org.ID, Provider: "sim", Number: number, Config: map[string]string{"secret": "s3cr3t-value-for-test"}, Active: true}
 		if err := f.gw.Normalize("US"); err != nil {
 			return err
 		}
@@ -706,21 +713,7 @@ func TestOrgsWithCRMPending(t *testing.T) {
 		db := open(t, d)
 		var orgs []fixture
 		for i, name := range []string{"Held", "Open one", "Written", "Open two"} {
-			f := fixture{org: &sb.Org{Name: name}}
-			tx(t, db, func(tx *store.Tx) error {
-				if err := tx.CreateOrg(ctx, f.org); err != nil {
-					return err
-				}
-				f.user = &sb.User{OrgID: f.org.ID, Email: fmt.Sprintf("admin%d@example.org", i), Name: "Ada"}
-				if err := tx.CreateUser(ctx, f.user, ""); err != nil {
-					return err
-				}
-				f.gw = &sb.Gateway{OrgID: f.org.ID, Provider: "sim", Number: fmt.Sprintf("+1202555020%d", i), Active: true}
-				if err := f.gw.Normalize("US"); err != nil {
-					return err
-				}
-				return tx.CreateGateway(ctx, f.gw)
-			})
+			f := seedOrg(t, db, name, fmt.Sprintf("admin%d@example.org", i), fmt.Sprintf("+1202555020%d", i))
 			msgs := []store.NewMessage{newMsg(f, db, "+12025550101"), newMsg(f, db, "+12025550102")}
 			tx(t, db, func(tx *store.Tx) error { return tx.InsertMessages(ctx, msgs) })
 			orgs = append(orgs, f)
