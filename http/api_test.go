@@ -88,7 +88,13 @@ func TestMetricsCount(t *testing.T) {
 	before := [3]float64{metric(t, e, accepted), metric(t, e, sent), metric(t, e, statuses)}
 	m := e.Send("+12025550123", "counted")
 	e.WaitStatus(m.ID, sb.StatusDelivered)
-	after := [3]float64{metric(t, e, accepted), metric(t, e, sent), metric(t, e, statuses)}
+	// Counters move once their change is committed, just after the status
+	// can be read: wait for each to move, then check it moved by one.
+	var after [3]float64
+	e.WaitFor("the counters to move", func() bool {
+		after = [3]float64{metric(t, e, accepted), metric(t, e, sent), metric(t, e, statuses)}
+		return after[0] > before[0] && after[1] > before[1] && after[2] > before[2]
+	})
 	for i, name := range []string{accepted, sent, statuses} {
 		if after[i] != before[i]+1 {
 			t.Errorf("%s went from %v to %v after one send, want +1", name, before[i], after[i])
