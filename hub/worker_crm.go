@@ -233,7 +233,7 @@ func (w *CRMWorker) Work(ctx context.Context, job *river.Job[store.CRMWritebackA
 // TxCRM is implemented by a CRM kept in Switchboard's own database (the
 // built-in CRM): it writes message records in the write-back's own
 // transaction, so a batch is taken, written and finished in one commit
-// (store.DB.WriteCRMClaimed) rather than leased, written and finished.
+// (store.DB.WriteCRMPending) rather than leased, written and finished.
 type TxCRM interface {
 	WriteMessagesTx(ctx context.Context, tx *store.Tx, org *sb.Org, msgs []sb.CRMMessage) ([]sb.CRMResult, error)
 }
@@ -242,19 +242,33 @@ type TxCRM interface {
 // many it took.
 func (h *Hub) writeCRMBatch(ctx context.Context, crm sb.CRM, org *sb.Org, claim store.CRMClaim, users map[string]string) (int, error) {
 	if tc, ok := crm.(TxCRM); ok {
+		// The records are made before the transaction, which then holds
+		// the rows only while it writes them.
+		pend, err := h.DB.PendingCRM(ctx, org.ID, claim)
+		if err != nil || len(pend) == 0 {
+			return 0, err
+		}
+		msgs, err := h.crmMessages(ctx, crm, org, pend, users)
+		if err != nil {
+			return 0, err
+		}
+		byID := make(map[string]sb.CRMMessage, len(msgs))
+		for _, m := range msgs {
+			byID[m.MessageID] = m
+		}
 		called := false
-		n, err := h.DB.WriteCRMClaimed(ctx, org.ID, claim, func(tx *store.Tx, pend []store.CRMPending) ([]store.CRMOutcome, error) {
-			msgs, err := h.crmMessages(ctx, crm, org, pend, users)
-			if err != nil {
-				return nil, err
+		n, err := h.DB.WriteCRMPending(ctx, pend, func(tx *store.Tx, held []store.CRMPending) ([]store.CRMOutcome, error) {
+			write := make([]sb.CRMMessage, len(held))
+			for i, p := range held {
+				write[i] = byID[p.Msg.ID]
 			}
 			called = true
-			results, err := tc.WriteMessagesTx(ctx, tx, org, msgs)
+			results, err := tc.WriteMessagesTx(ctx, tx, org, write)
 			if err != nil {
 				// The transaction rolls back: the changes stay pending.
 				return nil, err
 			}
-			return h.crmOutcomes(org, pend, results, nil), nil
+			return h.crmOutcomes(org, held, results, nil), nil
 		})
 		if called {
 			h.crmCalled(org, err)

@@ -197,15 +197,8 @@ func (db *DB) ContactsByPhones(ctx context.Context, orgID string, phones []strin
 	if len(phones) == 0 {
 		return nil, nil
 	}
-	var rs rows
-	var err error
-	if db.dialect == Postgres {
-		rs, err = db.reader().query(ctx, `SELECT `+contactCols+` FROM crm_contacts WHERE org_id = $1 AND phone = ANY($2::text[]) ORDER BY created_at, id`, orgID, phones)
-	} else {
-		list, _ := json.Marshal(phones)
-		rs, err = db.reader().query(ctx, `SELECT `+contactCols+` FROM crm_contacts WHERE org_id = $1
-			AND phone IN (SELECT value FROM json_each($2)) ORDER BY created_at, id`, orgID, string(list))
-	}
+	in, list := db.inStrings("phone", 2, phones)
+	rs, err := db.reader().query(ctx, `SELECT `+contactCols+` FROM crm_contacts WHERE org_id = $1 AND `+in+` ORDER BY created_at, id`, orgID, list)
 	if err != nil {
 		return nil, err
 	}

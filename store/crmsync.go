@@ -75,9 +75,9 @@ type CRMClaim struct {
 func (db *DB) ClaimCRMBefore(ctx context.Context, orgID string, c CRMClaim) ([]CRMPending, error) {
 	var out []CRMPending
 	err := db.Tx(ctx, func(tx *Tx) error {
-		sel, args := c.selection(db, orgID)
+		sel, args := c.selection(db, orgID, true)
 		var err error
-		out, err = tx.scanPending(ctx, `UPDATE messages SET crm_lease_until = $7
+		out, err = db.scanPending(ctx, tx.q, `UPDATE messages SET crm_lease_until = $7
 			WHERE id IN (SELECT id FROM messages WHERE `+sel+`)
 			AND (crm_lease_until IS NULL OR crm_lease_until < $2)
 			RETURNING `+pendingCols+``,
@@ -87,29 +87,83 @@ func (db *DB) ClaimCRMBefore(ctx context.Context, orgID string, c CRMClaim) ([]C
 	return out, err
 }
 
-// WriteCRMClaimed is the write-back of a CRM kept in Switchboard's own
-// database (the built-in CRM): in one transaction it takes the changes c
-// selects (c.Lease is not used), lets write store their records in that
-// same transaction and returns their outcomes, and finishes them (as
-// FinishCRM). No lease is written: the rows stay locked by the transaction
-// (PostgreSQL: other writers skip them; SQLite has one writer), so each
-// change costs one update of its row rather than a lease and a finish. When
-// write fails nothing is changed: the changes stay pending, unleased. It
-// returns how many changes were taken.
-func (db *DB) WriteCRMClaimed(ctx context.Context, orgID string, c CRMClaim, write func(tx *Tx, pend []CRMPending) ([]CRMOutcome, error)) (int, error) {
+// PendingCRM reads the changes c selects (c.Lease is not used) without
+// taking them: the caller prepares their records, then writes them with
+// WriteCRMPending. Reading first keeps the rows' locks for the write alone
+// (preparing reads gateways, users and the CRM through other connections).
+func (db *DB) PendingCRM(ctx context.Context, orgID string, c CRMClaim) ([]CRMPending, error) {
+	sel, args := c.selection(db, orgID, false)
+	return db.scanPending(ctx, db.reader(), `SELECT `+pendingCols+` FROM messages WHERE `+sel, args...)
+}
+
+// WriteCRMPending is the write-back of a CRM kept in Switchboard's own
+// database (the built-in CRM): in one transaction it takes those of pend
+// (read by PendingCRM) still waiting unchanged — not written, leased or
+// changed since, and on PostgreSQL not held by another transaction — lets
+// write store their records in that same transaction and return their
+// outcomes, and finishes them (as FinishCRM). No lease is written: the rows
+// stay locked by the transaction (PostgreSQL: other writers skip them;
+// SQLite has one writer), so each change costs one update of its row rather
+// than a lease and a finish. A change left out stays pending, to be read
+// again with its latest state. When write fails nothing is changed. It
+// returns how many changes were written.
+func (db *DB) WriteCRMPending(ctx context.Context, pend []CRMPending, write func(tx *Tx, held []CRMPending) ([]CRMOutcome, error)) (int, error) {
+	if len(pend) == 0 {
+		return 0, nil
+	}
+	// Only rows still at the version read are taken (and, on PostgreSQL,
+	// locked): a change made since is left free for the next read.
+	ids := make([]string, len(pend))
+	vers := make([]int64, len(pend))
+	for i, p := range pend {
+		ids[i], vers[i] = p.Msg.ID, p.Version
+	}
+	args := []any{micros(db.now())}
+	var taken, lock string
+	if db.dialect == Postgres {
+		taken = `(id, version) IN (SELECT * FROM unnest($2::text[], $3::bigint[]))`
+		args = append(args, ids, vers)
+		lock = " ORDER BY id FOR UPDATE SKIP LOCKED"
+	} else {
+		var list any
+		taken, list = db.inStrings("id", 2, ids) // the versions are compared below
+		args = append(args, list)
+	}
 	n := 0
 	err := db.Tx(ctx, func(tx *Tx) error {
-		sel, args := c.selection(db, orgID)
-		pend, err := tx.scanPending(ctx, `SELECT `+pendingCols+`
-			FROM messages WHERE `+sel, args...)
-		if err != nil || len(pend) == 0 {
-			return err
-		}
-		n = len(pend)
-		outs, err := write(tx, pend)
+		rs, err := tx.q.query(ctx, `SELECT id, version FROM messages WHERE `+taken+`
+			AND version > crm_version AND (crm_lease_until IS NULL OR crm_lease_until < $1)`+lock, args...)
 		if err != nil {
 			return err
 		}
+		versions := make(map[string]int64, len(pend))
+		for rs.Next() {
+			var id string
+			var v int64
+			if err := rs.Scan(&id, &v); err != nil {
+				rs.Close()
+				return err
+			}
+			versions[id] = v
+		}
+		rs.Close()
+		if err := rs.Err(); err != nil {
+			return err
+		}
+		var held []CRMPending
+		for _, p := range pend {
+			if v, ok := versions[p.Msg.ID]; ok && v == p.Version {
+				held = append(held, p)
+			}
+		}
+		if len(held) == 0 {
+			return nil
+		}
+		outs, err := write(tx, held)
+		if err != nil {
+			return err
+		}
+		n = len(held)
 		return tx.FinishCRM(ctx, outs)
 	})
 	if err != nil {
@@ -123,9 +177,9 @@ func (db *DB) WriteCRMClaimed(ctx context.Context, orgID string, c CRMClaim, wri
 const pendingCols = msgCols + `, version, (SELECT sealed FROM message_contents c WHERE c.message_id = messages.id AND messages.crm_message_id IS NULL)`
 
 // selection is the SQL (after WHERE) and arguments ($1–$6) choosing the
-// changes c takes, oldest first; on PostgreSQL the rows are locked, and rows
-// another transaction holds skipped.
-func (c CRMClaim) selection(db *DB, orgID string) (string, []any) {
+// changes c takes, oldest first; with lock, on PostgreSQL, the rows are
+// locked and rows another transaction holds skipped.
+func (c CRMClaim) selection(db *DB, orgID string, lock bool) (string, []any) {
 	cutoff := func(t time.Time) int64 {
 		if t.IsZero() {
 			return int64(1) << 62
@@ -133,7 +187,7 @@ func (c CRMClaim) selection(db *DB, orgID string) (string, []any) {
 		return micros(t)
 	}
 	skip := ""
-	if db.dialect == Postgres {
+	if lock && db.dialect == Postgres {
 		skip = " FOR UPDATE SKIP LOCKED"
 	}
 	held := ""
@@ -145,9 +199,9 @@ func (c CRMClaim) selection(db *DB, orgID string) (string, []any) {
 		[]any{orgID, micros(db.now()), c.Limit, cutoff(c.OtherBefore), cutoff(c.UrgentBefore), cutoff(c.ActiveAfter)}
 }
 
-// scanPending runs a query returning pendingCols and opens the contents.
-func (tx *Tx) scanPending(ctx context.Context, query string, args ...any) ([]CRMPending, error) {
-	rs, err := tx.q.query(ctx, query, args...)
+// scanPending runs a query returning pendingCols on q and opens the contents.
+func (db *DB) scanPending(ctx context.Context, q querier, query string, args ...any) ([]CRMPending, error) {
+	rs, err := q.query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +216,7 @@ func (tx *Tx) scanPending(ctx context.Context, query string, args ...any) ([]CRM
 		}
 		p.Msg = m
 		if sealed != nil {
-			if p.Content, err = tx.db.openContent(m.ID, sealed); err != nil {
+			if p.Content, err = db.openContent(m.ID, sealed); err != nil {
 				return nil, err
 			}
 		}

@@ -745,12 +745,14 @@ func TestOrgsWithCRMPending(t *testing.T) {
 	})
 }
 
-// TestWriteCRMClaimed: the write-back of a CRM in Switchboard's own database
-// takes, writes and finishes changes in one transaction — a failed write
-// changes nothing (the changes stay pending, with no lease), a good one
-// finishes them, and on PostgreSQL the rows it holds are skipped by other
-// writers meanwhile.
-func TestWriteCRMClaimed(t *testing.T) {
+// TestWriteCRMPending: the write-back of a CRM in Switchboard's own database
+// reads the changes, then takes, writes and finishes them in one
+// transaction — a failed write changes nothing (the changes stay pending,
+// with no lease), a good one finishes those still unchanged since they were
+// read (a change made meanwhile stays pending, to be read again), on
+// PostgreSQL the rows it holds are skipped by other writers meanwhile, and
+// writing the same read again writes nothing.
+func TestWriteCRMPending(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, d store.Dialect) {
 		ctx := context.Background()
 		db := open(t, d)
@@ -758,10 +760,14 @@ func TestWriteCRMClaimed(t *testing.T) {
 		nms := []store.NewMessage{newMsg(f, db, "+12025550101"), newMsg(f, db, "+12025550102"), newMsg(f, db, "+12025550103")}
 		tx(t, db, func(tx *store.Tx) error { return tx.InsertMessages(ctx, nms) })
 		all := store.CRMClaim{Limit: 10}
+		pend, err := db.PendingCRM(ctx, f.org.ID, all)
+		if err != nil || len(pend) != 3 || pend[0].Content == nil || pend[0].Content.Body == "" {
+			t.Fatalf("pending: %d %v", len(pend), err)
+		}
 		boom := errors.New("the CRM's table is gone")
-		n, err := db.WriteCRMClaimed(ctx, f.org.ID, all, func(tx *store.Tx, pend []store.CRMPending) ([]store.CRMOutcome, error) {
-			if len(pend) != 3 || pend[0].Content == nil || pend[0].Content.Body == "" {
-				t.Errorf("taken: %d", len(pend))
+		n, err := db.WriteCRMPending(ctx, pend, func(tx *store.Tx, held []store.CRMPending) ([]store.CRMOutcome, error) {
+			if len(held) != 3 {
+				t.Errorf("held: %d", len(held))
 			}
 			return nil, boom
 		})
@@ -771,15 +777,25 @@ func TestWriteCRMClaimed(t *testing.T) {
 		if ok, err := db.CRMClaimable(ctx, f.org.ID); !ok || err != nil {
 			t.Fatalf("after a failed write the changes are not claimable: %v %v", ok, err)
 		}
-		n, err = db.WriteCRMClaimed(ctx, f.org.ID, all, func(tx *store.Tx, pend []store.CRMPending) ([]store.CRMOutcome, error) {
+		// The third message changes after the read.
+		changed := nms[2].Msg.ID
+		tx(t, db, func(tx *store.Tx) error {
+			_, err := tx.FailQueued(ctx, []string{changed}, sb.StatusFailed, "30003", "unreachable")
+			return err
+		})
+		n, err = db.WriteCRMPending(ctx, pend, func(tx *store.Tx, held []store.CRMPending) ([]store.CRMOutcome, error) {
 			if d == store.Postgres {
-				// Another writer meanwhile finds nothing free.
-				if other, err := db.ClaimCRM(ctx, f.org.ID, 10, time.Minute, time.Time{}); err != nil || len(other) != 0 {
-					t.Errorf("rows held by the write-back claimed: %d %v", len(other), err)
+				// Another writer meanwhile finds only the change not held.
+				other, err := db.ClaimCRM(ctx, f.org.ID, 10, time.Minute, time.Time{})
+				if err != nil || len(other) != 1 || other[0].Msg.ID != changed {
+					t.Errorf("another writer claimed %d %v", len(other), err)
 				}
 			}
-			msgs := make([]sb.CRMMessage, len(pend))
-			for i, p := range pend {
+			msgs := make([]sb.CRMMessage, len(held))
+			for i, p := range held {
+				if p.Msg.ID == changed {
+					t.Errorf("a change made after the read is written with the read's state")
+				}
 				msgs[i] = sb.CRMMessage{MessageID: p.Msg.ID, Direction: p.Msg.Direction, Status: p.Msg.Status, GatewayID: p.Msg.GatewayID,
 					Phone: p.Content.Phone, Body: p.Content.Body, CreatedAt: p.Msg.CreatedAt, StatusAt: p.Msg.UpdatedAt}
 			}
@@ -787,29 +803,29 @@ func TestWriteCRMClaimed(t *testing.T) {
 			if err != nil {
 				return nil, err
 			}
-			outs := make([]store.CRMOutcome, len(pend))
-			for i, p := range pend {
+			outs := make([]store.CRMOutcome, len(held))
+			for i, p := range held {
 				outs[i] = store.CRMOutcome{MessageID: p.Msg.ID, Version: p.Version, CRMMessageID: ids[i]}
 			}
 			return outs, nil
 		})
-		if err != nil || n != 3 {
+		if err != nil || n != 2 {
 			t.Fatalf("write: %d %v", n, err)
 		}
-		if left, err := db.CRMPendingCount(ctx, f.org.ID); err != nil || left != 0 {
-			t.Fatalf("pending after the write: %d %v", left, err)
+		if left, err := db.CRMPendingCount(ctx, f.org.ID); err != nil || left != 1 {
+			t.Fatalf("pending after the write: %d %v, want the changed message", left, err)
 		}
-		for _, nm := range nms {
+		for _, nm := range nms[:2] {
 			m, err := db.Message(ctx, f.org.ID, nm.Msg.ID)
 			if err != nil || m.CRMMessageID == "" {
 				t.Fatalf("message %s has no CRM record: %+v %v", nm.Msg.ID, m, err)
 			}
 		}
-		if n, err := db.WriteCRMClaimed(ctx, f.org.ID, all, func(*store.Tx, []store.CRMPending) ([]store.CRMOutcome, error) {
-			t.Error("write called with nothing pending")
+		if n, err := db.WriteCRMPending(ctx, pend, func(*store.Tx, []store.CRMPending) ([]store.CRMOutcome, error) {
+			t.Error("write called again with the same read")
 			return nil, nil
 		}); err != nil || n != 0 {
-			t.Fatalf("nothing pending: %d %v", n, err)
+			t.Fatalf("the same read again: %d %v", n, err)
 		}
 	})
 }

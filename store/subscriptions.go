@@ -103,6 +103,15 @@ func (db *DB) inHashes(column string, n int, hashes [][]byte) (string, any) {
 	return fmt.Sprintf("%s IN (SELECT unhex(value) FROM json_each($%d))", column, n), string(list)
 }
 
+// inStrings is inHashes for strings: on SQLite a JSON list of them.
+func (db *DB) inStrings(column string, n int, ss []string) (string, any) {
+	if db.dialect == Postgres {
+		return fmt.Sprintf("%s = ANY($%d::text[])", column, n), ss
+	}
+	list, _ := json.Marshal(ss)
+	return fmt.Sprintf("%s IN (SELECT value FROM json_each($%d))", column, n), string(list)
+}
+
 // Imported returns which of the (gateway, phone hash) pairs of an org an
 // import of legacy opt-outs already applied (a history entry with via
 // "import"), keyed by ImportKey, in one query.
