@@ -324,15 +324,20 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) {
 	if req.GatewayIDs != nil {
 		u.GatewayIDs = *req.GatewayIDs
 	}
+	// The password is hashed (bcrypt, deliberately slow) before the
+	// transaction, which then holds the writer only to store it.
+	hash := ""
+	if req.Password != "" {
+		if hash, err = HashPassword(req.Password); err != nil {
+			WriteError(w, err)
+			return
+		}
+	}
 	err = s.DB.Tx(r.Context(), func(tx *store.Tx) error {
 		if err := tx.UpdateUser(r.Context(), u); err != nil {
 			return err
 		}
-		if req.Password != "" {
-			hash, err := HashPassword(req.Password)
-			if err != nil {
-				return err
-			}
+		if hash != "" {
 			return tx.SetPassword(r.Context(), u.ID, hash)
 		}
 		return nil

@@ -381,3 +381,30 @@ func TestHealthEndpoints(t *testing.T) {
 		}
 	}
 }
+
+// TestUpdateUserPassword: PATCH /v1/users/{id} with a password stores its
+// hash with the other changes; a password the rules refuse changes nothing
+// and names the field.
+func TestUpdateUserPassword(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, d store.Dialect) {
+		e := crossOrgEnv(t, d)
+		ctx := context.Background()
+		id, _ := created(t, e, "/v1/users", map[string]any{"email": "advisor@example.org", "name": "Advisor", "permissions": []string{"Feature: Inbox"}}, "id")
+		r := e.Do("PATCH", "/v1/users/"+id, e.Key, map[string]any{"name": "Short", "password": "short"})
+		if r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), "password") {
+			t.Fatalf("short password: %d %s", r.Status, r.Body)
+		}
+		u, hash, err := e.DB.UserByEmail(ctx, "advisor@example.org")
+		if err != nil || u.Name != "Advisor" || hash != "" {
+			t.Fatalf("after a refused change: %+v %q %v", u, hash, err)
+		}
+		const pw = "correct horse battery staple"
+		if r := e.Do("PATCH", "/v1/users/"+id, e.Key, map[string]any{"name": "Advisor Two", "password": pw}); r.Status != http.StatusOK {
+			t.Fatalf("update: %d %s", r.Status, r.Body)
+		}
+		u, hash, err = e.DB.UserByEmail(ctx, "advisor@example.org")
+		if err != nil || u.Name != "Advisor Two" || !sbhttp.CheckPassword(hash, pw) {
+			t.Fatalf("after the update: %+v %v (password stored: %v)", u, err, sbhttp.CheckPassword(hash, pw))
+		}
+	})
+}
