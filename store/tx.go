@@ -39,9 +39,6 @@ func (tx *Tx) TouchCRM(orgID string) {
 	tx.crmOrgs[orgID] = true
 }
 
-// DB returns the store the transaction belongs to.
-func (tx *Tx) DB() *DB { return tx.db }
-
 // Tx runs fn in a transaction and commits it when fn returns nil.
 func (db *DB) Tx(ctx context.Context, fn func(tx *Tx) error) error {
 	tx, err := db.begin(ctx)
