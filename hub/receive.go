@@ -124,13 +124,22 @@ func (h *Hub) Deliver(ctx context.Context, gw *sb.Gateway, ev *sb.Events) error 
 			byPID = append(byPID, st)
 		}
 	}
-	for _, st := range byID {
-		res, err := h.DB.BatchMerge(ctx, "status", store.StatusItem{GatewayID: gw.ID, Update: st}, applyStatuses)
+	if len(byID) > 0 {
+		// All of a webhook's reports are queued at once, so that a batch of
+		// reports (WhatsApp's statuses, the simulated carrier's report
+		// batches) shares one group commit.
+		items := make([]any, len(byID))
+		for i, st := range byID {
+			items[i] = store.StatusItem{GatewayID: gw.ID, Update: st}
+		}
+		res, err := h.DB.BatchMergeAll(ctx, "status", items, applyStatuses)
 		if err != nil {
 			return err
 		}
-		if r := res.(store.StatusResult); r.Applied {
-			applied = append(applied, st)
+		for i, r := range res {
+			if r.(store.StatusResult).Applied {
+				applied = append(applied, byID[i])
+			}
 		}
 	}
 	var kinds []sb.KeywordKind

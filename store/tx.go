@@ -171,6 +171,43 @@ func (db *DB) BatchMerge(ctx context.Context, kind string, payload any, merge fu
 	}
 }
 
+// BatchMergeAll is BatchMerge for several payloads of one kind handed in at
+// once (a webhook that carries many status reports): all of them are queued
+// before any is waited for, so they meet in the same group commit instead of
+// taking one commit each. It returns one result per payload, in order, and
+// the first error met; payloads that did not fail are applied all the same.
+func (db *DB) BatchMergeAll(ctx context.Context, kind string, payloads []any, merge func(ctx context.Context, tx *Tx, payloads []any) ([]any, error)) ([]any, error) {
+	items := make([]*batchItem, 0, len(payloads))
+	var err error
+queue:
+	for _, p := range payloads {
+		it := &batchItem{kind: kind, payload: p, merge: merge, done: make(chan error, 1)}
+		select {
+		case db.batcher.in <- it:
+			items = append(items, it)
+		case <-ctx.Done():
+			err = ctx.Err()
+			break queue
+		case <-db.batcher.quit:
+			err = errors.New("store: closed")
+			break queue
+		}
+	}
+	out := make([]any, len(payloads))
+	for i, it := range items {
+		select {
+		case e := <-it.done:
+			if e != nil && err == nil {
+				err = e
+			}
+			out[i] = it.result
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return out, err
+}
+
 type batcher struct {
 	db   *DB
 	in   chan *batchItem
