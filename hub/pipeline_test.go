@@ -401,3 +401,52 @@ func TestBulkIdempotencyKey(t *testing.T) {
 		}
 	})
 }
+
+// TestBatchedReports: a carrier that posts its status reports in batches (a
+// JSON array per callback) moves every message to its final status, with its
+// sent time, and the CRM gets the outcome.
+func TestBatchedReports(t *testing.T) {
+	hubtest.Each(t, func(t *testing.T, e *hubtest.Env) {
+		if err := e.Carrier.SetReportBatch(100); err != nil {
+			t.Fatal(err)
+		}
+		const undelivered = "+12025552999"
+		if err := e.Carrier.SetHandset(undelivered, sim.Handset{Behaviour: sim.Undeliver}); err != nil {
+			t.Fatal(err)
+		}
+		recips := []map[string]string{{"to": undelivered}}
+		for i := range 120 {
+			recips = append(recips, map[string]string{"to": fmt.Sprintf("+1202555%04d", 3000+i)})
+		}
+		r := e.API("POST", "/v1/bulk-sends", map[string]any{"gateway_id": e.Gateway.ID, "body": "Orientation starts at 9", "recipients": recips})
+		if r.Status != http.StatusAccepted {
+			t.Fatalf("bulk: %d %s", r.Status, r.Body)
+		}
+		var res struct {
+			BatchID string `json:"batch_id"`
+		}
+		r.JSON(t, &res)
+		e.WaitFor("bulk send done", func() bool {
+			var st struct {
+				Done   bool           `json:"done"`
+				Counts map[string]int `json:"counts"`
+			}
+			e.API("GET", "/v1/bulk-sends/"+res.BatchID, nil).JSON(t, &st)
+			return st.Done && st.Counts["Delivered"] == 120 && st.Counts["Undelivered"] == 1
+		})
+		// Each message's reports travel in one post at least.
+		if s := e.Carrier.Stats(); s.CallbacksSent != 242 || s.CallbackPosts > 121 {
+			t.Fatalf("carrier stats: %+v", s)
+		}
+		msgs, err := e.DB.Messages(context.Background(), e.Org.ID, store.MessageFilter{BatchID: res.BatchID, Limit: 500})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			if m.SentAt == nil {
+				t.Fatalf("message %s (%s) has no sent time", m.ID, m.Status)
+			}
+		}
+		e.WaitCRMSynced()
+	})
+}

@@ -537,6 +537,22 @@ func TestSimulatedCarrierFixturesThroughServer(t *testing.T) {
 			status("undelivered 30003", out(), "undelivered", "30003", sb.StatusUndelivered, "Simulated carrier 30003: Unreachable destination handset"),
 			status("failed 30008", out(), "failed", "30008", sb.StatusFailed, "Simulated carrier 30008: Unknown error"),
 		)
+		// A batch of reports (a JSON array) to the gateway's status URL:
+		// each report names its message by client_ref.
+		batchPath := "/webhooks/sim/" + gw + "/status"
+		a, b, c := out(), out(), out()
+		report := func(m *sb.Message, st, code string) string {
+			return event(sim.Event{Type: "status", ID: m.ProviderMessageID, ClientRef: m.ID, Status: st, ErrorCode: code, At: at})
+		}
+		cases = append(cases,
+			hook("batch with a bad report", batchPath, "["+report(c, "sent", "")+","+report(c, "exploded", "")+"]", http.StatusBadRequest,
+				wantStatus(e, c.ID, sb.StatusQueued, "", "")),
+			hook("batch of reports", batchPath, "["+report(a, "sent", "")+","+report(a, "delivered", "")+","+report(b, "undelivered", "30003")+","+report(c, "sent", "")+"]", http.StatusOK,
+				both(wantStatus(e, a.ID, sb.StatusDelivered, "", ""), wantStatus(e, b.ID, sb.StatusUndelivered, "30003", "Unreachable destination handset"),
+					wantStatus(e, c.ID, sb.StatusSent, "", ""))),
+			hook("the same batch again", batchPath, "["+report(a, "sent", "")+","+report(a, "delivered", "")+"]", http.StatusOK,
+				wantStatus(e, a.ID, sb.StatusDelivered, "", "")),
+		)
 		victim := out()
 		vpath := "/webhooks/sim/" + gw + "/status?m=" + victim.ID
 		delivered := event(sim.Event{Type: "status", ID: victim.ProviderMessageID, ClientRef: victim.ID, Status: "delivered", At: at})

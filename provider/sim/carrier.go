@@ -63,10 +63,14 @@ type Received struct {
 
 // Stats counts what the carrier did.
 type Stats struct {
-	Accepted        int64 `json:"accepted"`
-	Duplicates      int64 `json:"duplicates"`
-	Rejected        int64 `json:"rejected"`
+	Accepted   int64 `json:"accepted"`
+	Duplicates int64 `json:"duplicates"`
+	Rejected   int64 `json:"rejected"`
+	// CallbacksSent counts the events posted (status reports and incoming
+	// messages), CallbackPosts the requests that carried them (fewer when
+	// reports are batched).
 	CallbacksSent   int64 `json:"callbacks_sent"`
+	CallbackPosts   int64 `json:"callback_posts"`
 	CallbackRetries int64 `json:"callback_retries"`
 	CallbacksQueued int64 `json:"callbacks_queued"`
 	Inbound         int64 `json:"inbound"`
@@ -105,6 +109,12 @@ type Carrier struct {
 	hold       time.Duration
 	arrivals   map[string][]time.Time // gateway number → send arrival times
 
+	// reportBatch is the most events one callback posts (see
+	// SetReportBatch).
+	reportBatch atomic.Int64
+	// posting bounds the batched posts in flight.
+	posting chan struct{}
+
 	stats     Stats
 	queue     chan callback
 	wg        sync.WaitGroup
@@ -137,6 +147,7 @@ func NewCarrier(log *slog.Logger) *Carrier {
 		numbers: map[string]registration{}, handsets: map[string]Handset{}, inbox: map[string][]Received{},
 		byRef: map[string]string{}, arrivals: map[string][]time.Time{},
 		queue: make(chan callback, 1<<16), quit: make(chan struct{}), idle: make(chan struct{}, 1),
+		posting: make(chan struct{}, 16),
 	}
 	for range 256 {
 		c.wg.Add(1)
@@ -640,28 +651,110 @@ func (c *Carrier) Idle(ctx context.Context) error {
 	return nil
 }
 
+// SetReportBatch sets the most events one callback carries. With n of 1
+// (the default) every event is posted alone, as a JSON object. With n above
+// 1 the events waiting for the same callback URL are posted together, up to
+// n at a time, as a JSON array in order — as partners that batch their
+// delivery reports do. n is at most MaxReportBatch.
+func (c *Carrier) SetReportBatch(n int) error {
+	if n < 1 || n > MaxReportBatch {
+		return fmt.Errorf("report batch must be between 1 and %d, not %d", MaxReportBatch, n)
+	}
+	c.reportBatch.Store(int64(n))
+	return nil
+}
+
 func (c *Carrier) worker() {
 	defer c.wg.Done()
 	for {
+		// Batching: few posts at a time, so that the reports made while
+		// they are answered wait in the queue and go together in the next
+		// post.
+		batching := c.reportBatch.Load() > 1
+		if batching {
+			select {
+			case c.posting <- struct{}{}:
+			case <-c.quit:
+				return
+			}
+		}
 		select {
 		case cb := <-c.queue:
-			c.deliver(cb)
+			if n := int(c.reportBatch.Load()); n > 1 {
+				c.deliverBatch(cb, n)
+			} else {
+				c.deliver(cb)
+			}
 		case <-c.quit:
 			return
+		}
+		if batching {
+			<-c.posting
 		}
 	}
 }
 
-// deliver posts a callback's events in order; a failed event is retried
-// with backoff (the rest wait behind it) until RetryFor has passed.
+// deliverBatch posts cb together with the callbacks queued behind it (those
+// already waiting; none is waited for), as few requests as the batch size
+// allows: the events of the callbacks for one URL and secret go together,
+// in order.
+func (c *Carrier) deliverBatch(first callback, n int) {
+	groups := []callback{first}
+	count := len(first.events)
+more:
+	for count < n {
+		select {
+		case cb := <-c.queue:
+			count += len(cb.events)
+			c.pending.Add(-1) // counted again below, as part of its group
+			merged := false
+			for i := range groups {
+				g := &groups[i]
+				if g.url == cb.url && g.secret == cb.secret {
+					g.events = append(g.events, cb.events...)
+					merged = true
+					break
+				}
+			}
+			if !merged {
+				c.pending.Add(1)
+				groups = append(groups, cb)
+			}
+		default:
+			break more
+		}
+	}
+	for _, g := range groups {
+		for len(g.events) > n {
+			// A group over the batch size is cut; its parts go in order.
+			part := g
+			part.events = g.events[:n]
+			c.pending.Add(1)
+			c.deliver(part)
+			g.events = g.events[n:]
+		}
+		c.deliver(g)
+	}
+}
+
+// deliver posts a callback's events in order, each alone — or, when the
+// callback carries more than one and batching is on, all together as one
+// JSON array; a failed post is retried with backoff (the rest wait behind
+// it) until RetryFor has passed.
 func (c *Carrier) deliver(cb callback) {
+	batch := c.reportBatch.Load() > 1
 	for len(cb.events) > 0 {
-		err := c.post(context.Background(), cb.url, cb.secret, cb.events[0])
+		body, count := cb.events[0], 1
+		if batch {
+			body, count = eventArray(cb.events), len(cb.events)
+		}
+		err := c.post(context.Background(), cb.url, cb.secret, body)
 		if err == nil {
 			c.mu.Lock()
-			c.stats.CallbacksSent++
+			c.stats.CallbacksSent += int64(count)
+			c.stats.CallbackPosts++
 			c.mu.Unlock()
-			cb.events = cb.events[1:]
+			cb.events = cb.events[count:]
 			cb.attempt = 0
 			continue
 		}
@@ -705,6 +798,23 @@ func (c *Carrier) post(ctx context.Context, url, secret string, body []byte) err
 		return fmt.Errorf("webhook answered %s", resp.Status)
 	}
 	return nil
+}
+
+// eventArray joins encoded events into one JSON array.
+func eventArray(events [][]byte) []byte {
+	size := 2 + len(events)
+	for _, e := range events {
+		size += len(e)
+	}
+	b := make([]byte, 0, size)
+	b = append(b, '[')
+	for i, e := range events {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, e...)
+	}
+	return append(b, ']')
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

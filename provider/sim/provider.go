@@ -93,12 +93,28 @@ func (p *Provider) base(gw *sb.Gateway) string {
 
 // Send implements switchboard.Provider.
 func (p *Provider) Send(ctx context.Context, gw *sb.Gateway, m *sb.OutboundMessage) (*sb.SendResult, error) {
-	body, _ := json.Marshal(SendRequest{From: gw.Number, To: m.To, Body: m.Body, MediaURLs: m.MediaURLs, StatusCallback: m.StatusCallback, ClientRef: m.ID})
+	body, _ := json.Marshal(SendRequest{From: gw.Number, To: m.To, Body: m.Body, MediaURLs: m.MediaURLs, StatusCallback: gatewayStatusURL(m.StatusCallback), ClientRef: m.ID})
 	var out SendResponse
 	if _, err := p.call(ctx, gw, "/v1/accounts/"+url.PathEscape(gw.Config[KeyAccount])+"/messages", body, &out); err != nil {
 		return nil, err
 	}
 	return &sb.SendResult{ProviderMessageID: out.ID, Status: sb.StatusQueued}, nil
+}
+
+// gatewayStatusURL drops the message parameter (m) from a status callback
+// URL. The carrier names the message in every report (client_ref, signed
+// with the rest of the body), so all messages of a gateway share its one
+// status URL, and the carrier can post the reports of many messages in one
+// batch.
+func gatewayStatusURL(callback string) string {
+	u, err := url.Parse(callback)
+	if err != nil || u.RawQuery == "" {
+		return callback
+	}
+	q := u.Query()
+	q.Del("m")
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // call posts JSON and decodes the answer; API errors become *SendError.
@@ -182,41 +198,88 @@ func (p *Provider) HandleWebhook(ctx context.Context, gw *sb.Gateway, req *sb.We
 	if !hmac.Equal([]byte(got), []byte(want)) {
 		return nil, sb.Errorf(sb.EForbidden, "invalid %s signature", SignatureHeader)
 	}
-	var ev Event
-	if err := json.Unmarshal(req.Body, &ev); err != nil {
-		return nil, sb.Errorf(sb.EInvalid, "webhook body is not a JSON event: %v", err)
-	}
-	at, err := time.Parse(time.RFC3339Nano, ev.At)
+	events, err := decodeEvents(req.Body)
 	if err != nil {
-		return nil, sb.FieldError("at", "event time %q is not RFC 3339", ev.At)
-	}
-	if ev.ID == "" {
-		return nil, sb.FieldError("id", "event has no id")
+		return nil, err
 	}
 	out := &sb.Events{}
+	ref := req.URL.Query().Get("m")
+	for i, ev := range events {
+		if err := addEvent(out, ev, ref); err != nil {
+			if len(events) > 1 {
+				// A batch is taken whole or not at all; the error names the
+				// event at fault.
+				err.Field = fmt.Sprintf("[%d].%s", i, err.Field)
+				err.Message = fmt.Sprintf("event %d of %d: %s", i+1, len(events), err.Message)
+			}
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// MaxReportBatch is the most events one callback may carry.
+const MaxReportBatch = 1000
+
+// decodeEvents reads a callback body: one event (a JSON object) or a batch
+// of them (a JSON array, as the carrier posts status reports when it batches
+// them).
+func decodeEvents(body []byte) ([]Event, error) {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '[' {
+		var ev Event
+		if err := json.Unmarshal(body, &ev); err != nil {
+			return nil, sb.Errorf(sb.EInvalid, "webhook body is not a JSON event: %v", err)
+		}
+		return []Event{ev}, nil
+	}
+	var evs []Event
+	if err := json.Unmarshal(body, &evs); err != nil {
+		return nil, sb.Errorf(sb.EInvalid, "webhook body is not a JSON array of events: %v", err)
+	}
+	if len(evs) == 0 {
+		return nil, sb.Errorf(sb.EInvalid, "webhook body is an empty array: a batch carries at least one event")
+	}
+	if len(evs) > MaxReportBatch {
+		return nil, sb.Errorf(sb.EInvalid, "webhook body carries %d events; at most %d are taken at once", len(evs), MaxReportBatch)
+	}
+	return evs, nil
+}
+
+// addEvent checks one event and adds it to out. ref, when set, names the
+// message of a status report (the callback URL's m parameter); otherwise the
+// report's client_ref does.
+func addEvent(out *sb.Events, ev Event, ref string) *sb.Error {
+	at, err := time.Parse(time.RFC3339Nano, ev.At)
+	if err != nil {
+		return sb.FieldError("at", "event time %q is not RFC 3339", ev.At)
+	}
+	if ev.ID == "" {
+		return sb.FieldError("id", "event has no id")
+	}
 	switch ev.Type {
 	case "incoming":
 		if ev.From == "" {
-			return nil, sb.FieldError("from", "incoming event has no sender")
+			return sb.FieldError("from", "incoming event has no sender")
 		}
-		out.Incoming = []sb.InboundMessage{{ProviderMessageID: ev.ID, From: ev.From, To: ev.To, Body: ev.Body, MediaURLs: ev.MediaURLs, ReceivedAt: at}}
+		out.Incoming = append(out.Incoming, sb.InboundMessage{ProviderMessageID: ev.ID, From: ev.From, To: ev.To, Body: ev.Body, MediaURLs: ev.MediaURLs, ReceivedAt: at})
 	case "status":
 		st, ok := statuses[ev.Status]
 		if !ok {
-			return nil, sb.FieldError("status", "unknown status %q", ev.Status)
+			return sb.FieldError("status", "unknown status %q", ev.Status)
 		}
-		u := sb.StatusUpdate{MessageID: req.URL.Query().Get("m"), ProviderMessageID: ev.ID, Status: st, ErrorCode: ev.ErrorCode, At: at}
+		u := sb.StatusUpdate{MessageID: ref, ProviderMessageID: ev.ID, Status: st, ErrorCode: ev.ErrorCode, At: at}
 		if u.MessageID == "" {
 			u.MessageID = ev.ClientRef
 		}
 		if ev.ErrorCode != "" {
 			u.Debug = "Simulated carrier " + ev.ErrorCode + ": " + errorText[ev.ErrorCode]
 		}
-		out.Statuses = []sb.StatusUpdate{u}
+		out.Statuses = append(out.Statuses, u)
 	default:
-		return nil, sb.FieldError("type", "unknown event type %q (incoming, status)", ev.Type)
+		return sb.FieldError("type", "unknown event type %q (incoming, status)", ev.Type)
 	}
-	return out, nil
+	return nil
 }
 
 var statuses = map[string]sb.Status{

@@ -3,9 +3,12 @@ package sim
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,6 +42,49 @@ func webhook(t testing.TB, action, query string, body []byte, secret string) *sb
 		t.Fatalf("ReadWebhook: %v", err)
 	}
 	return req
+}
+
+// TestHandleWebhookBatch: a callback may carry a JSON array of events (the
+// carrier's batched reports); they are taken in order, all or none, and an
+// error names the event at fault.
+func TestHandleWebhookBatch(t *testing.T) {
+	at := "2026-12-01T10:00:00Z"
+	p := New("http://carrier.invalid", nil)
+	status := func(id, ref, st string) string {
+		return `{"type":"status","id":"` + id + `","client_ref":"` + ref + `","status":"` + st + `","at":"` + at + `"}`
+	}
+	body := " [" + status("SM1", "msg-1", "sent") + "," + status("SM1", "msg-1", "delivered") + "," + status("SM2", "msg-2", "failed") +
+		`,{"type":"incoming","id":"SMin1","from":"+12025550123","to":"+12025550100","body":"Yes","at":"` + at + `"}]`
+	ev, err := p.HandleWebhook(context.Background(), testGateway(), webhook(t, "status", "", []byte(body), testSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range ev.Statuses {
+		got = append(got, s.MessageID+"/"+s.ProviderMessageID+"/"+string(s.Status))
+	}
+	if want := []string{"msg-1/SM1/Sent", "msg-1/SM1/Delivered", "msg-2/SM2/Failed"}; !slices.Equal(got, want) {
+		t.Fatalf("statuses %v, want %v", got, want)
+	}
+	if len(ev.Incoming) != 1 || ev.Incoming[0].ProviderMessageID != "SMin1" {
+		t.Fatalf("incoming %+v, want SMin1", ev.Incoming)
+	}
+
+	big := "[" + strings.Repeat(status("SM1", "msg-1", "sent")+",", MaxReportBatch) + status("SM1", "msg-1", "sent") + "]"
+	for _, c := range []struct{ name, body, field, msg string }{
+		{"empty batch", "[]", "", "empty array"},
+		{"not an array of events", `[{"type":"status"},3]`, "", "not a JSON array of events"},
+		{"a bad event", "[" + status("SM1", "msg-1", "sent") + "," + status("SM2", "msg-2", "exploded") + "]", "[1].status", "event 2 of 2: unknown status"},
+		{"too many events", big, "", "at most 1000"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ev, err := p.HandleWebhook(context.Background(), testGateway(), webhook(t, "status", "", []byte(c.body), testSecret))
+			var e *sb.Error
+			if !errors.As(err, &e) || e.Code != sb.EInvalid || e.Field != c.field || !strings.Contains(e.Message, c.msg) {
+				t.Fatalf("got %+v, %v; want invalid, field %q, message with %q", ev, err, c.field, c.msg)
+			}
+		})
+	}
 }
 
 func TestHandleWebhook(t *testing.T) {
@@ -122,6 +168,9 @@ func FuzzHandleWebhook(f *testing.F) {
 	f.Add([]byte(`{"type":"status","id":"SM1","client_ref":"m1","status":"delivered","at":"2026-12-01T10:00:00Z"}`), true, true)
 	f.Add([]byte(`{"type":"status","id":"SM1","status":"failed","error_code":"30008","at":"2026-12-01T10:00:00Z"}`), true, true)
 	f.Add([]byte(`{"type":"incoming"`), true, false)
+	f.Add([]byte(`[{"type":"status","id":"SM1","client_ref":"m1","status":"sent","at":"2026-12-01T10:00:00Z"},{"type":"status","id":"SM1","client_ref":"m1","status":"delivered","at":"2026-12-01T10:00:01Z"}]`), true, true)
+	f.Add([]byte(`[]`), true, true)
+	f.Add([]byte(` [{"type":"status"}]`), true, true)
 	f.Add([]byte{}, false, true)
 	p := New("http://carrier.invalid", nil)
 	f.Fuzz(func(t *testing.T, body []byte, sign, status bool) {
@@ -146,8 +195,8 @@ func FuzzHandleWebhook(f *testing.F) {
 		if !sign {
 			t.Fatal("an unsigned request was accepted")
 		}
-		if len(ev.Incoming)+len(ev.Statuses) != 1 {
-			t.Fatalf("%d events from one webhook", len(ev.Incoming)+len(ev.Statuses))
+		if n := len(ev.Incoming) + len(ev.Statuses); n < 1 || n > MaxReportBatch {
+			t.Fatalf("%d events from one webhook", n)
 		}
 		for _, m := range ev.Incoming {
 			if m.ProviderMessageID == "" || m.From == "" || m.ReceivedAt.IsZero() {
