@@ -67,6 +67,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	memProfile := fs.String("memprofile", "", "write a heap profile to this file when the run ends")
 	procs := fs.Int("processes", 0, "run this many separate serve processes on one PostgreSQL (scale-out); 0 runs in this process")
 	latency := fs.Duration("carrier-latency", 0, "the simulated carrier holds each send's answer this long (a partner API's latency, such as 150ms; the status callbacks are not held)")
+	reportBatch := fs.Int("report-batch", 1, fmt.Sprintf("the simulated carrier posts up to this many status reports per callback, 1 to %d (1: each report alone, as Twilio does)", sim.MaxReportBatch))
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -76,6 +77,10 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *latency < 0 || *latency > time.Duration(sim.MaxTimeoutMillis)*time.Millisecond {
 		return fmt.Errorf("bench: -carrier-latency must be between 0 and %v", time.Duration(sim.MaxTimeoutMillis)*time.Millisecond)
 	}
+	if *reportBatch < 1 || *reportBatch > sim.MaxReportBatch {
+		return fmt.Errorf("bench: -report-batch must be between 1 and %d", sim.MaxReportBatch)
+	}
+	carrier := benchCarrier{latency: *latency, reportBatch: *reportBatch}
 	var dbs []string
 	switch *db {
 	case "sqlite", "postgres":
@@ -103,9 +108,9 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		var res *BenchResult
 		var err error
 		if *procs > 0 {
-			res, err = benchScaleOut(ctx, *pg, *procs, *n, *batch, *clients, *workers, *latency, stderr)
+			res, err = benchScaleOut(ctx, *pg, *procs, *n, *batch, *clients, *workers, carrier, stderr)
 		} else {
-			res, err = benchOne(ctx, d, *pg, *n, *batch, *clients, *workers, *latency, *progress, *memProfile, stderr)
+			res, err = benchOne(ctx, d, *pg, *n, *batch, *clients, *workers, carrier, *progress, *memProfile, stderr)
 		}
 		if err != nil {
 			return fmt.Errorf("bench %s: %w", d, err)
@@ -124,7 +129,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func benchOne(ctx context.Context, dialect, pgURL string, n, batch, clients, workers int, latency time.Duration, progress bool, memProfile string, stderr io.Writer) (*BenchResult, error) {
+func benchOne(ctx context.Context, dialect, pgURL string, n, batch, clients, workers int, carrierOpts benchCarrier, progress bool, memProfile string, stderr io.Writer) (*BenchResult, error) {
 	dir, err := os.MkdirTemp("", "switchboard-bench-")
 	if err != nil {
 		return nil, err
@@ -132,7 +137,7 @@ func benchOne(ctx context.Context, dialect, pgURL string, n, batch, clients, wor
 	defer os.RemoveAll(dir)
 	// The simulated carrier runs in a process of its own, as a partner
 	// would: its memory is not Switchboard's, and it outlives nothing here.
-	carrier, stopCarrier, err := startBenchCarrier(ctx, latency)
+	carrier, stopCarrier, err := startBenchCarrier(ctx, carrierOpts)
 	if err != nil {
 		return nil, err
 	}
@@ -234,8 +239,8 @@ func benchOne(ctx context.Context, dialect, pgURL string, n, batch, clients, wor
 		}
 		if progress && time.Since(lastReport) >= time.Second {
 			lastReport = time.Now()
-			fmt.Fprintf(stderr, "%6.1fs carrier accepted %6d  callbacks sent %6d  queued %5d\n",
-				time.Since(start).Seconds(), st.Accepted, st.CallbacksSent, st.CallbacksQueued)
+			fmt.Fprintf(stderr, "%6.1fs carrier accepted %6d  callbacks sent %6d (in %6d posts)  queued %5d\n",
+				time.Since(start).Seconds(), st.Accepted, st.CallbacksSent, st.CallbackPosts, st.CallbacksQueued)
 		}
 		if st.CallbacksSent >= int64(2*n) && st.CallbacksQueued == 0 {
 			delivered, err := app.DB.CountDelivered(ctx, org.ID)
@@ -329,14 +334,21 @@ func peakRSSMB() float64 {
 	return float64(ms.Sys) / (1 << 20)
 }
 
+// benchCarrier is how the benchmark's simulated carrier behaves.
+type benchCarrier struct {
+	latency     time.Duration // each send's answer is held this long
+	reportBatch int           // most status reports per callback
+}
+
 // startBenchCarrier runs `switchboard sim serve` (this same binary) on a
 // free loopback port and returns its URL.
-func startBenchCarrier(ctx context.Context, latency time.Duration) (string, func(), error) {
+func startBenchCarrier(ctx context.Context, opts benchCarrier) (string, func(), error) {
+	latency := opts.latency
 	self, err := os.Executable()
 	if err != nil {
 		return "", nil, err
 	}
-	cmd := exec.CommandContext(ctx, self, "sim", "serve", "--listen", "127.0.0.1:0", "--log-level", "error")
+	cmd := exec.CommandContext(ctx, self, "sim", "serve", "--listen", "127.0.0.1:0", "--log-level", "error", "--report-batch", strconv.Itoa(max(1, opts.reportBatch)))
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return "", nil, err

@@ -27,13 +27,13 @@ import (
 // carrier process): bulk sends go to the processes in turn, and any process
 // may send, receive callbacks and write back. It reports the same figures
 // as bench, peak RSS being the largest process's.
-func benchScaleOut(ctx context.Context, pgURL string, procs, n, batch, clients, workers int, latency time.Duration, stderr io.Writer) (*BenchResult, error) {
+func benchScaleOut(ctx context.Context, pgURL string, procs, n, batch, clients, workers int, carrierOpts benchCarrier, stderr io.Writer) (*BenchResult, error) {
 	url, cleanup, err := benchSchema(ctx, pgURL)
 	if err != nil {
 		return nil, err
 	}
 	defer cleanup()
-	carrier, stopCarrier, err := startBenchCarrier(ctx, latency)
+	carrier, stopCarrier, err := startBenchCarrier(ctx, carrierOpts)
 	if err != nil {
 		return nil, err
 	}

@@ -27,7 +27,10 @@ const simUsage = `Usage: switchboard sim <command> [flags]
   handset --number +1… [--behaviour deliver|undelivered|fail|reject|unsubscribed] [--auto-reply TEXT]
   inbox   --number +1…                       messages a simulated handset received
   stats                                      what the carrier counted
-  serve   [--listen 127.0.0.1:8026]          run a standalone simulated carrier
+  serve   [--listen 127.0.0.1:8026] [--report-batch N]
+                                             run a standalone simulated carrier; with
+                                             --report-batch above 1 it posts up to N
+                                             status reports per callback (a JSON array)
 
 The carrier is the one built into "switchboard serve" (<public-url>/sim) unless
 --sim-url or SWITCHBOARD_SIM_URL names another.
@@ -42,6 +45,7 @@ func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := flag.NewFlagSet("sim "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var from, to, number, behaviour, reply, addr *string
+	var reportBatch *int
 	switch cmd {
 	case "text":
 		from = fs.String("from", "", "the handset's number")
@@ -55,6 +59,7 @@ func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	case "stats":
 	case "serve":
 		addr = fs.String("listen", "127.0.0.1:8026", "address the standalone carrier listens on")
+		reportBatch = fs.Int("report-batch", 1, fmt.Sprintf("most status reports per callback, 1 to %d (1: each report alone)", sim.MaxReportBatch))
 	default:
 		fmt.Fprint(stderr, simUsage)
 		return fmt.Errorf("unknown sim command %q", cmd)
@@ -64,7 +69,7 @@ func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	if cmd == "serve" {
-		return serveCarrier(ctx, *addr, cfg, stdout, stderr)
+		return serveCarrier(ctx, *addr, *reportBatch, cfg, stdout, stderr)
 	}
 	base := strings.TrimSuffix(cfg.simURL(), "/")
 	switch cmd {
@@ -119,13 +124,16 @@ func simCall(ctx context.Context, stdout io.Writer, method, u string, body any) 
 // serveCarrier runs a standalone simulated carrier (used when several
 // switchboard processes share one, and by the crash tests: the carrier
 // outlives the processes it serves).
-func serveCarrier(ctx context.Context, addr string, cfg *Config, stdout, stderr io.Writer) error {
+func serveCarrier(ctx context.Context, addr string, reportBatch int, cfg *Config, stdout, stderr io.Writer) error {
 	level, _ := cfg.logLevel()
 	log := logging.New(stderr, level, cfg.LogFormat)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	c := sim.NewCarrier(log)
 	defer c.Close()
+	if err := c.SetReportBatch(reportBatch); err != nil {
+		return fmt.Errorf("--report-batch: %w", err)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
