@@ -248,8 +248,9 @@ type CRMGather struct {
 	// InFlight: an outgoing message of the org is Queued or Sent and
 	// changed after the active cut-off, so more changes are coming.
 	InFlight bool
-	// Sending: the org is sending — an outgoing message became Sent after
-	// the active cut-off — so its Queued messages are in flight too: they
+	// Sending: the org is sending — an outgoing message became Sent, or
+	// reached a later status not yet written to the CRM, after the active
+	// cut-off — so its Queued messages are in flight too: they
 	// wait to be sent rather than be written once as Queued and again as
 	// sent (under a bulk send's backlog that would double the writes).
 	Sending bool
@@ -261,8 +262,14 @@ type CRMGather struct {
 func (db *DB) CRMGatherState(ctx context.Context, orgID string, settled, active time.Time, cap int) (CRMGather, error) {
 	var g CRMGather
 	var oldest sql.NullInt64
+	// Sending: a message became Sent, or moved on from Queued and waits
+	// for the CRM (read from messages_crm_pending_sent), within the window.
+	// The second covers partners whose reports skip Sent (SMPP carriers
+	// that report only the final status, reports posted in batches).
 	err := db.reader().queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM messages WHERE org_id = $1 AND `+inFlightCRM("$2", false)+`
-			AND status = 'Sent')`, orgID, micros(active)).Scan(&g.Sending)
+			AND status = 'Sent')
+		OR EXISTS (SELECT 1 FROM messages WHERE org_id = $1 AND version > crm_version AND status <> 'Queued'
+			AND direction = 'outgoing' AND updated_at > $2)`, orgID, micros(active)).Scan(&g.Sending)
 	if err != nil {
 		return g, err
 	}

@@ -661,10 +661,38 @@ func TestCRMGatherState(t *testing.T) {
 }
 
 // TestCRMGatherHoldsQueued: while an org is sending (a message became Sent
-// within the window), its Queued messages wait to be sent instead of being
-// written once as Queued and again when sent; once nothing is being sent
-// they are ready like any change.
+// within the window, or moved on from Queued to a later status without a
+// Sent report, as with carriers that report only the final status), its
+// Queued messages wait to be sent instead of being written once as Queued
+// and again when sent; once nothing is being sent they are ready like any
+// change.
 func TestCRMGatherHoldsQueued(t *testing.T) {
+	type moveFn = func(ctx context.Context, tx *store.Tx, gw, id string) error
+	progress := map[string]moveFn{
+		"sent": func(ctx context.Context, tx *store.Tx, _, id string) error {
+			_, _, err := tx.RecordSend(ctx, store.SendOutcome{MessageID: id, ProviderMessageID: "p-1", Status: sb.StatusSent})
+			return err
+		},
+		"delivered without a sent report": func(ctx context.Context, tx *store.Tx, gw, id string) error {
+			if _, _, err := tx.RecordSend(ctx, store.SendOutcome{MessageID: id, ProviderMessageID: "p-1", Status: sb.StatusQueued}); err != nil {
+				return err
+			}
+			rs, err := tx.ApplyStatuses(ctx, []store.StatusItem{{GatewayID: gw, Update: sb.StatusUpdate{MessageID: id, Status: sb.StatusDelivered}}})
+			if err == nil && (len(rs) != 1 || !rs[0].Applied) {
+				err = fmt.Errorf("delivered report not applied: %+v", rs)
+			}
+			return err
+		},
+	}
+	for name, move := range progress {
+		t.Run(name, func(t *testing.T) { testCRMGatherHoldsQueued(t, move, name != "sent") })
+	}
+}
+
+// testCRMGatherHoldsQueued: move takes the second message on; final says
+// whether the status it reaches is final (ready at once) or Sent (in flight
+// itself).
+func testCRMGatherHoldsQueued(t *testing.T, move func(ctx context.Context, tx *store.Tx, gw, id string) error, final bool) {
 	storetest.Each(t, func(t *testing.T, d store.Dialect) {
 		ctx := context.Background()
 		t0 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
@@ -673,33 +701,37 @@ func TestCRMGatherHoldsQueued(t *testing.T) {
 		tx(t, db, func(tx *store.Tx) error { return tx.InsertMessages(ctx, []store.NewMessage{queued, sent}) })
 		// A minute later the second message is sent: the org is sending.
 		set(t0.Add(time.Minute))
-		tx(t, db, func(tx *store.Tx) error {
-			_, _, err := tx.RecordSend(ctx, store.SendOutcome{MessageID: sent.Msg.ID, ProviderMessageID: "p-1", Status: sb.StatusSent})
-			return err
-		})
+		tx(t, db, func(tx *store.Tx) error { return move(ctx, tx, f.gw.ID, sent.Msg.ID) })
 		at := t0.Add(time.Minute + 2*time.Second)
 		set(at)
 		settled, active := at.Add(-500*time.Millisecond), at.Add(-10*time.Second)
 		g, err := db.CRMGatherState(ctx, f.org.ID, settled, active, 1000)
-		if err != nil || !g.Sending || g.Ready != 0 || !g.Waiting || !g.Pending || !g.InFlight {
+		// A Sent message is in flight itself (its next status is to come);
+		// a Delivered one is final and ready.
+		ready := 0
+		if final {
+			ready = 1
+		}
+		if err != nil || !g.Sending || g.Ready != ready || g.InFlight == final || !g.Waiting || !g.Pending {
 			t.Fatalf("while sending: %+v %v", g, err)
 		}
 		claim := store.CRMClaim{Limit: 10, Lease: time.Minute, UrgentBefore: settled, OtherBefore: settled, ActiveAfter: active, HoldQueued: g.Sending}
-		if got, err := db.ClaimCRMBefore(ctx, f.org.ID, claim); err != nil || len(got) != 0 {
+		if got, err := db.ClaimCRMBefore(ctx, f.org.ID, claim); err != nil || len(got) != g.Ready || (len(got) == 1 && got[0].Msg.ID != sent.Msg.ID) {
 			t.Fatalf("claim while sending: %d %v", len(got), err)
 		}
-		// The window passes with no other send: both are ready, the Queued
-		// one the oldest.
+		// The window passes with no other send: the Queued message is
+		// ready, the oldest, and so is the Sent one (a final one was
+		// claimed above and is still held by that claim).
 		at = t0.Add(2 * time.Minute)
 		set(at)
 		settled, active = at.Add(-500*time.Millisecond), at.Add(-10*time.Second)
 		g, err = db.CRMGatherState(ctx, f.org.ID, settled, active, 1000)
-		if err != nil || g.Sending || g.Ready != 2 || g.Waiting || g.InFlight || !g.Oldest.Equal(queued.Msg.UpdatedAt) {
+		if err != nil || g.Sending || g.Ready != 2-ready || g.Waiting || g.InFlight || !g.Oldest.Equal(queued.Msg.UpdatedAt) {
 			t.Fatalf("after the window: %+v %v", g, err)
 		}
 		claim = store.CRMClaim{Limit: 10, Lease: time.Minute, UrgentBefore: settled, OtherBefore: settled, ActiveAfter: active, HoldQueued: g.Sending}
 		got, err := db.ClaimCRMBefore(ctx, f.org.ID, claim)
-		if err != nil || len(got) != 2 || got[0].Msg.ID == got[1].Msg.ID {
+		if err != nil || len(got) != 2-ready || !slices.ContainsFunc(got, func(p store.CRMPending) bool { return p.Msg.ID == queued.Msg.ID }) {
 			t.Fatalf("claim after the window: %d %v", len(got), err)
 		}
 	})
