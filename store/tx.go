@@ -155,20 +155,11 @@ type batchItem struct {
 // one group commit are handed together to merge, which returns one result
 // per payload. When a merged step fails, its items are retried one by one.
 func (db *DB) BatchMerge(ctx context.Context, kind string, payload any, merge func(ctx context.Context, tx *Tx, payloads []any) ([]any, error)) (any, error) {
-	it := &batchItem{kind: kind, payload: payload, merge: merge, done: make(chan error, 1)}
-	select {
-	case db.batcher.in <- it:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-db.batcher.quit:
-		return nil, errors.New("store: closed")
+	res, err := db.BatchMergeAll(ctx, kind, []any{payload}, merge)
+	if res == nil {
+		return nil, err
 	}
-	select {
-	case err := <-it.done:
-		return it.result, err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return res[0], err
 }
 
 // BatchMergeAll is BatchMerge for several payloads of one kind handed in at

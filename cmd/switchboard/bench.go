@@ -343,7 +343,6 @@ type benchCarrier struct {
 // startBenchCarrier runs `switchboard sim serve` (this same binary) on a
 // free loopback port and returns its URL.
 func startBenchCarrier(ctx context.Context, opts benchCarrier) (string, func(), error) {
-	latency := opts.latency
 	self, err := os.Executable()
 	if err != nil {
 		return "", nil, err
@@ -363,10 +362,10 @@ func startBenchCarrier(ctx context.Context, opts benchCarrier) (string, func(), 
 		stop()
 		return "", nil, fmt.Errorf("simulated carrier did not start: %q %v", line, err)
 	}
-	if latency > 0 {
+	if opts.latency > 0 {
 		// Every send's answer is held (the carrier's "timeout" fault with
 		// a short hold): a partner API's latency.
-		f := sim.Faults{TimeoutNext: math.MaxInt32, TimeoutMillis: max(1, latency.Milliseconds())}
+		f := sim.Faults{TimeoutNext: math.MaxInt32, TimeoutMillis: max(1, opts.latency.Milliseconds())}
 		body, _ := json.Marshal(f)
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPut, url+"/v1/faults", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")

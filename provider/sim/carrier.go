@@ -680,10 +680,12 @@ func (c *Carrier) worker() {
 		}
 		select {
 		case cb := <-c.queue:
+			// Read again: batching may have been turned on while this
+			// worker waited.
 			if n := int(c.reportBatch.Load()); n > 1 {
 				c.deliverBatch(cb, n)
 			} else {
-				c.deliver(cb)
+				c.deliver(cb, false)
 			}
 		case <-c.quit:
 			return
@@ -730,22 +732,20 @@ more:
 			part := g
 			part.events = g.events[:n]
 			c.pending.Add(1)
-			c.deliver(part)
+			c.deliver(part, true)
 			g.events = g.events[n:]
 		}
-		c.deliver(g)
+		c.deliver(g, true)
 	}
 }
 
-// deliver posts a callback's events in order, each alone — or, when the
-// callback carries more than one and batching is on, all together as one
-// JSON array; a failed post is retried with backoff (the rest wait behind
-// it) until RetryFor has passed.
-func (c *Carrier) deliver(cb callback) {
-	batch := c.reportBatch.Load() > 1
+// deliver posts a callback's events in order, each alone — or, asArray,
+// all together as one JSON array; a failed post is retried with backoff (the
+// rest wait behind it) until RetryFor has passed.
+func (c *Carrier) deliver(cb callback, asArray bool) {
 	for len(cb.events) > 0 {
 		body, count := cb.events[0], 1
-		if batch {
+		if asArray {
 			body, count = eventArray(cb.events), len(cb.events)
 		}
 		err := c.post(context.Background(), cb.url, cb.secret, body)
