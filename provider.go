@@ -28,6 +28,29 @@ type Provider interface {
 	HandleWebhook(ctx context.Context, gw *Gateway, req *WebhookRequest) (*Events, error)
 }
 
+// BatchSender is implemented by providers whose partner takes many
+// messages in one request (the simulated carrier's batch endpoint, like the
+// bulk APIs of Infobip or Sinch). The hub uses it on gateways without a rate
+// limit whose MaxBatch is above 1; a paced gateway sends one message per
+// slot through Send.
+type BatchSender interface {
+	// MaxBatch is the most messages one SendBatch call may carry for gw
+	// (1: the gateway sends one message per request).
+	MaxBatch(gw *Gateway) int
+	// SendBatch hands ms to the partner in one request. It returns one
+	// BatchResult per message, in order. A failure of the request as a
+	// whole (unreachable, throttled, credentials refused) is returned as
+	// err, a *SendError, with no results: it applies to every message.
+	SendBatch(ctx context.Context, gw *Gateway, ms []*OutboundMessage) ([]BatchResult, error)
+}
+
+// BatchResult is the partner's answer for one message of a batch: Result
+// when it was taken, otherwise Err (a *SendError).
+type BatchResult struct {
+	Result *SendResult
+	Err    error
+}
+
 // WebhookRegistrar is implemented by providers that can point a number's
 // incoming and status URLs at Switchboard themselves. RegisterWebhooks
 // returns a *RegisterLater error when the registration cannot be made now

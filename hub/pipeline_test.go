@@ -455,3 +455,68 @@ func TestBatchedReports(t *testing.T) {
 		e.WaitCRMSynced()
 	})
 }
+
+// TestBatchedSends sends a bulk send through the carrier's batch API (the
+// gateway's send_batch setting): every message is sent once, a recipient
+// the carrier refuses fails alone, and a batch refused whole (throttled)
+// is sent again after the pause without anything sent twice.
+func TestBatchedSends(t *testing.T) {
+	hubtest.Each(t, func(t *testing.T, e *hubtest.Env) {
+		r := e.API("PATCH", "/v1/gateways/"+e.Gateway.ID, map[string]any{"config": map[string]string{"send_batch": "25"}})
+		if r.Status != http.StatusOK {
+			t.Fatalf("patch gateway: %d %s", r.Status, r.Body)
+		}
+		r = e.API("PATCH", "/v1/gateways/"+e.Gateway.ID, map[string]any{"config": map[string]string{"send_batch": "2000"}})
+		if r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), "config.send_batch") {
+			t.Fatalf("send_batch 2000: %d %s", r.Status, r.Body)
+		}
+		const rejected = "+12025552998"
+		if err := e.Carrier.SetHandset(rejected, sim.Handset{Behaviour: sim.Reject}); err != nil {
+			t.Fatal(err)
+		}
+		e.Carrier.ThrottleNext(1)
+		recips := []map[string]string{{"to": rejected}}
+		for i := range 99 {
+			recips = append(recips, map[string]string{"to": fmt.Sprintf("+1202555%04d", 4000+i)})
+		}
+		r = e.API("POST", "/v1/bulk-sends", map[string]any{"gateway_id": e.Gateway.ID, "body": "Registration closes Friday", "recipients": recips})
+		if r.Status != http.StatusAccepted {
+			t.Fatalf("bulk: %d %s", r.Status, r.Body)
+		}
+		var res struct {
+			BatchID string `json:"batch_id"`
+		}
+		r.JSON(t, &res)
+		e.WaitFor("bulk send done", func() bool {
+			var st struct {
+				Done   bool           `json:"done"`
+				Counts map[string]int `json:"counts"`
+			}
+			e.API("GET", "/v1/bulk-sends/"+res.BatchID, nil).JSON(t, &st)
+			return st.Done && st.Counts["Delivered"] == 99 && st.Counts["Failed"] == 1
+		})
+		s := e.Carrier.Stats()
+		// 100 messages in batches of at most 25: four requests at least,
+		// and the throttled one again; never one request per message.
+		if s.Accepted != 99 || s.Duplicates != 0 || s.Rejected != 1 || s.Throttled != 1 || s.SendRequests < 4 || s.SendRequests > 20 {
+			t.Fatalf("carrier stats: %+v", s)
+		}
+		msgs, err := e.DB.Messages(context.Background(), e.Org.ID, store.MessageFilter{BatchID: res.BatchID, Limit: 500})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pids := map[string]bool{}
+		for _, m := range msgs {
+			switch {
+			case m.Status == sb.StatusFailed:
+				if !strings.Contains(m.Debug, "21211") {
+					t.Fatalf("refused message %s: debug %q", m.ID, m.Debug)
+				}
+			case m.ProviderMessageID == "" || pids[m.ProviderMessageID]:
+				t.Fatalf("message %s: provider id %q missing or repeated", m.ID, m.ProviderMessageID)
+			}
+			pids[m.ProviderMessageID] = true
+		}
+		e.WaitCRMSynced()
+	})
+}

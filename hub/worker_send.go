@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"sync"
 	"time"
@@ -79,11 +80,19 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendChunkArgs]) er
 	if gw.Rate == 0 {
 		parallel = max(1, w.Parallel)
 	}
+	// A gateway without a rate limit whose provider takes many messages in
+	// one request sends the chunk in batches; otherwise one message at a
+	// time, each in its paced slot.
+	bs, _ := p.(sb.BatchSender)
+	size := 1
+	if bs != nil && gw.Rate == 0 {
+		size = max(1, bs.MaxBatch(gw))
+	}
 	var (
 		mu      sync.Mutex
 		stopErr error
 		wg      sync.WaitGroup
-		next    = make(chan store.SendItem)
+		next    = make(chan []store.SendItem)
 	)
 	stop := func(err error) {
 		mu.Lock()
@@ -97,22 +106,29 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendChunkArgs]) er
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for it := range next {
+			for batch := range next {
 				if stopped() {
 					continue
 				}
-				if err := h.pace(ctx, stopping, gw, it); err != nil {
+				if err := h.pace(ctx, stopping, gw, batch[0]); err != nil {
 					stop(err)
 					continue
 				}
-				if err := h.sendOne(ctx, p, gw, it); err != nil {
+				var err error
+				if len(batch) == 1 {
+					err = h.sendOne(ctx, p, gw, batch[0])
+				} else {
+					err = h.sendBatch(ctx, bs, gw, batch)
+				}
+				if err != nil {
 					stop(err)
 				}
 			}
 		}()
 	}
+	rest := items
 feed:
-	for _, it := range items {
+	for len(rest) > 0 {
 		if stopped() {
 			break
 		}
@@ -124,8 +140,10 @@ feed:
 			stop(errSnooze{0})
 			break
 		}
+		n := min(size, len(rest))
 		select {
-		case next <- it:
+		case next <- rest[:n:n]:
+			rest = rest[n:]
 		case <-stopping:
 			stop(errStopping)
 			break feed
@@ -296,9 +314,8 @@ func sleepFor(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// sendOne hands one message to the provider and records the outcome. It
-// returns an error only when the chunk must stop (retry or snooze).
-func (h *Hub) sendOne(ctx context.Context, p sb.Provider, gw *sb.Gateway, it store.SendItem) error {
+// outbound is what the provider needs to send one queued message.
+func (h *Hub) outbound(ctx context.Context, gw *sb.Gateway, it store.SendItem) (*sb.OutboundMessage, error) {
 	out := &sb.OutboundMessage{
 		ID: it.Msg.ID, From: gw.Number, To: it.Content.Phone, Body: it.Content.Body, MediaURLs: it.Content.MediaURLs,
 		Template: it.Content.Template, TemplateLang: it.Content.TemplateLang, TemplateParams: it.Content.TemplateParams,
@@ -307,9 +324,19 @@ func (h *Hub) sendOne(ctx context.Context, p sb.Provider, gw *sb.Gateway, it sto
 	if gw.Provider == sb.ProviderWhatsApp {
 		at, err := h.DB.LastIncomingAt(ctx, gw.ID, it.Msg.PhoneHash)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		out.LastInboundAt = at
+	}
+	return out, nil
+}
+
+// sendOne hands one message to the provider and records the outcome. It
+// returns an error only when the chunk must stop (retry or snooze).
+func (h *Hub) sendOne(ctx context.Context, p sb.Provider, gw *sb.Gateway, it store.SendItem) error {
+	out, err := h.outbound(ctx, gw, it)
+	if err != nil {
+		return err
 	}
 	// A provider call in flight is never cut short by shutdown: cancelling
 	// it half-way would leave us not knowing whether the message went out.
@@ -318,8 +345,68 @@ func (h *Hub) sendOne(ctx context.Context, p sb.Provider, gw *sb.Gateway, it sto
 	res, err := p.Send(sctx, gw, out)
 	cancel()
 	h.Metrics.SendLatency.Observe(time.Since(began).Seconds())
+	o, err := h.settle(ctx, gw, it, res, err)
+	if o == nil {
+		return err
+	}
+	return h.recordOutcomes(ctx, []store.SendOutcome{*o})
+}
 
-	o := store.SendOutcome{MessageID: it.Msg.ID}
+// sendBatch hands several messages to the provider in one request and
+// records their outcomes together. A failure of the request as a whole
+// stops the chunk as a single send's failure would (the job tries again, or
+// snoozes when throttled), except a permanent one, which fails every
+// message of the batch with its reason.
+func (h *Hub) sendBatch(ctx context.Context, bs sb.BatchSender, gw *sb.Gateway, items []store.SendItem) error {
+	outs := make([]*sb.OutboundMessage, len(items))
+	for i, it := range items {
+		out, err := h.outbound(ctx, gw, it)
+		if err != nil {
+			return err
+		}
+		outs[i] = out
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.SendTimeout)
+	began := time.Now()
+	results, err := bs.SendBatch(sctx, gw, outs)
+	cancel()
+	h.Metrics.SendLatency.Observe(time.Since(began).Seconds())
+	if err == nil && len(results) != len(items) {
+		err = &sb.SendError{Kind: sb.SendTransient, Debug: fmt.Sprintf("the provider answered %d results for a batch of %d messages", len(results), len(items))}
+	}
+	if err != nil {
+		var se *sb.SendError
+		if !errors.As(err, &se) || se.Retryable() {
+			return h.retryLater(ctx, gw, items[0].Msg.ID, err)
+		}
+		results = make([]sb.BatchResult, len(items))
+		for i := range results {
+			results[i].Err = err
+		}
+	}
+	outcomes := make([]store.SendOutcome, 0, len(items))
+	var stop error
+	for i, it := range items {
+		o, err := h.settle(ctx, gw, it, results[i].Result, results[i].Err)
+		if o != nil {
+			outcomes = append(outcomes, *o)
+		} else if stop == nil {
+			stop = err
+		}
+	}
+	// The outcomes known are recorded even when one message must be tried
+	// again: those are not sent twice.
+	if err := h.recordOutcomes(ctx, outcomes); err != nil {
+		return err
+	}
+	return stop
+}
+
+// settle turns a provider's answer for one message into the outcome to
+// record, or, when the message must be tried again later, into the error
+// that stops the chunk (with a nil outcome).
+func (h *Hub) settle(ctx context.Context, gw *sb.Gateway, it store.SendItem, res *sb.SendResult, err error) (*store.SendOutcome, error) {
+	o := &store.SendOutcome{MessageID: it.Msg.ID}
 	var se *sb.SendError
 	if errors.As(err, &se) && se.Retryable() && se.Progress != "" && se.Progress != it.Progress {
 		// Part of the message went out: the next attempt sends the rest.
@@ -327,7 +414,7 @@ func (h *Hub) sendOne(ctx context.Context, p sb.Provider, gw *sb.Gateway, it sto
 		if err := h.DB.Tx(wctx, func(tx *store.Tx) error {
 			return tx.SaveSendProgress(wctx, it.Msg.ID, se.Progress)
 		}); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	switch {
@@ -346,7 +433,19 @@ func (h *Hub) sendOne(ctx context.Context, p sb.Provider, gw *sb.Gateway, it sto
 			o.Debug = se.Error()
 		}
 		h.Metrics.SendResults.WithLabelValues(gw.Provider, string(se.Kind)).Inc()
-	case errors.As(err, &se) && se.Kind == sb.SendThrottled:
+	default:
+		return nil, h.retryLater(ctx, gw, it.Msg.ID, err)
+	}
+	o.OptOut = se != nil && se.Kind == sb.SendOptedOut
+	return o, nil
+}
+
+// retryLater handles a provider's answer that calls for trying again: a
+// throttling pause holds the gateway back (in every process) and snoozes
+// the chunk; any other failure is returned for the job to retry.
+func (h *Hub) retryLater(ctx context.Context, gw *sb.Gateway, messageID string, err error) error {
+	var se *sb.SendError
+	if errors.As(err, &se) && se.Kind == sb.SendThrottled {
 		h.Metrics.SendResults.WithLabelValues(gw.Provider, string(se.Kind)).Inc()
 		pause := se.RetryAfter
 		if pause <= 0 {
@@ -357,23 +456,33 @@ func (h *Hub) sendOne(ctx context.Context, p sb.Provider, gw *sb.Gateway, it sto
 		}
 		h.noteThrottle(gw.ID, pause)
 		return errSnooze{pause}
-	default:
-		kind := "transient"
-		if se != nil {
-			kind = string(se.Kind)
+	}
+	kind := "transient"
+	if se != nil {
+		kind = string(se.Kind)
+	}
+	h.Metrics.SendResults.WithLabelValues(gw.Provider, kind).Inc()
+	h.Log.Warn("send failed; will retry", "gateway", gw.ID, "message", messageID, "err", err)
+	return err
+}
+
+// recordOutcomes records send outcomes. Outcomes of concurrent sends are
+// recorded together in one set-based step of a group commit.
+func (h *Hub) recordOutcomes(ctx context.Context, outcomes []store.SendOutcome) error {
+	if len(outcomes) == 0 {
+		return nil
+	}
+	payloads := make([]any, len(outcomes))
+	for i, o := range outcomes {
+		payloads[i] = o
+	}
+	if _, err := h.DB.BatchMergeAll(context.WithoutCancel(ctx), "send", payloads, recordSends); err != nil {
+		return err
+	}
+	for _, o := range outcomes {
+		if o.OptOut {
+			h.Metrics.OptChanges.WithLabelValues(string(sb.OptedOut), sb.ViaProvider).Inc()
 		}
-		h.Metrics.SendResults.WithLabelValues(gw.Provider, kind).Inc()
-		h.Log.Warn("send failed; will retry", "gateway", gw.ID, "message", it.Msg.ID, "err", err)
-		return err
-	}
-	o.OptOut = se != nil && se.Kind == sb.SendOptedOut
-	// Outcomes of concurrent sends are recorded together in one
-	// set-based step of a group commit.
-	if _, err := h.DB.BatchMerge(context.WithoutCancel(ctx), "send", o, recordSends); err != nil {
-		return err
-	}
-	if o.OptOut {
-		h.Metrics.OptChanges.WithLabelValues(string(sb.OptedOut), sb.ViaProvider).Inc()
 	}
 	return nil
 }

@@ -66,6 +66,8 @@ type Stats struct {
 	Accepted   int64 `json:"accepted"`
 	Duplicates int64 `json:"duplicates"`
 	Rejected   int64 `json:"rejected"`
+	// SendRequests counts the send requests taken (a batch is one).
+	SendRequests int64 `json:"send_requests"`
 	// CallbacksSent counts the events posted (status reports and incoming
 	// messages), CallbackPosts the requests that carried them (fewer when
 	// reports are batched).
@@ -303,6 +305,10 @@ func (c *Carrier) Inbox(number string) []Received {
 // ServeHTTP routes the carrier's API:
 //
 //	POST /v1/accounts/{account}/messages   send (basic auth account:secret)
+//	POST /v1/accounts/{account}/messages/batch
+//	                                       send up to MaxSendBatch messages at once:
+//	                                       {"messages": [...]} answered {"results": [...]},
+//	                                       one id or error per message, in order
 //	POST /v1/accounts/{account}/numbers    register a number's incoming URL
 //	POST /v1/inbound                       a handset texts a number
 //	PUT  /v1/handsets/{number}             configure a handset
@@ -324,6 +330,7 @@ func (c *Carrier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (c *Carrier) mux() *http.ServeMux {
 	m := http.NewServeMux()
 	m.HandleFunc("POST /v1/accounts/{account}/messages", c.handleSend)
+	m.HandleFunc("POST /v1/accounts/{account}/messages/batch", c.handleSendBatch)
 	m.HandleFunc("POST /v1/accounts/{account}/numbers", c.handleRegister)
 	m.HandleFunc("POST /v1/inbound", c.handleInbound)
 	m.HandleFunc("PUT /v1/handsets/{number}", c.handleHandset)
@@ -391,11 +398,73 @@ type APIError struct {
 	Message string `json:"message"`
 }
 
-func (c *Carrier) handleSend(w http.ResponseWriter, r *http.Request) {
-	account := r.PathValue("account")
+// MaxSendBatch is the most messages one batch send request may carry.
+const MaxSendBatch = 1000
+
+// BatchSendRequest is the body of the batch send API: the messages are
+// taken one by one, in order, each with its own answer.
+type BatchSendRequest struct {
+	Messages []SendRequest `json:"messages"`
+}
+
+// BatchSendResponse answers a batch send: one result per message, in the
+// order sent.
+type BatchSendResponse struct {
+	Results []BatchSendResult `json:"results"`
+}
+
+// BatchSendResult is the answer for one message of a batch: its id and
+// status when taken, otherwise the error it would have had alone.
+type BatchSendResult struct {
+	ID     string    `json:"id,omitempty"`
+	Status string    `json:"status,omitempty"`
+	Error  *APIError `json:"error,omitempty"`
+}
+
+// authorize checks the basic auth of a send request and returns the
+// account's secret; it answers 401 itself when the check fails.
+func authorize(w http.ResponseWriter, r *http.Request) (account, secret string, ok bool) {
+	account = r.PathValue("account")
 	user, secret, ok := r.BasicAuth()
 	if !ok || user != account || secret == "" {
 		writeJSON(w, http.StatusUnauthorized, APIError{Code: 20003, Message: "authentication required"})
+		return "", "", false
+	}
+	return account, secret, true
+}
+
+// refuse answers a send request with the simulated throttling or failure
+// due, if any, and records the arrival of its messages (from). A batch is
+// throttled or failed as a whole, as one request.
+func (c *Carrier) refuse(w http.ResponseWriter, from ...string) bool {
+	c.mu.Lock()
+	for _, f := range from {
+		c.arrived(f)
+	}
+	if c.throttle > 0 {
+		c.throttle--
+		c.stats.Throttled++
+		c.mu.Unlock()
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusTooManyRequests, APIError{Code: 20429, Message: "too many requests"})
+		return true
+	}
+	if c.fail > 0 {
+		c.fail--
+		c.stats.Failed++
+		status := c.failCode
+		c.mu.Unlock()
+		writeJSON(w, status, APIError{Code: 20500, Message: "simulated carrier failure: " + http.StatusText(status)})
+		return true
+	}
+	c.stats.SendRequests++
+	c.mu.Unlock()
+	return false
+}
+
+func (c *Carrier) handleSend(w http.ResponseWriter, r *http.Request) {
+	account, secret, ok := authorize(w, r)
+	if !ok {
 		return
 	}
 	var req SendRequest
@@ -407,52 +476,89 @@ func (c *Carrier) handleSend(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, APIError{Code: 21211, Message: "invalid 'to' number"})
 		return
 	}
+	if c.refuse(w, req.From) {
+		return
+	}
+	res, status, hold := c.take(account, secret, req)
+	c.wait(r.Context(), hold)
+	if res.Error != nil {
+		writeJSON(w, status, res.Error)
+		return
+	}
+	writeJSON(w, status, SendResponse{ID: res.ID, Status: res.Status})
+}
+
+// handleSendBatch takes up to MaxSendBatch messages in one request. The
+// request as a whole is refused only when it cannot be read (400), its
+// credentials are wrong (401), or a simulated throttling or failure is due;
+// otherwise every message gets its own answer, as if sent alone.
+func (c *Carrier) handleSendBatch(w http.ResponseWriter, r *http.Request) {
+	account, secret, ok := authorize(w, r)
+	if !ok {
+		return
+	}
+	var req BatchSendRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 16<<20)).Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, APIError{Code: 21000, Message: "malformed JSON body: want {\"messages\": [...]}"})
+		return
+	}
+	if n := len(req.Messages); n == 0 || n > MaxSendBatch {
+		writeJSON(w, http.StatusBadRequest, APIError{Code: 21000, Message: fmt.Sprintf("a batch carries 1 to %d messages, not %d", MaxSendBatch, n)})
+		return
+	}
+	from := make([]string, len(req.Messages))
+	for i, m := range req.Messages {
+		from[i] = m.From
+	}
+	if c.refuse(w, from...) {
+		return
+	}
+	out := BatchSendResponse{Results: make([]BatchSendResult, len(req.Messages))}
+	var hold time.Duration
+	for i, m := range req.Messages {
+		if m.To == "" || m.From == "" || !strings.HasPrefix(m.To, "+") {
+			out.Results[i] = BatchSendResult{Error: &APIError{Code: 21211, Message: "invalid 'to' number"}}
+			continue
+		}
+		var h time.Duration
+		out.Results[i], _, h = c.take(account, secret, m)
+		hold = max(hold, h)
+	}
+	c.wait(r.Context(), hold)
+	writeJSON(w, http.StatusOK, out)
+}
+
+// take accepts one message: it answers with the message's id (the one
+// already given when its client_ref was seen before) or the refusal its
+// handset calls for, and queues its status reports and the handset's
+// automatic reply. status is the HTTP status the answer has alone; hold is
+// how long a simulated timeout holds it.
+func (c *Carrier) take(account, secret string, req SendRequest) (res BatchSendResult, status int, hold time.Duration) {
 	c.mu.Lock()
-	c.arrived(req.From)
-	if c.throttle > 0 {
-		c.throttle--
-		c.stats.Throttled++
-		c.mu.Unlock()
-		w.Header().Set("Retry-After", "1")
-		writeJSON(w, http.StatusTooManyRequests, APIError{Code: 20429, Message: "too many requests"})
-		return
-	}
-	if c.fail > 0 {
-		c.fail--
-		c.stats.Failed++
-		status := c.failCode
-		c.mu.Unlock()
-		writeJSON(w, status, APIError{Code: 20500, Message: "simulated carrier failure: " + http.StatusText(status)})
-		return
-	}
 	hs := c.handsets[req.To]
 	key := account + "\x00" + req.ClientRef
 	if id, dup := c.byRef[key]; dup && req.ClientRef != "" {
 		c.stats.Duplicates++
 		hold := c.takeHold()
 		c.mu.Unlock()
-		c.wait(r.Context(), hold)
-		writeJSON(w, http.StatusOK, SendResponse{ID: id, Status: "queued"})
-		return
+		return BatchSendResult{ID: id, Status: "queued"}, http.StatusOK, hold
 	}
 	switch hs.Behaviour {
 	case Reject:
 		c.stats.Rejected++
 		c.mu.Unlock()
-		writeJSON(w, http.StatusBadRequest, APIError{Code: 21211, Message: "invalid 'to' number"})
-		return
+		return BatchSendResult{Error: &APIError{Code: 21211, Message: "invalid 'to' number"}}, http.StatusBadRequest, 0
 	case Unsubscribed:
 		c.stats.Rejected++
 		c.mu.Unlock()
-		writeJSON(w, http.StatusBadRequest, APIError{Code: 21610, Message: "recipient has unsubscribed"})
-		return
+		return BatchSendResult{Error: &APIError{Code: 21610, Message: "recipient has unsubscribed"}}, http.StatusBadRequest, 0
 	}
 	id := "SM" + randomHex(16)
 	if req.ClientRef != "" {
 		c.byRef[key] = id
 	}
 	c.stats.Accepted++
-	hold := c.takeHold()
+	hold = c.takeHold()
 	box, known := c.inbox[req.To]
 	box = append(box, Received{ID: id, From: req.From, Body: req.Body, At: time.Now().UTC()})
 	if len(box) > c.KeepPerHandset {
@@ -466,10 +572,7 @@ func (c *Carrier) handleSend(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	c.inbox[req.To] = box
-	reply := ""
-	if hs.AutoReply != "" {
-		reply = hs.AutoReply
-	}
+	reply := hs.AutoReply
 	c.mu.Unlock()
 
 	if req.StatusCallback != "" {
@@ -492,8 +595,7 @@ func (c *Carrier) handleSend(w http.ResponseWriter, r *http.Request) {
 			c.enqueue(callback{url: reg.URL, secret: reg.Secret, events: [][]byte{incomingEvent("SM"+randomHex(16), req.To, req.From, reply)}, first: time.Now()})
 		}
 	}
-	c.wait(r.Context(), hold)
-	writeJSON(w, http.StatusCreated, SendResponse{ID: id, Status: "queued"})
+	return BatchSendResult{ID: id, Status: "queued"}, http.StatusCreated, hold
 }
 
 // arrived records a send request from a gateway number; c.mu is held.

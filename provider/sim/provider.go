@@ -24,6 +24,10 @@ const (
 	KeyAccount = "account"
 	KeySecret  = "secret"
 	KeyBaseURL = "base_url"
+	// KeySendBatch is how many messages one send request carries, 1 (the
+	// default: one request per message) to MaxSendBatch, on a gateway
+	// without a rate limit.
+	KeySendBatch = "send_batch"
 )
 
 // Provider talks to a simulated carrier over HTTP.
@@ -39,6 +43,7 @@ type Provider struct {
 var (
 	_ sb.Provider         = (*Provider)(nil)
 	_ sb.WebhookRegistrar = (*Provider)(nil)
+	_ sb.BatchSender      = (*Provider)(nil)
 )
 
 // New returns the simulated carrier's provider adapter.
@@ -58,6 +63,7 @@ func (p *Provider) ConfigFields() []sb.ConfigField {
 		{Key: KeyAccount, Label: "Account", Help: "Any name; defaults to the gateway's number."},
 		{Key: KeySecret, Label: "Secret", Secret: true, Help: "Signs the carrier's callbacks; generated when empty."},
 		{Key: KeyBaseURL, Label: "Carrier URL", Help: "Defaults to the carrier built into this server."},
+		{Key: KeySendBatch, Label: "Messages per send request", Help: fmt.Sprintf("1 to %d; above 1, a gateway without a rate limit sends through the carrier's batch API. Defaults to 1.", MaxSendBatch)},
 	}
 }
 
@@ -75,6 +81,11 @@ func (p *Provider) ValidateConfig(gw *sb.Gateway) error {
 	}
 	if len(gw.Config[KeySecret]) < 16 {
 		return sb.FieldError("config.secret", "secret must be at least 16 characters")
+	}
+	if v := gw.Config[KeySendBatch]; v != "" {
+		if n, err := strconv.Atoi(v); err != nil || n < 1 || n > MaxSendBatch {
+			return sb.FieldError("config.send_batch", "send_batch must be a whole number from 1 to %d, not %q", MaxSendBatch, v)
+		}
 	}
 	if u := gw.Config[KeyBaseURL]; u != "" {
 		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
@@ -99,6 +110,47 @@ func (p *Provider) Send(ctx context.Context, gw *sb.Gateway, m *sb.OutboundMessa
 		return nil, err
 	}
 	return &sb.SendResult{ProviderMessageID: out.ID, Status: sb.StatusQueued}, nil
+}
+
+// MaxBatch implements switchboard.BatchSender: the gateway's send_batch
+// setting (checked by ValidateConfig), 1 when unset.
+func (p *Provider) MaxBatch(gw *sb.Gateway) int {
+	n, err := strconv.Atoi(gw.Config[KeySendBatch])
+	if err != nil || n < 1 {
+		return 1
+	}
+	return min(n, MaxSendBatch)
+}
+
+// SendBatch implements switchboard.BatchSender through the carrier's batch
+// API: one request, one answer per message.
+func (p *Provider) SendBatch(ctx context.Context, gw *sb.Gateway, ms []*sb.OutboundMessage) ([]sb.BatchResult, error) {
+	req := BatchSendRequest{Messages: make([]SendRequest, len(ms))}
+	for i, m := range ms {
+		req.Messages[i] = SendRequest{From: gw.Number, To: m.To, Body: m.Body, MediaURLs: m.MediaURLs, StatusCallback: gatewayStatusURL(m.StatusCallback), ClientRef: m.ID}
+	}
+	body, _ := json.Marshal(req)
+	var out BatchSendResponse
+	if _, err := p.call(ctx, gw, "/v1/accounts/"+url.PathEscape(gw.Config[KeyAccount])+"/messages/batch", body, &out); err != nil {
+		return nil, err
+	}
+	if len(out.Results) != len(ms) {
+		// Which messages were taken is not known: every one is tried again,
+		// and the carrier knows the ones it took by their client_ref.
+		return nil, &sb.SendError{Kind: sb.SendTransient, Debug: fmt.Sprintf("simulated carrier answered %d results for %d messages", len(out.Results), len(ms))}
+	}
+	res := make([]sb.BatchResult, len(ms))
+	for i, r := range out.Results {
+		switch {
+		case r.Error != nil:
+			res[i].Err = sendError(http.StatusBadRequest, *r.Error, "")
+		case r.ID == "":
+			res[i].Err = &sb.SendError{Kind: sb.SendTransient, Debug: fmt.Sprintf("simulated carrier answered result %d with neither an id nor an error", i+1)}
+		default:
+			res[i].Result = &sb.SendResult{ProviderMessageID: r.ID, Status: sb.StatusQueued}
+		}
+	}
+	return res, nil
 }
 
 // gatewayStatusURL drops the message parameter (m) from a status callback
@@ -137,22 +189,10 @@ func (p *Provider) call(ctx context.Context, gw *sb.Gateway, path string, body [
 	if resp.StatusCode >= 300 {
 		var ae APIError
 		_ = json.Unmarshal(raw, &ae)
-		kind := provider.ClassifyHTTPStatus(resp.StatusCode)
-		switch ae.Code {
-		case 21211:
-			kind = sb.SendInvalidNumber
-		case 21610:
-			kind = sb.SendOptedOut
+		if ae.Message == "" {
+			ae.Message = resp.Status
 		}
-		msg := ae.Message
-		if msg == "" {
-			msg = resp.Status
-		}
-		se := &sb.SendError{Kind: kind, Code: fmt.Sprint(ae.Code), Debug: fmt.Sprintf("Simulated carrier %d: %s", ae.Code, msg)}
-		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
-			se.RetryAfter = time.Duration(secs) * time.Second
-		}
-		return resp.StatusCode, se
+		return resp.StatusCode, sendError(resp.StatusCode, ae, resp.Header.Get("Retry-After"))
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
@@ -160,6 +200,23 @@ func (p *Provider) call(ctx context.Context, gw *sb.Gateway, path string, body [
 		}
 	}
 	return resp.StatusCode, nil
+}
+
+// sendError maps the carrier's error answer (an HTTP status and body, and
+// its Retry-After header) onto a *SendError.
+func sendError(status int, ae APIError, retryAfter string) *sb.SendError {
+	kind := provider.ClassifyHTTPStatus(status)
+	switch ae.Code {
+	case 21211:
+		kind = sb.SendInvalidNumber
+	case 21610:
+		kind = sb.SendOptedOut
+	}
+	se := &sb.SendError{Kind: kind, Code: fmt.Sprint(ae.Code), Debug: fmt.Sprintf("Simulated carrier %d: %s", ae.Code, ae.Message)}
+	if secs, err := strconv.Atoi(retryAfter); err == nil && secs > 0 {
+		se.RetryAfter = time.Duration(secs) * time.Second
+	}
+	return se
 }
 
 // RegisterWebhooks tells the carrier where to post the gateway's incoming
