@@ -400,6 +400,20 @@ func (db *DB) CRMClaimable(ctx context.Context, orgID string) (bool, error) {
 	return err == nil, err
 }
 
+// InFlight reports whether any outgoing message of an org is still Queued
+// or Sent, waiting for the partner's final report (benchmarks,
+// diagnostics). It reads one entry of an index, however many messages the
+// org has.
+func (db *DB) InFlight(ctx context.Context, orgID string) (bool, error) {
+	var one int
+	err := db.reader().queryRow(ctx, `SELECT 1 FROM messages WHERE org_id = $1 AND direction = 'outgoing'
+		AND status IN ('Queued', 'Sent') LIMIT 1`, orgID).Scan(&one)
+	if errors.Is(err, errNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // CRMPendingCount returns how many message changes of an org wait for the CRM.
 func (db *DB) CRMPendingCount(ctx context.Context, orgID string) (int, error) {
 	var n int

@@ -431,6 +431,44 @@ func TestCRMClaimLeaseAndRelease(t *testing.T) {
 	})
 }
 
+// TestInFlight: an org has messages in flight while any outgoing one is
+// Queued or Sent, and none once all have a final status.
+func TestInFlight(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, d store.Dialect) {
+		ctx := context.Background()
+		db := open(t, d)
+		f := seed(t, db)
+		if busy, err := db.InFlight(ctx, f.org.ID); busy || err != nil {
+			t.Fatalf("no messages: in flight %v %v", busy, err)
+		}
+		a, b := newMsg(f, db, "+12025550101"), newMsg(f, db, "+12025550102")
+		tx(t, db, func(tx *store.Tx) error { return tx.InsertMessages(ctx, []store.NewMessage{a, b}) })
+		steps := []func(tx *store.Tx) error{
+			func(tx *store.Tx) error {
+				_, _, err := tx.RecordSend(ctx, store.SendOutcome{MessageID: a.Msg.ID, ProviderMessageID: "P1", Status: sb.StatusSent})
+				return err
+			},
+			func(tx *store.Tx) error {
+				_, _, err := tx.RecordSend(ctx, store.SendOutcome{MessageID: b.Msg.ID, Status: sb.StatusFailed, Debug: "refused"})
+				return err
+			},
+			func(tx *store.Tx) error {
+				_, err := tx.ApplyStatus(ctx, f.gw.ID, sb.StatusUpdate{MessageID: a.Msg.ID, Status: sb.StatusDelivered})
+				return err
+			},
+		}
+		for i, step := range steps {
+			if busy, err := db.InFlight(ctx, f.org.ID); !busy || err != nil {
+				t.Fatalf("step %d: in flight %v %v, want true", i, busy, err)
+			}
+			tx(t, db, step)
+		}
+		if busy, err := db.InFlight(ctx, f.org.ID); busy || err != nil {
+			t.Fatalf("all final: in flight %v %v", busy, err)
+		}
+	})
+}
+
 func TestGroupCommit(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, d store.Dialect) {
 		ctx := context.Background()

@@ -99,7 +99,7 @@ func benchScaleOut(ctx context.Context, pgURL string, procs, n, batch, clients, 
 		if i == 0 {
 			// An unlimited-rate gateway on the carrier process.
 			status, body, err := postJSON(ctx, "http://"+addr+"/v1/gateways", key, hub.GatewayRequest{Provider: sb.ProviderSim, Number: "+12025550100",
-				Rate: new(float64), Config: map[string]string{"base_url": carrier}})
+				Rate: new(float64), Config: carrierOpts.gatewayConfig(carrier)})
 			if err != nil || status != http.StatusCreated {
 				return nil, fmt.Errorf("create gateway: %d %s %v", status, body, err)
 			}
