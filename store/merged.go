@@ -75,39 +75,51 @@ func (tx *Tx) ApplyStatuses(ctx context.Context, items []StatusItem) ([]StatusRe
 		code, debug string
 	}
 	var optOuts []optOut
+	// release: messages written to the CRM whose send this report records
+	// (their sealed content is no longer needed).
+	var release []string
 	const chunk = 250
 	for start := 0; start < len(order); start += chunk {
 		part := order[start:min(start+chunk, len(order))]
 		var q strings.Builder
-		q.WriteString(`WITH v (id, gw, status, rnk, at, sent, code, debug) AS (VALUES `)
-		args := make([]any, 0, len(part)*8+1)
+		q.WriteString(`WITH v (id, gw, status, rnk, at, sent, code, debug, pid) AS (VALUES `)
+		args := make([]any, 0, len(part)*9+1)
 		for i, id := range part {
 			r := rows[id]
 			if i > 0 {
 				q.WriteString(",")
 			}
 			n := len(args)
-			fmt.Fprintf(&q, "($%d, $%d, $%d, CAST($%d AS INTEGER), CAST($%d AS BIGINT), CAST($%d AS BIGINT), $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8)
-			args = append(args, id, r.gw, string(r.u.Status), r.u.Status.Rank(), micros(r.u.At), r.sentAt, r.u.ErrorCode, r.u.Debug)
+			fmt.Fprintf(&q, "($%d, $%d, $%d, CAST($%d AS INTEGER), CAST($%d AS BIGINT), CAST($%d AS BIGINT), $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9)
+			args = append(args, id, r.gw, string(r.u.Status), r.u.Status.Rank(), micros(r.u.At), r.sentAt, r.u.ErrorCode, r.u.Debug, r.u.ProviderMessageID)
 		}
 		args = append(args, now)
+		// A report that overtakes its send's outcome (the partner posts it
+		// before its answer to the send is recorded) also records the
+		// provider's id: the outcome then finds the message recorded and
+		// changes nothing, one update of the row fewer.
 		fmt.Fprintf(&q, `) UPDATE messages SET status = v.status, status_rank = v.rnk, updated_at = $%d, version = version + 1,
+			provider_message_id = COALESCE(messages.provider_message_id, NULLIF(v.pid, '')),
 			sent_at = CASE WHEN v.sent IS NOT NULL THEN COALESCE(messages.sent_at, v.sent) ELSE messages.sent_at END,
 			delivered_at = CASE WHEN v.status = 'Delivered' THEN v.at ELSE messages.delivered_at END,
 			failed_at = CASE WHEN v.status IN ('Failed', 'Undelivered') THEN v.at ELSE messages.failed_at END,
 			error_code = CASE WHEN v.code <> '' THEN v.code ELSE messages.error_code END,
 			debug = CASE WHEN v.debug <> '' THEN v.debug ELSE messages.debug END
 			FROM v WHERE messages.id = v.id AND messages.gateway_id = v.gw AND messages.direction = 'outgoing' AND messages.status_rank < v.rnk
-			RETURNING messages.id, messages.org_id, messages.phone_hash`, len(args))
+			RETURNING messages.id, messages.org_id, messages.phone_hash, (messages.crm_message_id IS NOT NULL OR messages.crm_error <> '')`, len(args))
 		rs, err := tx.q.query(ctx, q.String(), args...)
 		if err != nil {
 			return nil, err
 		}
 		for rs.Next() {
 			var res StatusResult
-			if err := rs.Scan(&res.MessageID, &res.OrgID, &res.PhoneHash); err != nil {
+			var written bool
+			if err := rs.Scan(&res.MessageID, &res.OrgID, &res.PhoneHash, &written); err != nil {
 				rs.Close()
 				return nil, err
+			}
+			if written && rows[res.MessageID].u.ProviderMessageID != "" {
+				release = append(release, res.MessageID)
 			}
 			res.Applied = true
 			tx.TouchCRM(res.OrgID)
@@ -130,7 +142,7 @@ func (tx *Tx) ApplyStatuses(ctx context.Context, items []StatusItem) ([]StatusRe
 			return nil, err
 		}
 	}
-	return out, nil
+	return out, tx.ReleaseContents(ctx, release)
 }
 
 // SendResult tells what RecordSends did for one outcome.

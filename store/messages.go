@@ -618,19 +618,33 @@ func (tx *Tx) ApplyStatus(ctx context.Context, gatewayID string, u sb.StatusUpda
 	args := []any{"", gatewayID, string(u.Status), u.Status.Rank(), micros(tx.db.now()), micros(at), u.ErrorCode, u.Debug}
 	var q string
 	if u.MessageID != "" {
+		// A report by our id that overtakes its send's outcome also records
+		// the provider's id (as ApplyStatuses does).
 		args[0] = u.MessageID
-		q = `UPDATE messages SET ` + set + ` WHERE id = $1 AND gateway_id = $2 AND direction = 'outgoing' AND status_rank < $4 RETURNING org_id, id, phone_hash`
+		args = append(args, u.ProviderMessageID)
+		q = `UPDATE messages SET ` + set + `, provider_message_id = COALESCE(provider_message_id, NULLIF($9, ''))
+			WHERE id = $1 AND gateway_id = $2 AND direction = 'outgoing' AND status_rank < $4
+			RETURNING org_id, id, phone_hash, (crm_message_id IS NOT NULL OR crm_error <> '')`
 	} else {
 		args[0] = u.ProviderMessageID
-		q = `UPDATE messages SET ` + set + ` WHERE provider_message_id = $1 AND gateway_id = $2 AND direction = 'outgoing' AND status_rank < $4 RETURNING org_id, id, phone_hash`
+		q = `UPDATE messages SET ` + set + ` WHERE provider_message_id = $1 AND gateway_id = $2 AND direction = 'outgoing' AND status_rank < $4
+			RETURNING org_id, id, phone_hash, (crm_message_id IS NOT NULL OR crm_error <> '')`
 	}
 	var r StatusResult
-	err := tx.q.queryRow(ctx, q, args...).Scan(&r.OrgID, &r.MessageID, &r.PhoneHash)
+	var written bool
+	err := tx.q.queryRow(ctx, q, args...).Scan(&r.OrgID, &r.MessageID, &r.PhoneHash, &written)
 	if err == nil {
 		r.Applied = true
 		tx.TouchCRM(r.OrgID)
 		if u.OptedOut {
-			err = tx.ProviderOptOut(ctx, r.OrgID, gatewayID, r.PhoneHash, u.ErrorCode, u.Debug)
+			if err := tx.ProviderOptOut(ctx, r.OrgID, gatewayID, r.PhoneHash, u.ErrorCode, u.Debug); err != nil {
+				return r, err
+			}
+		}
+		if written && u.MessageID != "" && u.ProviderMessageID != "" {
+			// Written to the CRM already, and now known sent: its sealed
+			// content is no longer needed.
+			err = tx.ReleaseContents(ctx, []string{r.MessageID})
 		}
 		return r, err
 	}

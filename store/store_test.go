@@ -431,6 +431,76 @@ func TestCRMClaimLeaseAndRelease(t *testing.T) {
 	})
 }
 
+// TestReportBeforeSendOutcome: a status report that overtakes its send's
+// outcome records the provider's id with the status; the outcome then
+// changes nothing, the message is not sent again, and a message already
+// written to the CRM lets go of its sealed content once it is known sent.
+func TestReportBeforeSendOutcome(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, d store.Dialect) {
+		ctx := context.Background()
+		db := open(t, d)
+		f := seed(t, db)
+		a, b, c := newMsg(f, db, "+12025550101"), newMsg(f, db, "+12025550102"), newMsg(f, db, "+12025550103")
+		tx(t, db, func(tx *store.Tx) error { return tx.InsertMessages(ctx, []store.NewMessage{a, b, c}) })
+		tx(t, db, func(tx *store.Tx) error {
+			_, err := tx.ApplyStatuses(ctx, []store.StatusItem{{GatewayID: f.gw.ID, Update: sb.StatusUpdate{MessageID: a.Msg.ID, ProviderMessageID: "PA", Status: sb.StatusDelivered}}})
+			return err
+		})
+		var recs []store.SendRecord
+		tx(t, db, func(tx *store.Tx) error {
+			var err error
+			recs, err = tx.RecordSends(ctx, []store.SendOutcome{{MessageID: a.Msg.ID, ProviderMessageID: "PA-retry", Status: sb.StatusQueued}})
+			return err
+		})
+		if recs[0].OrgID != "" {
+			t.Fatalf("the outcome after the report updated the message: %+v", recs[0])
+		}
+		if m, _ := db.Message(ctx, f.org.ID, a.Msg.ID); m.Status != sb.StatusDelivered || m.ProviderMessageID != "PA" {
+			t.Fatalf("message a: %s %q", m.Status, m.ProviderMessageID)
+		}
+		if items, err := db.MessagesToSend(ctx, []string{a.Msg.ID}); err != nil || len(items) != 0 {
+			t.Fatalf("a message the partner reported on is to be sent again: %d %v", len(items), err)
+		}
+
+		// b and c are written to the CRM while Queued (the org was not
+		// sending): their content stays until they are known sent.
+		claimed, err := db.ClaimCRM(ctx, f.org.ID, 10, time.Minute, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var outs []store.CRMOutcome
+		for _, p := range claimed {
+			outs = append(outs, store.CRMOutcome{MessageID: p.Msg.ID, Version: p.Version, CRMMessageID: "crm-" + p.Msg.ID})
+		}
+		tx(t, db, func(tx *store.Tx) error { return tx.FinishCRM(ctx, outs) })
+		contents := func() int {
+			n, err := db.CountRows(ctx, "message_contents")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		before := contents()
+		tx(t, db, func(tx *store.Tx) error {
+			_, err := tx.ApplyStatuses(ctx, []store.StatusItem{{GatewayID: f.gw.ID, Update: sb.StatusUpdate{MessageID: b.Msg.ID, ProviderMessageID: "PB", Status: sb.StatusSent}}})
+			return err
+		})
+		if n := contents(); n != before-1 {
+			t.Fatalf("contents after b's report: %d, want %d", n, before-1)
+		}
+		tx(t, db, func(tx *store.Tx) error {
+			_, err := tx.ApplyStatus(ctx, f.gw.ID, sb.StatusUpdate{MessageID: c.Msg.ID, ProviderMessageID: "PC", Status: sb.StatusSent})
+			return err
+		})
+		if n := contents(); n != before-2 {
+			t.Fatalf("contents after c's report: %d, want %d", n, before-2)
+		}
+		if m, _ := db.Message(ctx, f.org.ID, c.Msg.ID); m.ProviderMessageID != "PC" || m.Status != sb.StatusSent {
+			t.Fatalf("message c: %s %q", m.Status, m.ProviderMessageID)
+		}
+	})
+}
+
 // TestInFlight: an org has messages in flight while any outgoing one is
 // Queued or Sent, and none once all have a final status.
 func TestInFlight(t *testing.T) {
