@@ -335,7 +335,7 @@ func FinishCRMMerged(ctx context.Context, tx *Tx, payloads []any) ([]any, error)
 // chunk) and releases contents no longer needed.
 func (tx *Tx) FinishCRM(ctx context.Context, outs []CRMOutcome) error {
 	var done []CRMOutcome
-	ids := make([]string, 0, len(outs))
+	var ids []string
 	for _, o := range outs {
 		if o.Retry {
 			if _, err := tx.q.exec(ctx, `UPDATE messages SET crm_lease_until = $2 WHERE id = $1`, o.MessageID, nullMicros(o.RetryAt)); err != nil {
@@ -344,7 +344,6 @@ func (tx *Tx) FinishCRM(ctx context.Context, outs []CRMOutcome) error {
 			continue
 		}
 		done = append(done, o)
-		ids = append(ids, o.MessageID)
 	}
 	slices.SortFunc(done, func(a, b CRMOutcome) int { return strings.Compare(a.MessageID, b.MessageID) })
 	const chunk = 300
@@ -361,13 +360,33 @@ func (tx *Tx) FinishCRM(ctx context.Context, outs []CRMOutcome) error {
 			fmt.Fprintf(&q, "($%d, CAST($%d AS BIGINT), $%d, $%d)", n+1, n+2, n+3, n+4)
 			args = append(args, o.MessageID, o.Version, nullStr(o.CRMMessageID), o.Err)
 		}
+		// The rows say at once which messages no longer need their sealed
+		// content (handed to the provider, or failed, and now written).
 		q.WriteString(`) UPDATE messages SET crm_version = v.ver, crm_message_id = COALESCE(messages.crm_message_id, v.cid), crm_error = v.err,
-			crm_lease_until = NULL FROM v WHERE messages.id = v.id`)
-		if _, err := tx.q.exec(ctx, q.String(), args...); err != nil {
+			crm_lease_until = NULL FROM v WHERE messages.id = v.id
+			RETURNING messages.id, (messages.crm_message_id IS NOT NULL OR messages.crm_error <> '')
+				AND (messages.direction = 'incoming' OR messages.status <> 'Queued' OR messages.provider_message_id IS NOT NULL)`)
+		rs, err := tx.q.query(ctx, q.String(), args...)
+		if err != nil {
+			return err
+		}
+		for rs.Next() {
+			var id string
+			var release bool
+			if err := rs.Scan(&id, &release); err != nil {
+				rs.Close()
+				return err
+			}
+			if release {
+				ids = append(ids, id)
+			}
+		}
+		rs.Close()
+		if err := rs.Err(); err != nil {
 			return err
 		}
 	}
-	return tx.ReleaseContents(ctx, ids)
+	return tx.deleteContents(ctx, ids)
 }
 
 // OrgsWithCRMPending lists orgs that have message changes not yet written

@@ -705,6 +705,26 @@ func (tx *Tx) ReleaseContents(ctx context.Context, ids []string) error {
 	return err
 }
 
+// deleteContents deletes the sealed content of the messages named, which the
+// caller knows no longer need it.
+func (tx *Tx) deleteContents(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if tx.db.dialect == Postgres {
+		// One statement shape, whatever the number of ids.
+		_, err := tx.q.exec(ctx, `DELETE FROM message_contents WHERE message_id = ANY($1)`, ids)
+		return err
+	}
+	for start := 0; start < len(ids); start += 900 {
+		part := ids[start:min(start+900, len(ids))]
+		if _, err := tx.q.exec(ctx, `DELETE FROM message_contents WHERE message_id IN `+inList(1, len(part)), anyStrings(part)...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // MarkRead marks unread incoming messages read (inbox); with gatewayIDs (a
 // user limited to some gateways) only those of these gateways. It returns
 // how many it marked.
