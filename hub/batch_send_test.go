@@ -3,7 +3,6 @@ package hub_test
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -81,14 +80,7 @@ func TestBatchSenderOutcomes(t *testing.T) {
 				for i := range recips {
 					recips[i] = map[string]string{"to": fmt.Sprintf("+1202555%04d", 5000+i)}
 				}
-				r := e.API("POST", "/v1/bulk-sends", map[string]any{"gateway_id": gw, "body": "Fees are due", "recipients": recips})
-				if r.Status != http.StatusAccepted {
-					t.Fatalf("bulk: %d %s", r.Status, r.Body)
-				}
-				var res struct {
-					BatchID string `json:"batch_id"`
-				}
-				r.JSON(t, &res)
+				batchID := postBulk(t, e, gw, "Fees are due", recips)
 				var msgs []*sb.Message
 				t.Cleanup(func() {
 					if t.Failed() {
@@ -99,7 +91,7 @@ func TestBatchSenderOutcomes(t *testing.T) {
 				})
 				e.WaitFor("every message handed to the partner or failed", func() bool {
 					var err error
-					msgs, err = e.DB.Messages(ctx, e.Org.ID, store.MessageFilter{BatchID: res.BatchID, Limit: 500})
+					msgs, err = e.DB.Messages(ctx, e.Org.ID, store.MessageFilter{BatchID: batchID, Limit: 500})
 					if err != nil {
 						t.Fatal(err)
 					}

@@ -326,14 +326,7 @@ func TestBulkSend(t *testing.T) {
 				t.Errorf("exclusions %q lack %q", reasons, want)
 			}
 		}
-		e.WaitFor("bulk send done", func() bool {
-			var st struct {
-				Done   bool           `json:"done"`
-				Counts map[string]int `json:"counts"`
-			}
-			e.API("GET", "/v1/bulk-sends/"+res.BatchID, nil).JSON(t, &st)
-			return st.Done && st.Counts["Delivered"] == 251
-		})
+		waitBulkDone(t, e, res.BatchID, map[string]int{"Delivered": 251})
 		if s := e.Carrier.Stats(); s.Accepted != 251 || s.Duplicates != 0 {
 			t.Fatalf("carrier stats: %+v", s)
 		}
@@ -418,22 +411,8 @@ func TestBatchedReports(t *testing.T) {
 		for i := range 120 {
 			recips = append(recips, map[string]string{"to": fmt.Sprintf("+1202555%04d", 3000+i)})
 		}
-		r := e.API("POST", "/v1/bulk-sends", map[string]any{"gateway_id": e.Gateway.ID, "body": "Orientation starts at 9", "recipients": recips})
-		if r.Status != http.StatusAccepted {
-			t.Fatalf("bulk: %d %s", r.Status, r.Body)
-		}
-		var res struct {
-			BatchID string `json:"batch_id"`
-		}
-		r.JSON(t, &res)
-		e.WaitFor("bulk send done", func() bool {
-			var st struct {
-				Done   bool           `json:"done"`
-				Counts map[string]int `json:"counts"`
-			}
-			e.API("GET", "/v1/bulk-sends/"+res.BatchID, nil).JSON(t, &st)
-			return st.Done && st.Counts["Delivered"] == 120 && st.Counts["Undelivered"] == 1
-		})
+		batchID := postBulk(t, e, e.Gateway.ID, "Orientation starts at 9", recips)
+		waitBulkDone(t, e, batchID, map[string]int{"Delivered": 120, "Undelivered": 1})
 		// Each message's reports travel in one post at least. The carrier
 		// counts a post once it is answered, which can be just after the
 		// statuses are stored: wait for it to finish first.
@@ -443,7 +422,7 @@ func TestBatchedReports(t *testing.T) {
 		if s := e.Carrier.Stats(); s.CallbacksSent != 242 || s.CallbackPosts > 121 {
 			t.Fatalf("carrier stats: %+v", s)
 		}
-		msgs, err := e.DB.Messages(context.Background(), e.Org.ID, store.MessageFilter{BatchID: res.BatchID, Limit: 500})
+		msgs, err := e.DB.Messages(context.Background(), e.Org.ID, store.MessageFilter{BatchID: batchID, Limit: 500})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -479,29 +458,15 @@ func TestBatchedSends(t *testing.T) {
 		for i := range 99 {
 			recips = append(recips, map[string]string{"to": fmt.Sprintf("+1202555%04d", 4000+i)})
 		}
-		r = e.API("POST", "/v1/bulk-sends", map[string]any{"gateway_id": e.Gateway.ID, "body": "Registration closes Friday", "recipients": recips})
-		if r.Status != http.StatusAccepted {
-			t.Fatalf("bulk: %d %s", r.Status, r.Body)
-		}
-		var res struct {
-			BatchID string `json:"batch_id"`
-		}
-		r.JSON(t, &res)
-		e.WaitFor("bulk send done", func() bool {
-			var st struct {
-				Done   bool           `json:"done"`
-				Counts map[string]int `json:"counts"`
-			}
-			e.API("GET", "/v1/bulk-sends/"+res.BatchID, nil).JSON(t, &st)
-			return st.Done && st.Counts["Delivered"] == 99 && st.Counts["Failed"] == 1
-		})
+		batchID := postBulk(t, e, e.Gateway.ID, "Registration closes Friday", recips)
+		waitBulkDone(t, e, batchID, map[string]int{"Delivered": 99, "Failed": 1})
 		s := e.Carrier.Stats()
 		// 100 messages in batches of at most 25: four requests at least,
 		// and the throttled one again; never one request per message.
 		if s.Accepted != 99 || s.Duplicates != 0 || s.Rejected != 1 || s.Throttled != 1 || s.SendRequests < 4 || s.SendRequests > 20 {
 			t.Fatalf("carrier stats: %+v", s)
 		}
-		msgs, err := e.DB.Messages(context.Background(), e.Org.ID, store.MessageFilter{BatchID: res.BatchID, Limit: 500})
+		msgs, err := e.DB.Messages(context.Background(), e.Org.ID, store.MessageFilter{BatchID: batchID, Limit: 500})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -518,5 +483,42 @@ func TestBatchedSends(t *testing.T) {
 			pids[m.ProviderMessageID] = true
 		}
 		e.WaitCRMSynced()
+	})
+}
+
+// postBulk starts a bulk send on a gateway through the API and returns its
+// batch id.
+func postBulk(t *testing.T, e *hubtest.Env, gatewayID, body string, recips []map[string]string) string {
+	t.Helper()
+	r := e.API("POST", "/v1/bulk-sends", map[string]any{"gateway_id": gatewayID, "body": body, "recipients": recips})
+	if r.Status != http.StatusAccepted {
+		t.Fatalf("bulk: %d %s", r.Status, r.Body)
+	}
+	var res struct {
+		BatchID string `json:"batch_id"`
+	}
+	r.JSON(t, &res)
+	return res.BatchID
+}
+
+// waitBulkDone waits until a bulk send is done with the message counts
+// want (by status), as its progress endpoint reports them.
+func waitBulkDone(t *testing.T, e *hubtest.Env, batchID string, want map[string]int) {
+	t.Helper()
+	e.WaitFor("bulk send done", func() bool {
+		var st struct {
+			Done   bool           `json:"done"`
+			Counts map[string]int `json:"counts"`
+		}
+		e.API("GET", "/v1/bulk-sends/"+batchID, nil).JSON(t, &st)
+		if !st.Done {
+			return false
+		}
+		for status, n := range want {
+			if st.Counts[status] != n {
+				return false
+			}
+		}
+		return true
 	})
 }
