@@ -472,8 +472,8 @@ func (c *Carrier) handleSend(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, APIError{Code: 21000, Message: "malformed JSON body"})
 		return
 	}
-	if req.To == "" || req.From == "" || !strings.HasPrefix(req.To, "+") {
-		writeJSON(w, http.StatusBadRequest, APIError{Code: 21211, Message: "invalid 'to' number"})
+	if bad := badNumbers(req); bad != nil {
+		writeJSON(w, http.StatusBadRequest, bad)
 		return
 	}
 	if c.refuse(w, req.From) {
@@ -516,8 +516,8 @@ func (c *Carrier) handleSendBatch(w http.ResponseWriter, r *http.Request) {
 	out := BatchSendResponse{Results: make([]BatchSendResult, len(req.Messages))}
 	var hold time.Duration
 	for i, m := range req.Messages {
-		if m.To == "" || m.From == "" || !strings.HasPrefix(m.To, "+") {
-			out.Results[i] = BatchSendResult{Error: &APIError{Code: 21211, Message: "invalid 'to' number"}}
+		if bad := badNumbers(m); bad != nil {
+			out.Results[i] = BatchSendResult{Error: bad}
 			continue
 		}
 		var h time.Duration
@@ -526,6 +526,15 @@ func (c *Carrier) handleSendBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	c.wait(r.Context(), hold)
 	writeJSON(w, http.StatusOK, out)
+}
+
+// badNumbers refuses a message without a sender or an international
+// recipient number, as the carrier's 21211 error; nil when both are there.
+func badNumbers(m SendRequest) *APIError {
+	if m.To == "" || m.From == "" || !strings.HasPrefix(m.To, "+") {
+		return &APIError{Code: 21211, Message: "invalid 'to' number"}
+	}
+	return nil
 }
 
 // take accepts one message: it answers with the message's id (the one
