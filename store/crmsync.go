@@ -364,8 +364,7 @@ func (tx *Tx) FinishCRM(ctx context.Context, outs []CRMOutcome) error {
 		// content (handed to the provider, or failed, and now written).
 		q.WriteString(`) UPDATE messages SET crm_version = v.ver, crm_message_id = COALESCE(messages.crm_message_id, v.cid), crm_error = v.err,
 			crm_lease_until = NULL FROM v WHERE messages.id = v.id
-			RETURNING messages.id, (messages.crm_message_id IS NOT NULL OR messages.crm_error <> '')
-				AND (messages.direction = 'incoming' OR messages.status <> 'Queued' OR messages.provider_message_id IS NOT NULL)`)
+			RETURNING messages.id, ` + contentDone)
 		rs, err := tx.q.query(ctx, q.String(), args...)
 		if err != nil {
 			return err

@@ -106,7 +106,7 @@ func (tx *Tx) ApplyStatuses(ctx context.Context, items []StatusItem) ([]StatusRe
 			error_code = CASE WHEN v.code <> '' THEN v.code ELSE messages.error_code END,
 			debug = CASE WHEN v.debug <> '' THEN v.debug ELSE messages.debug END
 			FROM v WHERE messages.id = v.id AND messages.gateway_id = v.gw AND messages.direction = 'outgoing' AND messages.status_rank < v.rnk
-			RETURNING messages.id, messages.org_id, messages.phone_hash, (messages.crm_message_id IS NOT NULL OR messages.crm_error <> '')`, len(args))
+			RETURNING messages.id, messages.org_id, messages.phone_hash, `+crmWritten, len(args))
 		rs, err := tx.q.query(ctx, q.String(), args...)
 		if err != nil {
 			return nil, err

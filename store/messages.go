@@ -624,11 +624,11 @@ func (tx *Tx) ApplyStatus(ctx context.Context, gatewayID string, u sb.StatusUpda
 		args = append(args, u.ProviderMessageID)
 		q = `UPDATE messages SET ` + set + `, provider_message_id = COALESCE(provider_message_id, NULLIF($9, ''))
 			WHERE id = $1 AND gateway_id = $2 AND direction = 'outgoing' AND status_rank < $4
-			RETURNING org_id, id, phone_hash, (crm_message_id IS NOT NULL OR crm_error <> '')`
+			RETURNING org_id, id, phone_hash, ` + crmWritten
 	} else {
 		args[0] = u.ProviderMessageID
 		q = `UPDATE messages SET ` + set + ` WHERE provider_message_id = $1 AND gateway_id = $2 AND direction = 'outgoing' AND status_rank < $4
-			RETURNING org_id, id, phone_hash, (crm_message_id IS NOT NULL OR crm_error <> '')`
+			RETURNING org_id, id, phone_hash, ` + crmWritten
 	}
 	var r StatusResult
 	var written bool
@@ -692,6 +692,15 @@ func (tx *Tx) FailQueued(ctx context.Context, ids []string, status sb.Status, co
 	return int64(len(orgs)), err
 }
 
+// crmWritten holds for a message row written to the CRM, or failed there
+// for good.
+const crmWritten = `(crm_message_id IS NOT NULL OR crm_error <> '')`
+
+// contentDone holds for a message row whose sealed content is no longer
+// needed: handed to the provider (or failed) and written to the CRM (or
+// failed there for good).
+const contentDone = crmWritten + ` AND (direction = 'incoming' OR status <> 'Queued' OR provider_message_id IS NOT NULL)`
+
 // ReleaseContents deletes the sealed content of messages that no longer need
 // it: handed to the provider (or failed) and written to the CRM (or failed
 // there for good).
@@ -700,8 +709,7 @@ func (tx *Tx) ReleaseContents(ctx context.Context, ids []string) error {
 		return nil
 	}
 	_, err := tx.q.exec(ctx, `DELETE FROM message_contents WHERE message_id IN (SELECT id FROM messages WHERE id IN `+inList(1, len(ids))+`
-		AND (crm_message_id IS NOT NULL OR crm_error <> '')
-		AND (direction = 'incoming' OR status <> 'Queued' OR provider_message_id IS NOT NULL))`, anyStrings(ids)...)
+		AND `+contentDone+`)`, anyStrings(ids)...)
 	return err
 }
 
