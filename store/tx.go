@@ -5,10 +5,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/riverqueue/river"
 )
 
@@ -125,7 +127,7 @@ func (tx *Tx) flushJobs(ctx context.Context) error {
 func (db *DB) Batch(ctx context.Context, fn func(tx *Tx) error) error {
 	it := &batchItem{fn: fn, done: make(chan error, 1)}
 	select {
-	case db.batcher.in <- it:
+	case db.batcher.lane(it) <- it:
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-db.batcher.quit:
@@ -174,7 +176,7 @@ queue:
 	for _, p := range payloads {
 		it := &batchItem{kind: kind, payload: p, merge: merge, done: make(chan error, 1)}
 		select {
-		case db.batcher.in <- it:
+		case db.batcher.lane(it) <- it:
 			items = append(items, it)
 		case <-ctx.Done():
 			err = ctx.Err()
@@ -200,23 +202,58 @@ queue:
 }
 
 type batcher struct {
-	db   *DB
-	in   chan *batchItem
-	quit chan struct{}
-	wg   sync.WaitGroup
-	once sync.Once
+	db *DB
+	// lanes each have their own committing goroutine (see newBatcher).
+	lanes []chan *batchItem
+	quit  chan struct{}
+	wg    sync.WaitGroup
+	once  sync.Once
 }
 
 const maxBatch = 512
 
+// pgLanes is how many groups commit at once on PostgreSQL. One committer
+// left the server idle while it waited on each group's round trips and
+// commit; two fill that time. More gained nothing on two cores: the
+// groups then only compete for the same CPU.
+const pgLanes = 2
+
 func newBatcher(db *DB) *batcher {
-	// One goroutine commits the groups, on PostgreSQL too: the set-based
-	// updates of a group touch many message rows, and two groups running
-	// at once could lock the same rows in opposite orders (deadlocks).
-	b := &batcher{db: db, in: make(chan *batchItem, maxBatch), quit: make(chan struct{})}
-	b.wg.Add(1)
-	go b.loop()
+	// SQLite has one writer, so one lane. On PostgreSQL the lanes split the
+	// items by message (see lane): the outcome and the reports of one
+	// message always meet in the same lane, so groups committing at once
+	// do not wait on each other's rows. Items spanning messages of both
+	// lanes (a write-back's finish) take their row locks in id order (see
+	// lockRows), as groups of different processes do.
+	n := 1
+	if db.dialect == Postgres {
+		n = pgLanes
+	}
+	b := &batcher{db: db, quit: make(chan struct{})}
+	for range n {
+		in := make(chan *batchItem, maxBatch)
+		b.lanes = append(b.lanes, in)
+		b.wg.Add(1)
+		go b.loop(in)
+	}
 	return b
+}
+
+// lane is the queue an item goes to: by the first message row it locks, so
+// that the items of one message are committed in the order they came;
+// items that name no message go to the first lane.
+func (b *batcher) lane(it *batchItem) chan *batchItem {
+	if len(b.lanes) == 1 {
+		return b.lanes[0]
+	}
+	if l, ok := it.payload.(RowLocker); ok {
+		if ids := l.LockIDs(); len(ids) > 0 {
+			h := fnv.New32a()
+			h.Write([]byte(ids[0]))
+			return b.lanes[h.Sum32()%uint32(len(b.lanes))]
+		}
+	}
+	return b.lanes[0]
 }
 
 func (b *batcher) close() {
@@ -224,12 +261,12 @@ func (b *batcher) close() {
 	b.wg.Wait()
 }
 
-func (b *batcher) loop() {
+func (b *batcher) loop(in chan *batchItem) {
 	defer b.wg.Done()
 	for {
 		var first *batchItem
 		select {
-		case first = <-b.in:
+		case first = <-in:
 		case <-b.quit:
 			return
 		}
@@ -237,7 +274,7 @@ func (b *batcher) loop() {
 	fill:
 		for len(items) < maxBatch {
 			select {
-			case it := <-b.in:
+			case it := <-in:
 				items = append(items, it)
 			default:
 				break fill
@@ -252,9 +289,11 @@ func (b *batcher) loop() {
 // step) that fails is answered with its error and the rest run again
 // without it; a merged step that fails is split into single items; when the
 // commit itself fails every item is run alone so one bad write cannot sink
-// the others.
+// the others. A group that lost a deadlock to another lane or process (or
+// any transaction) is run again as it was, since no item was at fault.
 func (b *batcher) run(items []*batchItem) {
 	ctx := context.Background()
+	retries := 0
 	for len(items) > 0 {
 		tx, err := b.db.begin(ctx)
 		if err != nil {
@@ -266,6 +305,10 @@ func (b *batcher) run(items []*batchItem) {
 		failed, ferr := b.apply(ctx, tx, items)
 		if failed != nil {
 			tx.rollback(ctx)
+			if contended(ferr) && retries < maxContendedRetries {
+				retries++
+				continue
+			}
 			if len(failed) > 1 {
 				for _, it := range failed {
 					it.single = true
@@ -277,6 +320,10 @@ func (b *batcher) run(items []*batchItem) {
 			continue
 		}
 		if err := tx.commit(ctx); err != nil {
+			if contended(err) && retries < maxContendedRetries {
+				retries++
+				continue
+			}
 			if len(items) == 1 {
 				items[0].done <- err
 				return
@@ -292,6 +339,18 @@ func (b *batcher) run(items []*batchItem) {
 		}
 		return
 	}
+}
+
+// maxContendedRetries bounds how often a group is run again after losing
+// to a concurrent transaction.
+const maxContendedRetries = 5
+
+// contended tells whether err is PostgreSQL ending a transaction because of
+// concurrent ones (deadlock, serialization failure): running it again is the
+// remedy, and the items are not at fault.
+func contended(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
 }
 
 // RowLocker is implemented by merged payloads that update message rows:
