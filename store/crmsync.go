@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -331,6 +330,9 @@ func FinishCRMMerged(ctx context.Context, tx *Tx, payloads []any) ([]any, error)
 	return make([]any, len(payloads)), nil
 }
 
+// finishCols are the rows of FinishCRM.
+var finishCols = []rowCol{{"id", "text"}, {"ver", "bigint"}, {"cid", "text"}, {"err", "text"}}
+
 // FinishCRM records write-back outcomes (set-based: one statement per
 // chunk) and releases contents no longer needed.
 func (tx *Tx) FinishCRM(ctx context.Context, outs []CRMOutcome) error {
@@ -349,23 +351,16 @@ func (tx *Tx) FinishCRM(ctx context.Context, outs []CRMOutcome) error {
 	const chunk = 300
 	for start := 0; start < len(done); start += chunk {
 		part := done[start:min(start+chunk, len(done))]
-		var q strings.Builder
-		q.WriteString(`WITH v (id, ver, cid, err) AS (VALUES `)
-		args := make([]any, 0, len(part)*4)
+		vals := make([][]any, len(part))
 		for i, o := range part {
-			if i > 0 {
-				q.WriteString(",")
-			}
-			n := len(args)
-			fmt.Fprintf(&q, "($%d, CAST($%d AS BIGINT), $%d, $%d)", n+1, n+2, n+3, n+4)
-			args = append(args, o.MessageID, o.Version, nullStr(o.CRMMessageID), o.Err)
+			vals[i] = []any{o.MessageID, o.Version, nullStr(o.CRMMessageID), o.Err}
 		}
+		cte, args := tx.rowsCTE(1, finishCols, vals)
 		// The rows say at once which messages no longer need their sealed
 		// content (handed to the provider, or failed, and now written).
-		q.WriteString(`) UPDATE messages SET crm_version = v.ver, crm_message_id = COALESCE(messages.crm_message_id, v.cid), crm_error = v.err,
+		rs, err := tx.q.query(ctx, `WITH `+cte+` UPDATE messages SET crm_version = v.ver, crm_message_id = COALESCE(messages.crm_message_id, v.cid), crm_error = v.err,
 			crm_lease_until = NULL FROM v WHERE messages.id = v.id
-			RETURNING messages.id, ` + contentDone)
-		rs, err := tx.q.query(ctx, q.String(), args...)
+			RETURNING messages.id, `+contentDone, args...)
 		if err != nil {
 			return err
 		}

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 
@@ -21,6 +20,12 @@ type StatusItem struct {
 
 // LockIDs implements RowLocker.
 func (s StatusItem) LockIDs() []string { return []string{s.Update.MessageID} }
+
+// statusCols and sendCols are the rows of ApplyStatuses and RecordSends.
+var (
+	statusCols = []rowCol{{"id", "text"}, {"gw", "text"}, {"status", "text"}, {"rnk", "integer"}, {"at", "bigint"}, {"sent", "bigint"}, {"code", "text"}, {"debug", "text"}, {"pid", "text"}}
+	sendCols   = []rowCol{{"id", "text"}, {"pid", "text"}, {"status", "text"}, {"rnk", "integer"}, {"code", "text"}, {"debug", "text"}}
+)
 
 // ApplyStatuses moves many outgoing messages' statuses forward at once.
 // Reports must name the message (MessageID); for several reports of one
@@ -81,24 +86,18 @@ func (tx *Tx) ApplyStatuses(ctx context.Context, items []StatusItem) ([]StatusRe
 	const chunk = 250
 	for start := 0; start < len(order); start += chunk {
 		part := order[start:min(start+chunk, len(order))]
-		var q strings.Builder
-		q.WriteString(`WITH v (id, gw, status, rnk, at, sent, code, debug, pid) AS (VALUES `)
-		args := make([]any, 0, len(part)*9+1)
+		vals := make([][]any, len(part))
 		for i, id := range part {
 			r := rows[id]
-			if i > 0 {
-				q.WriteString(",")
-			}
-			n := len(args)
-			fmt.Fprintf(&q, "($%d, $%d, $%d, CAST($%d AS INTEGER), CAST($%d AS BIGINT), CAST($%d AS BIGINT), $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9)
-			args = append(args, id, r.gw, string(r.u.Status), r.u.Status.Rank(), micros(r.u.At), r.sentAt, r.u.ErrorCode, r.u.Debug, r.u.ProviderMessageID)
+			vals[i] = []any{id, r.gw, string(r.u.Status), r.u.Status.Rank(), micros(r.u.At), r.sentAt, r.u.ErrorCode, r.u.Debug, r.u.ProviderMessageID}
 		}
-		args = append(args, now)
+		cte, args := tx.rowsCTE(2, statusCols, vals)
+		args = append([]any{now}, args...)
 		// A report that overtakes its send's outcome (the partner posts it
 		// before its answer to the send is recorded) also records the
 		// provider's id: the outcome then finds the message recorded and
 		// changes nothing, one update of the row fewer.
-		fmt.Fprintf(&q, `) UPDATE messages SET status = v.status, status_rank = v.rnk, updated_at = $%d, version = version + 1,
+		q := `WITH ` + cte + ` UPDATE messages SET status = v.status, status_rank = v.rnk, updated_at = $1, version = version + 1,
 			provider_message_id = COALESCE(messages.provider_message_id, NULLIF(v.pid, '')),
 			sent_at = CASE WHEN v.sent IS NOT NULL THEN COALESCE(messages.sent_at, v.sent) ELSE messages.sent_at END,
 			delivered_at = CASE WHEN v.status = 'Delivered' THEN v.at ELSE messages.delivered_at END,
@@ -106,8 +105,8 @@ func (tx *Tx) ApplyStatuses(ctx context.Context, items []StatusItem) ([]StatusRe
 			error_code = CASE WHEN v.code <> '' THEN v.code ELSE messages.error_code END,
 			debug = CASE WHEN v.debug <> '' THEN v.debug ELSE messages.debug END
 			FROM v WHERE messages.id = v.id AND messages.gateway_id = v.gw AND messages.direction = 'outgoing' AND messages.status_rank < v.rnk
-			RETURNING messages.id, messages.org_id, messages.phone_hash, `+crmWritten, len(args))
-		rs, err := tx.q.query(ctx, q.String(), args...)
+			RETURNING messages.id, messages.org_id, messages.phone_hash, ` + crmWritten
+		rs, err := tx.q.query(ctx, q, args...)
 		if err != nil {
 			return nil, err
 		}
@@ -178,29 +177,22 @@ func (tx *Tx) RecordSends(ctx context.Context, outs []SendOutcome) ([]SendRecord
 	const chunk = 250
 	for start := 0; start < len(ok); start += chunk {
 		part := ok[start:min(start+chunk, len(ok))]
-		var q strings.Builder
-		q.WriteString(`WITH v (id, pid, status, rnk, code, debug) AS (VALUES `)
-		args := make([]any, 0, len(part)*6+1)
+		vals := make([][]any, len(part))
 		for j, i := range part {
 			o := outs[i]
-			if j > 0 {
-				q.WriteString(",")
-			}
-			n := len(args)
-			fmt.Fprintf(&q, "($%d, $%d, $%d, CAST($%d AS INTEGER), $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6)
-			args = append(args, o.MessageID, o.ProviderMessageID, string(o.Status), o.Status.Rank(), o.ErrorCode, o.Debug)
+			vals[j] = []any{o.MessageID, o.ProviderMessageID, string(o.Status), o.Status.Rank(), o.ErrorCode, o.Debug}
 		}
-		args = append(args, now)
-		fmt.Fprintf(&q, `) UPDATE messages SET provider_message_id = v.pid,
+		cte, args := tx.rowsCTE(2, sendCols, vals)
+		args = append([]any{now}, args...)
+		rs, err := tx.q.query(ctx, `WITH `+cte+` UPDATE messages SET provider_message_id = v.pid,
 			status = CASE WHEN messages.status_rank < v.rnk THEN v.status ELSE messages.status END,
 			status_rank = CASE WHEN messages.status_rank < v.rnk THEN v.rnk ELSE messages.status_rank END,
 			error_code = CASE WHEN v.code <> '' THEN v.code ELSE messages.error_code END,
 			debug = CASE WHEN v.debug <> '' THEN v.debug ELSE messages.debug END,
-			updated_at = $%[1]d, version = version + 1,
-			sent_at = CASE WHEN v.status = 'Sent' AND messages.sent_at IS NULL THEN $%[1]d ELSE messages.sent_at END
+			updated_at = $1, version = version + 1,
+			sent_at = CASE WHEN v.status = 'Sent' AND messages.sent_at IS NULL THEN $1 ELSE messages.sent_at END
 			FROM v WHERE messages.id = v.id AND messages.provider_message_id IS NULL
-			RETURNING messages.id, messages.org_id, messages.gateway_id, messages.phone_hash, messages.provider_message_id`, len(args))
-		rs, err := tx.q.query(ctx, q.String(), args...)
+			RETURNING messages.id, messages.org_id, messages.gateway_id, messages.phone_hash, messages.provider_message_id`, args...)
 		if err != nil {
 			return nil, err
 		}
