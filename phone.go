@@ -12,6 +12,12 @@ import (
 // Numbers without a country code are read in region (ISO 3166, e.g. "US").
 // The error names what is wrong without repeating the number.
 func ParsePhone(s, region string) (string, error) {
+	return parsePhone(s, region, true)
+}
+
+// parsePhone is ParsePhone; with fast false it reads every number with
+// phonenumbers.Parse, so that tests can compare the two ways.
+func parsePhone(s, region string, fast bool) (string, error) {
 	raw := strings.TrimSpace(s)
 	if raw == "" {
 		return "", FieldError("phone", "phone number is empty")
@@ -48,7 +54,11 @@ func ParsePhone(s, region string) (string, error) {
 	if !strings.HasPrefix(raw, "+") && phonenumbers.GetCountryCodeForRegion(region) == 0 {
 		return "", FieldError("phone", "unknown default region %q for a number without country code", region)
 	}
-	num, err := phonenumbers.Parse(raw, region)
+	num, ok := nanpNumber(raw)
+	var err error
+	if !fast || !ok {
+		num, err = phonenumbers.Parse(raw, region)
+	}
 	if err != nil {
 		switch err {
 		case phonenumbers.ErrInvalidCountryCode:
@@ -67,6 +77,30 @@ func ParsePhone(s, region string) (string, error) {
 		return "", FieldError("phone", "phone number has the wrong length for region %s", regionOf(num, region))
 	}
 	return phonenumbers.Format(num, phonenumbers.E164), nil
+}
+
+// nanpNumber reads raw without phonenumbers.Parse (about half the cost of
+// ParsePhone) when it is exactly "+1" and ten ASCII digits, the first 2–9: a
+// North American number in E.164 form, the usual input in bulk sends. The
+// result is exactly what Parse gives for such input, whatever the region:
+// after the "+" Parse takes 1 as the country code (the codes are prefix-free)
+// and reads the rest with the metadata of US, the main region of +1, whose
+// only national prefix is "1", which cannot begin digits that start with 2–9;
+// so the ten digits stay the national number, unchanged. Without letters
+// there is no extension, and with no leading 0 no Italian leading zero.
+// TestParsePhoneFastPath and FuzzParsePhone compare the two.
+func nanpNumber(raw string) (*phonenumbers.PhoneNumber, bool) {
+	if len(raw) != 12 || raw[0] != '+' || raw[1] != '1' || raw[2] < '2' || raw[2] > '9' {
+		return nil, false
+	}
+	var national uint64
+	for _, c := range []byte(raw[2:]) {
+		if c < '0' || c > '9' {
+			return nil, false
+		}
+		national = national*10 + uint64(c-'0')
+	}
+	return &phonenumbers.PhoneNumber{CountryCode: new(int32(1)), NationalNumber: new(national)}, true
 }
 
 func regionOf(num *phonenumbers.PhoneNumber, fallback string) string {
