@@ -132,7 +132,7 @@ func (h *Hub) Deliver(ctx context.Context, gw *sb.Gateway, ev *sb.Events) error 
 		for i, st := range byID {
 			items[i] = store.StatusItem{GatewayID: gw.ID, Update: st}
 		}
-		res, err := h.DB.BatchMergeAll(ctx, "status", items, applyStatuses)
+		res, err := h.DB.BatchMergeAll(ctx, "status", items, store.ApplyStatusesMerged)
 		if err != nil {
 			return err
 		}
@@ -195,23 +195,6 @@ func (h *Hub) Deliver(ctx context.Context, gw *sb.Gateway, ev *sb.Events) error 
 		}
 	}
 	return nil
-}
-
-// applyStatuses is the merged step of status reports (see store.BatchMerge).
-func applyStatuses(ctx context.Context, tx *store.Tx, payloads []any) ([]any, error) {
-	items := make([]store.StatusItem, len(payloads))
-	for i, p := range payloads {
-		items[i] = p.(store.StatusItem)
-	}
-	rs, err := tx.ApplyStatuses(ctx, items)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]any, len(rs))
-	for i, r := range rs {
-		out[i] = r
-	}
-	return out, nil
 }
 
 // receive stores one incoming message and applies the keyword and

@@ -476,7 +476,7 @@ func (h *Hub) recordOutcomes(ctx context.Context, outcomes []store.SendOutcome) 
 	for i, o := range outcomes {
 		payloads[i] = o
 	}
-	if _, err := h.DB.BatchMergeAll(context.WithoutCancel(ctx), "send", payloads, recordSends); err != nil {
+	if _, err := h.DB.BatchMergeAll(context.WithoutCancel(ctx), "send", payloads, store.RecordSendsMerged); err != nil {
 		return err
 	}
 	for _, o := range outcomes {
@@ -485,23 +485,6 @@ func (h *Hub) recordOutcomes(ctx context.Context, outcomes []store.SendOutcome) 
 		}
 	}
 	return nil
-}
-
-// recordSends is the merged step of send outcomes (see store.BatchMerge).
-func recordSends(ctx context.Context, tx *store.Tx, payloads []any) ([]any, error) {
-	outs := make([]store.SendOutcome, len(payloads))
-	for i, p := range payloads {
-		outs[i] = p.(store.SendOutcome)
-	}
-	rs, err := tx.RecordSends(ctx, outs)
-	if err != nil {
-		return nil, err
-	}
-	res := make([]any, len(rs))
-	for i, r := range rs {
-		res[i] = r
-	}
-	return res, nil
 }
 
 // dropBlocked records Status Error for items whose number may not be texted

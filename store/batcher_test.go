@@ -29,30 +29,6 @@ func TestGroupCommitLanes(t *testing.T) {
 			nms = append(nms, newMsg(f, db, fmt.Sprintf("+1202555%04d", i)))
 		}
 		tx(t, db, func(tx *store.Tx) error { return tx.InsertMessages(ctx, nms) })
-		record := func(ctx context.Context, tx *store.Tx, ps []any) ([]any, error) {
-			outs := make([]store.SendOutcome, len(ps))
-			for i, p := range ps {
-				outs[i] = p.(store.SendOutcome)
-			}
-			rs, err := tx.RecordSends(ctx, outs)
-			res := make([]any, len(rs))
-			for i := range rs {
-				res[i] = rs[i]
-			}
-			return res, err
-		}
-		apply := func(ctx context.Context, tx *store.Tx, ps []any) ([]any, error) {
-			items := make([]store.StatusItem, len(ps))
-			for i, p := range ps {
-				items[i] = p.(store.StatusItem)
-			}
-			rs, err := tx.ApplyStatuses(ctx, items)
-			res := make([]any, len(rs))
-			for i := range rs {
-				res[i] = rs[i]
-			}
-			return res, err
-		}
 		var wg sync.WaitGroup
 		errs := make(chan error, 2*n)
 		for i, nm := range nms {
@@ -62,11 +38,11 @@ func TestGroupCommitLanes(t *testing.T) {
 				// One goroutine per message: its send outcome, then its
 				// delivery report, as a partner's answer and callback come.
 				id := nm.Msg.ID
-				if _, err := db.BatchMerge(ctx, "send", store.SendOutcome{MessageID: id, ProviderMessageID: fmt.Sprintf("P%04d", i), Status: sb.StatusSent}, record); err != nil {
+				if _, err := db.BatchMerge(ctx, "send", store.SendOutcome{MessageID: id, ProviderMessageID: fmt.Sprintf("P%04d", i), Status: sb.StatusSent}, store.RecordSendsMerged); err != nil {
 					errs <- err
 					return
 				}
-				if _, err := db.BatchMergeAll(ctx, "status", []any{store.StatusItem{GatewayID: f.gw.ID, Update: sb.StatusUpdate{MessageID: id, Status: sb.StatusDelivered}}}, apply); err != nil {
+				if _, err := db.BatchMergeAll(ctx, "status", []any{store.StatusItem{GatewayID: f.gw.ID, Update: sb.StatusUpdate{MessageID: id, Status: sb.StatusDelivered}}}, store.ApplyStatusesMerged); err != nil {
 					errs <- err
 				}
 			}()

@@ -240,3 +240,33 @@ func (tx *Tx) RecordSends(ctx context.Context, outs []SendOutcome) ([]SendRecord
 	}
 	return res, tx.ReleaseContents(ctx, ids)
 }
+
+// ApplyStatusesMerged is the merged step of StatusItem payloads (see
+// BatchMerge): one StatusResult per payload.
+func ApplyStatusesMerged(ctx context.Context, tx *Tx, payloads []any) ([]any, error) {
+	return merged(payloads, func(items []StatusItem) ([]StatusResult, error) { return tx.ApplyStatuses(ctx, items) })
+}
+
+// RecordSendsMerged is the merged step of SendOutcome payloads (see
+// BatchMerge): one SendRecord per payload.
+func RecordSendsMerged(ctx context.Context, tx *Tx, payloads []any) ([]any, error) {
+	return merged(payloads, func(outs []SendOutcome) ([]SendRecord, error) { return tx.RecordSends(ctx, outs) })
+}
+
+// merged runs a set-based step on BatchMerge's payloads, all of type P, and
+// hands its results back in BatchMerge's form.
+func merged[P, R any](payloads []any, step func([]P) ([]R, error)) ([]any, error) {
+	ps := make([]P, len(payloads))
+	for i, p := range payloads {
+		ps[i] = p.(P)
+	}
+	rs, err := step(ps)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]any, len(rs))
+	for i, r := range rs {
+		out[i] = r
+	}
+	return out, nil
+}

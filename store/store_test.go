@@ -633,19 +633,7 @@ func TestMergedStatusesAndSends(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, err := db.BatchMerge(ctx, "send", store.SendOutcome{MessageID: id, ProviderMessageID: []string{"PA", "PB", "PC", "PD"}[i], Status: sb.StatusQueued},
-					func(ctx context.Context, tx *store.Tx, ps []any) ([]any, error) {
-						outs := make([]store.SendOutcome, len(ps))
-						for i, p := range ps {
-							outs[i] = p.(store.SendOutcome)
-						}
-						rs, err := tx.RecordSends(ctx, outs)
-						res := make([]any, len(rs))
-						for i := range rs {
-							res[i] = rs[i]
-						}
-						return res, err
-					})
+				_, err := db.BatchMerge(ctx, "send", store.SendOutcome{MessageID: id, ProviderMessageID: []string{"PA", "PB", "PC", "PD"}[i], Status: sb.StatusQueued}, store.RecordSendsMerged)
 				if err != nil {
 					t.Error(err)
 				}
